@@ -1,0 +1,34 @@
+"""The ``dopsd`` command: one subcommand per module, user errors as one line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from dopsd.cli import models, sample
+from dopsd.errors import DopsdError
+
+COMMANDS = (sample, models)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dopsd", description="On-policy self-distillation for diffusion LMs.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMANDS:
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    try:
+        return args.run(args) or 0
+    except DopsdError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,65 @@
+"""``dopsd create-model`` and ``dopsd convert``: making models to sample from and train."""
+
+from __future__ import annotations
+
+import argparse
+
+from dopsd.errors import DopsdError
+
+
+def register(subparsers) -> None:
+    create = subparsers.add_parser("create-model", help="save a randomly initialised built-in model")
+    create.add_argument("output", help="folder to write (save_pretrained form)")
+    create.add_argument("--hidden-size", type=int, default=128)
+    create.add_argument("--layers", type=int, default=4)
+    create.add_argument("--heads", type=int, default=4)
+    create.add_argument("--max-length", type=int, default=512, help="max_position_embeddings")
+    create.add_argument("--seed", type=int, default=0)
+    create.set_defaults(run=run_create)
+
+    convert = subparsers.add_parser("convert", help="turn a causal LM into a masked diffusion LM")
+    convert.add_argument("--model", required=True, help="causal LM folder or hub name")
+    convert.add_argument("--gguf-file", default=None, help="GGUF file name inside --model")
+    convert.add_argument("--output", required=True, help="folder to write")
+    convert.add_argument("--mask-token", default=None, help="mask token text (default <|mdm_mask|> if none exists)")
+    convert.add_argument("--no-shift", action="store_true", help="predict position i from hidden state i (no Dream shift)")
+    convert.add_argument("--dtype", default="auto")
+    convert.set_defaults(run=run_convert)
+
+
+def run_create(args: argparse.Namespace) -> int:
+    from dopsd.models import create_builtin_model
+
+    lm = create_builtin_model(
+        seed=args.seed,
+        hidden_size=args.hidden_size,
+        num_hidden_layers=args.layers,
+        num_attention_heads=args.heads,
+        max_position_embeddings=args.max_length,
+    )
+    lm.model.save_pretrained(args.output)
+    lm.tokenizer.save_pretrained(args.output)
+    parameters = sum(p.numel() for p in lm.model.parameters())
+    print(f"saved a random built-in model ({parameters / 1e6:.2f}M parameters) to {args.output}")
+    return 0
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from dopsd.models.convert import DEFAULT_MASK_TOKEN, convert_causal_lm
+    from dopsd.models.loading import parse_dtype
+
+    extra = {"gguf_file": args.gguf_file} if args.gguf_file else {}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(args.model, dtype=parse_dtype(args.dtype), **extra)
+        tokenizer = AutoTokenizer.from_pretrained(args.model, **extra)
+    except (OSError, ValueError) as error:
+        raise DopsdError(f"cannot load a causal LM from {args.model!r}: {str(error).splitlines()[0]}") from error
+    model, tokenizer = convert_causal_lm(
+        model, tokenizer, mask_token=args.mask_token or DEFAULT_MASK_TOKEN, shift_logits=not args.no_shift
+    )
+    model.save_pretrained(args.output)
+    tokenizer.save_pretrained(args.output)
+    print(f"saved a masked diffusion LM (mask token id {tokenizer.mask_token_id}) to {args.output}")
+    return 0

@@ -1,0 +1,58 @@
+"""Command-line options shared by subcommands that load a model or sample from it."""
+
+from __future__ import annotations
+
+import argparse
+
+from dopsd.models import DiffusionLM, load_diffusion_lm
+from dopsd.sampling import SamplerConfig
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", required=True, help="checkpoint folder or hub name")
+    group.add_argument("--trust-remote-code", action="store_true", help="run code shipped with the checkpoint")
+    group.add_argument("--dtype", default="auto", help="auto (checkpoint's), float32, bfloat16 or float16")
+    group.add_argument("--device", default=None, help="e.g. cpu, cuda, cuda:1 (default: cuda if available)")
+    group.add_argument("--mask-token-id", type=int, default=None, help="override the mask token id")
+    group.add_argument("--eos-token-id", type=int, default=None, help="override the EOS token id")
+    group.add_argument("--pad-token-id", type=int, default=None, help="override the padding token id")
+
+
+def load_model(args: argparse.Namespace) -> DiffusionLM:
+    import torch
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return load_diffusion_lm(
+        args.model,
+        trust_remote_code=args.trust_remote_code,
+        dtype=args.dtype,
+        device=device,
+        mask_token_id=args.mask_token_id,
+        eos_token_id=args.eos_token_id,
+        pad_token_id=args.pad_token_id,
+    )
+
+
+def add_sampler_options(parser: argparse.ArgumentParser, *, gen_length_many: bool = False) -> None:
+    group = parser.add_argument_group("sampling")
+    if gen_length_many:
+        group.add_argument("--gen-length", type=int, nargs="+", default=[256], help="response length(s) in tokens")
+    else:
+        group.add_argument("--gen-length", type=int, default=256, help="response length in tokens")
+    group.add_argument("--block-length", type=int, default=32, help="tokens per block")
+    group.add_argument("--steps", type=int, default=None, help="denoising steps (default: gen_length / 2)")
+    group.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    group.add_argument("--remasking", choices=("low_confidence", "random"), default="low_confidence")
+    group.add_argument("--threshold", type=float, default=None, help="confidence-threshold parallel decoding")
+
+
+def sampler_config(args: argparse.Namespace, gen_length: int | None = None) -> SamplerConfig:
+    return SamplerConfig(
+        gen_length=gen_length if gen_length is not None else args.gen_length,
+        block_length=args.block_length,
+        steps=args.steps,
+        temperature=args.temperature,
+        remasking=args.remasking,
+        threshold=args.threshold,
+    )

@@ -1,0 +1,22 @@
+"""Masked diffusion LMs: the adapter every part of dopsd talks to, loaders, the built-in family, conversion."""
+
+from dopsd.models.adapter import DiffusionLM, SpecialTokens, resolve_special_tokens
+from dopsd.models.builtin import create_builtin_model
+from dopsd.models.convert import convert_causal_lm
+from dopsd.models.loading import load_diffusion_lm
+from dopsd.models.registry import register_builtin_models
+from dopsd.models.tiny import MaskedDiffusionConfig, MaskedDiffusionTransformer
+from dopsd.models.tokenizer import build_char_tokenizer
+
+__all__ = [
+    "DiffusionLM",
+    "MaskedDiffusionConfig",
+    "MaskedDiffusionTransformer",
+    "SpecialTokens",
+    "build_char_tokenizer",
+    "convert_causal_lm",
+    "create_builtin_model",
+    "load_diffusion_lm",
+    "register_builtin_models",
+    "resolve_special_tokens",
+]

@@ -1,0 +1,261 @@
+"""One interface over "a masked diffusion LM": logits for whole sequences or for selected positions only.
+
+Training needs logits at a handful of positions out of hundreds; projecting every position onto a 126k vocabulary
+is what runs out of memory. :meth:`DiffusionLM.logits_at` gathers the last hidden states at the wanted positions
+before the output head runs (a forward pre-hook on ``get_output_embeddings()``), so only those rows are projected.
+The trick is checked once per model on a tiny input against the full logits; a model where it does not hold falls
+back to full logits, with one warning.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedModel
+
+from dopsd.errors import DopsdError
+
+# Tokens that end an assistant turn in common chat formats, looked up by name in the tokenizer's vocabulary.
+END_OF_TURN_TOKENS = ("<|eot_id|>", "<|im_end|>", "<|endoftext|>", "<|end|>")
+
+
+@dataclass(frozen=True)
+class SpecialTokens:
+    """Token ids the sampler and trainers need; none of them is ever a constant in dopsd.
+
+    Attributes:
+        mask: The mask token every response position starts as.
+        eos: The end-of-sequence token, used to pad a finished response.
+        pad: Left-padding token for batches of prompts of different lengths.
+        stop: Every id that ends a response (EOS plus end-of-turn tokens); text is cut at the first one.
+    """
+
+    mask: int
+    eos: int
+    pad: int
+    stop: tuple[int, ...]
+
+
+def _first_id(value) -> int | None:
+    if isinstance(value, (list, tuple)):
+        return int(value[0]) if value else None
+    return None if value is None else int(value)
+
+
+def resolve_special_tokens(
+    model: PreTrainedModel,
+    tokenizer,
+    *,
+    mask_token_id: int | None = None,
+    eos_token_id: int | None = None,
+    pad_token_id: int | None = None,
+    stop_token_ids: tuple[int, ...] | None = None,
+) -> SpecialTokens:
+    """Special ids from, in order: the explicit option, the tokenizer, the model config (and generation config)."""
+    config = model.config
+    mask = next(
+        (v for v in (mask_token_id, getattr(tokenizer, "mask_token_id", None), getattr(config, "mask_token_id", None))
+         if v is not None),
+        None,
+    )
+    if mask is None:
+        name = getattr(config, "_name_or_path", "") or type(model).__name__
+        raise DopsdError(
+            f"model {name!r} has no mask token (neither its tokenizer nor its config defines one): pass its id with "
+            "--mask-token-id, or turn an autoregressive model into a diffusion model with `dopsd convert`"
+        )
+    generation_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    eos = next(
+        (v for v in (eos_token_id, getattr(tokenizer, "eos_token_id", None), _first_id(config.eos_token_id),
+                     _first_id(generation_eos)) if v is not None),
+        None,
+    )
+    if eos is None:
+        raise DopsdError("the model defines no EOS token: pass its id with --eos-token-id")
+    pad = next(
+        (v for v in (pad_token_id, getattr(tokenizer, "pad_token_id", None), getattr(config, "pad_token_id", None))
+         if v is not None),
+        eos,
+    )
+    if stop_token_ids is None:
+        stop = {int(eos)}
+        for value in (config.eos_token_id, generation_eos):
+            if value is not None:
+                stop.update(int(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
+        vocab = tokenizer.get_vocab() if tokenizer is not None else {}
+        stop.update(vocab[name] for name in END_OF_TURN_TOKENS if name in vocab)
+        stop_token_ids = tuple(sorted(stop))
+    return SpecialTokens(mask=int(mask), eos=int(eos), pad=int(pad), stop=tuple(int(v) for v in stop_token_ids))
+
+
+class DiffusionLM:
+    """A Hugging Face masked diffusion LM plus what dopsd needs to drive it.
+
+    Args:
+        model: Any model whose forward takes ``input_ids`` (and ``attention_mask``) and returns ``.logits``.
+        tokenizer: Its tokenizer (used for special ids and decoding); may be ``None`` when every id is given.
+        tokens: Special ids; resolved from tokenizer and config when omitted.
+        shift_logits: Logits at position i are read from position i-1, as Dream and converted AR models do.
+        bidirectional_mask: Give the model a 4D additive mask with no causal part. Needed by autoregressive
+            architectures converted with :func:`dopsd.models.convert.convert_causal_lm`, whose forward would otherwise
+            build a causal mask.
+        handles_padding: Whether a left-padded row computes what the unpadded row computes. ``None`` probes it once
+            on a tiny input; models whose remote code ignores the attention mask (LLaDA's) fail the probe, and the
+            sampler then batches only prompts of equal length.
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer=None,
+        *,
+        tokens: SpecialTokens | None = None,
+        shift_logits: bool = False,
+        bidirectional_mask: bool = False,
+        handles_padding: bool | None = None,
+    ):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.tokens = tokens or resolve_special_tokens(model, tokenizer)
+        self.shift_logits = shift_logits
+        self.bidirectional_mask = bidirectional_mask
+        self._handles_padding = handles_padding
+        self._selection_works: bool | None = None
+        self._accepts_position_ids = "position_ids" in inspect.signature(model.forward).parameters
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @property
+    def vocab_size(self) -> int:
+        return self.model.get_input_embeddings().weight.shape[0]
+
+    def _model_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> dict:
+        if attention_mask is not None and bool(attention_mask.all()):
+            attention_mask = None
+        inputs = {"input_ids": input_ids}
+        if attention_mask is not None and self._accepts_position_ids:
+            inputs["position_ids"] = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        if self.bidirectional_mask:
+            keys = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+            blocked = torch.finfo(self.dtype).min
+            additive = torch.zeros(keys.shape, dtype=self.dtype, device=input_ids.device).masked_fill(~keys, blocked)
+            inputs["attention_mask"] = additive[:, None, None, :]
+        elif attention_mask is not None:
+            inputs["attention_mask"] = attention_mask
+        return inputs
+
+    def _shift(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.cat([logits[:, :1], logits[:, :-1]], dim=1) if self.shift_logits else logits
+
+    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of shape (batch, length, vocab) at every position."""
+        return self._shift(self.model(**self._model_inputs(input_ids, attention_mask)).logits)
+
+    def logits_at(
+        self, input_ids: torch.Tensor, positions: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits at ``positions`` only: (batch, P, vocab), equal to ``logits(...)`` gathered at those positions.
+
+        ``positions`` is (P,) for the same positions in every row, or (batch, P) per row; repeats are allowed.
+        """
+        if positions.dim() == 1:
+            positions = positions.expand(input_ids.shape[0], -1)
+        if self._selection_works is None:
+            self._selection_works = self._check_selection(input_ids, attention_mask)
+        if not self._selection_works:
+            full = self.logits(input_ids, attention_mask)
+            return full.gather(1, positions[..., None].expand(-1, -1, full.shape[-1]))
+        source = (positions - 1).clamp(min=0) if self.shift_logits else positions
+        return self._projected_at(input_ids, source, attention_mask)
+
+    def _projected_at(self, input_ids, source, attention_mask) -> torch.Tensor:
+        """Runs the model with the output head seeing only the hidden states at ``source``."""
+        expected = tuple(input_ids.shape)
+
+        def gather_hidden(module, args):
+            hidden = args[0]
+            if tuple(hidden.shape[:2]) != expected:
+                raise _SelectionUnsupported(f"output head saw hidden states of shape {tuple(hidden.shape)}")
+            picked = hidden.gather(1, source[..., None].expand(-1, -1, hidden.shape[-1]))
+            return (picked, *args[1:])
+
+        head = self.model.get_output_embeddings()
+        if head is None:
+            raise _SelectionUnsupported("the model exposes no output head module")
+        handle = head.register_forward_pre_hook(gather_hidden)
+        try:
+            logits = self.model(**self._model_inputs(input_ids, attention_mask)).logits
+        finally:
+            handle.remove()
+        if tuple(logits.shape[:2]) != tuple(source.shape):
+            raise _SelectionUnsupported(f"the model returned logits of shape {tuple(logits.shape)}")
+        return logits
+
+    @torch.no_grad()
+    def _check_selection(self, input_ids, attention_mask) -> bool:
+        """Compares selected-position logits with full logits on the first row's first few tokens."""
+        length = min(input_ids.shape[1], 8)
+        probe = input_ids[:1, -length:]
+        probe_mask = None if attention_mask is None else attention_mask[:1, -length:]
+        positions = torch.arange(length - 1, -1, -1, device=probe.device)[None]
+        try:
+            source = (positions - 1).clamp(min=0) if self.shift_logits else positions
+            picked = self._projected_at(probe, source, probe_mask)
+            full = self.logits(probe, probe_mask)[:, positions[0]]
+            works = picked.shape == full.shape and torch.allclose(picked, full, **_tolerance(full))
+            reason = "selected-position logits differ from full logits"
+        except _SelectionUnsupported as error:
+            works, reason = False, str(error)
+        if not works:
+            warnings.warn(
+                f"{type(self.model).__name__}: cannot project selected positions only ({reason}); "
+                "computing full logits and gathering, which needs more memory",
+                stacklevel=3,
+            )
+        return works
+
+    @property
+    def handles_padding(self) -> bool:
+        """Whether left padding leaves a row's logits unchanged (probed once when not given)."""
+        if self._handles_padding is None:
+            self._handles_padding = self._probe_padding()
+        return self._handles_padding
+
+    @torch.no_grad()
+    def _probe_padding(self) -> bool:
+        tokens = self.tokens
+        row = torch.tensor([[tokens.eos, tokens.mask, tokens.eos, tokens.mask, tokens.mask]], device=self.device)
+        alone = self.logits(row)
+        padded = torch.cat([torch.full((1, 3), tokens.pad, device=self.device), row], dim=1)
+        mask = torch.ones_like(padded)
+        mask[:, :3] = 0
+        together = self.logits(padded, mask)[:, 3:]
+        return bool(torch.allclose(alone, together, **_tolerance(alone)))
+
+    def decode(self, token_ids) -> str:
+        """Text of a response: everything before the first stop token, special tokens dropped."""
+        ids = [int(t) for t in token_ids]
+        for index, token in enumerate(ids):
+            if token in self.tokens.stop:
+                ids = ids[:index]
+                break
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+
+class _SelectionUnsupported(RuntimeError):
+    pass
+
+
+def _tolerance(reference: torch.Tensor) -> dict:
+    scale = float(reference.abs().max()) or 1.0
+    relative = 1e-4 if reference.dtype in (torch.float32, torch.float64) else 3e-2
+    return {"rtol": relative, "atol": relative * scale}

@@ -1,0 +1,49 @@
+"""Turning an autoregressive Hugging Face LM into a masked diffusion LM.
+
+Three changes make a causal LM a diffusion LM: attention sees the whole sequence (the adapter passes a 4D mask with
+no causal part, and attention modules are told they are not causal), a mask token exists (added to the tokenizer,
+embeddings resized), and optionally logits stay shifted as in Dream (position i read from the hidden state at i-1),
+which keeps the pretrained head's next-token meaning. The choice is written into the config under
+``dopsd_diffusion`` so that a saved model loads back as a diffusion LM.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+from transformers import PreTrainedModel
+
+DIFFUSION_CONFIG_KEY = "dopsd_diffusion"
+DEFAULT_MASK_TOKEN = "<|mdm_mask|>"
+
+
+def disable_causal_attention(model: nn.Module) -> None:
+    """Marks every attention module non-causal (the flag flash-attention style kernels read)."""
+    for module in model.modules():
+        if hasattr(module, "is_causal"):
+            module.is_causal = False
+
+
+def convert_causal_lm(
+    model: PreTrainedModel, tokenizer, *, mask_token: str = DEFAULT_MASK_TOKEN, shift_logits: bool = True
+) -> tuple[PreTrainedModel, object]:
+    """Makes ``model`` a bidirectional masked diffusion LM in place; returns it with the updated tokenizer.
+
+    The mask token is added to the tokenizer when it has none; new embedding rows start at the mean of the existing
+    ones. An existing ``tokenizer.mask_token`` is kept.
+    """
+    if tokenizer.mask_token is None:
+        tokenizer.add_special_tokens({"mask_token": mask_token})
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+        model.resize_token_embeddings(len(tokenizer))
+    model.config.mask_token_id = tokenizer.mask_token_id
+    setattr(model.config, DIFFUSION_CONFIG_KEY, {"bidirectional": True, "shift_logits": bool(shift_logits)})
+    disable_causal_attention(model)
+    return model, tokenizer
+
+
+def diffusion_settings(config) -> dict | None:
+    """The conversion record of a converted model's config, or ``None`` for any other model."""
+    return getattr(config, DIFFUSION_CONFIG_KEY, None)

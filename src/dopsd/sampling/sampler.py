@@ -1,0 +1,212 @@
+"""Batched block-diffusion sampling that records each trajectory.
+
+The response starts fully masked. Blocks are decoded left to right; at every step the model proposes a token for
+each masked position of the current block (argmax, or Gumbel-max at temperature > 0 with float64 noise), and the
+most confident proposals are kept (``low_confidence``: probability of the proposed token; ``random``: uniform
+scores). Only the current block's logits are ever computed. With ``threshold`` set, a step instead keeps every
+proposal whose confidence exceeds it (at least one), the Fast-dLLM parallel-decoding rule.
+
+Prompts of different lengths are left-padded into one batch when the model honours attention masks (probed by
+:attr:`DiffusionLM.handles_padding`); otherwise they are batched in groups of equal length, which gives the same
+tokens without relying on the mask.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from dopsd.config import ConfigError
+from dopsd.models.adapter import DiffusionLM
+from dopsd.sampling.schedule import plan_blocks
+from dopsd.sampling.trajectory import Trajectory, recorded_steps
+
+REMASKING = ("low_confidence", "random")
+
+StepCallback = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]
+
+
+@dataclass
+class SamplerConfig:
+    """Block-diffusion decoding settings (defaults: the paper's evaluation setting at 256 tokens).
+
+    Args:
+        gen_length: Response length in tokens.
+        block_length: Tokens per block; the last block is shorter when it does not divide ``gen_length``.
+        steps: Total denoising steps; ``None`` means ``gen_length // 2`` (two tokens per step, as in the paper).
+            Ignored when ``threshold`` is set.
+        temperature: 0 decodes greedily; above 0 samples by Gumbel-max with float64 noise.
+        remasking: ``low_confidence`` keeps the most probable proposals; ``random`` keeps random ones.
+        threshold: If set, parallel decoding: keep every proposal with confidence above it (at least one per step).
+        record_until_eos: End a trajectory's recorded steps once everything through its first stop token is
+            revealed (the later steps only decode padding).
+    """
+
+    gen_length: int = 256
+    block_length: int = 32
+    steps: int | None = None
+    temperature: float = 0.0
+    remasking: str = "low_confidence"
+    threshold: float | None = None
+    record_until_eos: bool = True
+
+    def __post_init__(self):
+        if self.gen_length < 1:
+            raise ConfigError("gen_length", self.gen_length, "must be at least 1")
+        if self.block_length < 1:
+            raise ConfigError("block_length", self.block_length, "must be at least 1")
+        if self.temperature < 0:
+            raise ConfigError("temperature", self.temperature, "must be >= 0")
+        if self.remasking not in REMASKING:
+            raise ConfigError("remasking", self.remasking, f"must be one of {', '.join(REMASKING)}")
+        if self.threshold is not None:
+            if not 0.0 < self.threshold <= 1.0:
+                raise ConfigError("threshold", self.threshold, "must be in (0, 1]")
+            if self.remasking != "low_confidence":
+                raise ConfigError("threshold", self.threshold, "needs remasking=low_confidence")
+        blocks = -(-self.gen_length // self.block_length)
+        if self.threshold is None and not blocks <= self.total_steps <= self.gen_length:
+            raise ConfigError(
+                "steps", self.steps, f"must be between the number of blocks ({blocks}) and gen_length ({self.gen_length})"
+            )
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps if self.steps is not None else max(self.gen_length // 2, 1)
+
+
+class BlockDiffusionSampler:
+    """Samples responses from a :class:`DiffusionLM` and records their trajectories."""
+
+    def __init__(self, lm: DiffusionLM, config: SamplerConfig | None = None):
+        self.lm = lm
+        self.config = config or SamplerConfig()
+
+    @torch.no_grad()
+    def sample(
+        self,
+        prompts: Sequence[Sequence[int] | torch.Tensor],
+        *,
+        generator: torch.Generator | None = None,
+        seed: int | None = None,
+        on_step: StepCallback | None = None,
+    ) -> list[Trajectory]:
+        """One trajectory per prompt (token ids), in order.
+
+        ``on_step(row_steps, responses, active)`` is called before every step with each row's own step index, the
+        current responses (batch, gen_length) and which rows decode at this step; it exists for inspection and tests.
+        """
+        if not prompts:
+            return []
+        if generator is None and seed is not None:
+            generator = torch.Generator(device=self.lm.device).manual_seed(seed)
+        prompts = [torch.as_tensor(p, dtype=torch.long).flatten() for p in prompts]
+        if any(p.numel() == 0 for p in prompts):
+            raise ValueError("every prompt needs at least one token")
+        lengths = {p.numel() for p in prompts}
+        if len(lengths) == 1 or self.lm.handles_padding:
+            return self._sample_batch(prompts, generator, on_step)
+        groups = defaultdict(list)
+        for index, prompt in enumerate(prompts):
+            groups[prompt.numel()].append(index)
+        result: list[Trajectory | None] = [None] * len(prompts)
+        for indices in groups.values():
+            for index, trajectory in zip(indices, self._sample_batch([prompts[i] for i in indices], generator, on_step)):
+                result[index] = trajectory
+        return result
+
+    def _sample_batch(self, prompts, generator, on_step) -> list[Trajectory]:
+        config, lm, tokens = self.config, self.lm, self.lm.tokens
+        device = lm.device
+        batch, prompt_length, gen_length = len(prompts), max(p.numel() for p in prompts), config.gen_length
+        sequence = torch.full((batch, prompt_length + gen_length), tokens.mask, dtype=torch.long, device=device)
+        attention = torch.ones_like(sequence)
+        for row, prompt in enumerate(prompts):
+            padding = prompt_length - prompt.numel()
+            sequence[row, :padding] = tokens.pad
+            attention[row, :padding] = 0
+            sequence[row, padding:prompt_length] = prompt.to(device)
+        response = sequence[:, prompt_length:]  # a view: writing it writes the sequence
+        reveal_step = torch.full((batch, gen_length), -1, dtype=torch.long, device=device)
+        row_steps = torch.zeros(batch, dtype=torch.long, device=device)
+
+        for block in self._blocks():
+            positions = torch.arange(prompt_length + block.start, prompt_length + block.end, device=device)
+            for count in block.tokens_per_step:
+                masked = response[:, block.start : block.end] == tokens.mask
+                active = masked.any(dim=1)
+                if not bool(active.any()):
+                    break
+                if on_step is not None:
+                    on_step(row_steps.clone(), response.clone(), active.clone())
+                logits = lm.logits_at(sequence, positions, attention)
+                proposal, confidence = self._propose(logits, generator)
+                confidence = confidence.masked_fill(~masked, -torch.inf)
+                keep = self._choose(confidence, masked, count)
+                block_view = response[:, block.start : block.end]
+                block_view[keep] = proposal[keep]
+                reveal_step[:, block.start : block.end][keep] = row_steps[:, None].expand_as(keep)[keep]
+                row_steps += active.long()
+
+        trajectories = []
+        for row, prompt in enumerate(prompts):
+            final, steps = response[row].cpu(), int(row_steps[row])
+            revealed = reveal_step[row].cpu()
+            recorded = recorded_steps(final, revealed, steps, tokens.stop) if config.record_until_eos else steps
+            trajectories.append(
+                Trajectory(
+                    prompt_ids=prompt.cpu(),
+                    tokens=final,
+                    reveal_step=revealed,
+                    num_steps=steps,
+                    num_recorded_steps=recorded,
+                    block_length=config.block_length,
+                    mask_id=tokens.mask,
+                )
+            )
+        return trajectories
+
+    def _blocks(self):
+        """Block plans; in threshold mode each block allows up to one step per token and stops when decoded."""
+        config = self.config
+        if config.threshold is None:
+            return plan_blocks(config.gen_length, config.block_length, config.total_steps)
+        return plan_blocks(config.gen_length, config.block_length, config.gen_length)
+
+    def _propose(self, logits: torch.Tensor, generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """A proposed token and its confidence for each position: both (batch, positions).
+
+        The mask token itself is never proposed (an untrained model may rank it first), so a revealed position
+        always holds a real token.
+        """
+        logits = logits.to(torch.float64)
+        logits[..., self.lm.tokens.mask] = -torch.inf
+        if self.config.temperature > 0:
+            uniform = torch.rand(logits.shape, dtype=torch.float64, device=logits.device, generator=generator)
+            gumbel = -torch.log(-torch.log(uniform))
+            proposal = (logits / self.config.temperature + gumbel).argmax(dim=-1)
+        else:
+            proposal = logits.argmax(dim=-1)
+        if self.config.remasking == "random":
+            confidence = torch.rand(proposal.shape, dtype=torch.float64, device=logits.device, generator=generator)
+        else:
+            confidence = torch.softmax(logits, dim=-1).gather(-1, proposal[..., None]).squeeze(-1)
+        return proposal, confidence
+
+    def _choose(self, confidence: torch.Tensor, masked: torch.Tensor, count: int) -> torch.Tensor:
+        """Which masked positions to reveal: the ``count`` most confident, or all above the threshold."""
+        keep = torch.zeros_like(masked)
+        if self.config.threshold is None:
+            available = masked.sum(dim=1)
+            take = available.clamp(max=count)
+            ranked = confidence.argsort(dim=1, descending=True, stable=True)
+            first = torch.arange(masked.shape[1], device=masked.device)[None, :] < take[:, None]
+            keep.scatter_(1, ranked, first)
+            return keep
+        keep = masked & (confidence > self.config.threshold)
+        best = confidence.argmax(dim=1, keepdim=True)
+        keep.scatter_(1, best, masked.gather(1, best) | keep.gather(1, best))
+        return keep

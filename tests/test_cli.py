@@ -1,0 +1,55 @@
+import re
+
+import pytest
+
+from conftest import tiny_llama
+from dopsd.cli import main
+
+
+@pytest.fixture
+def random_model(tmp_path):
+    folder = tmp_path / "random"
+    assert main(["create-model", str(folder), "--hidden-size", "32", "--layers", "2", "--heads", "2"]) == 0
+    return folder
+
+
+def test_sample_from_a_random_builtin_model(random_model, capsys):
+    args = ["sample", "--model", str(random_model), "--prompt", "12+3=", "--gen-length", "12", "--block-length", "4"]
+    assert main(args + ["--steps", "6", "--trajectory"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    step_lines = [line for line in lines if line.startswith("step ")]
+    assert len(step_lines) == 6
+    for line in step_lines:
+        assert len(re.findall(r"\[[^\]]*\]", line.split(" | ", 1)[1])) >= 2  # two tokens revealed per step
+    assert "░" in step_lines[0] and "░" not in step_lines[-1]
+    assert main(args) == 0
+    assert capsys.readouterr().out.strip() == lines[-1].strip()
+
+
+def test_sample_from_a_converted_tiny_llama(tmp_path, capsys):
+    model, tokenizer = tiny_llama()
+    model.save_pretrained(tmp_path / "llama")
+    tokenizer.save_pretrained(tmp_path / "llama")
+    assert main(["convert", "--model", str(tmp_path / "llama"), "--output", str(tmp_path / "mdm")]) == 0
+    assert "mask token id 99" in capsys.readouterr().out
+    args = ["sample", "--model", str(tmp_path / "mdm"), "--prompt", "7=", "--gen-length", "8", "--block-length", "8"]
+    assert main(args + ["--temperature", "0.7", "--seed", "1", "--trajectory"]) == 0
+    assert len([line for line in capsys.readouterr().out.splitlines() if line.startswith("step ")]) == 4
+
+
+def test_user_errors_are_one_line(tmp_path, capsys):
+    model, tokenizer = tiny_llama()
+    model.save_pretrained(tmp_path / "llama")
+    tokenizer.save_pretrained(tmp_path / "llama")
+    for args in (
+        ["sample", "--model", str(tmp_path / "missing"), "--prompt", "x"],
+        ["sample", "--model", str(tmp_path / "llama"), "--prompt", "x"],
+    ):
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+
+
+def test_out_of_range_option_names_the_field(random_model, capsys):
+    assert main(["sample", "--model", str(random_model), "--prompt", "x", "--steps", "1000"]) == 2
+    assert "'steps'" in capsys.readouterr().err
