@@ -12,6 +12,8 @@ from __future__ import annotations
 from torch import nn
 from transformers import PreTrainedModel
 
+from dopsd.errors import DopsdError
+
 DIFFUSION_CONFIG_KEY = "dopsd_diffusion"
 DEFAULT_MASK_TOKEN = "<|mdm_mask|>"
 
@@ -23,6 +25,25 @@ def disable_causal_attention(model: nn.Module) -> None:
             module.is_causal = False
 
 
+def forget_gguf_origin(model: PreTrainedModel) -> PreTrainedModel:
+    """Lets a model loaded from a GGUF file be trained and saved like any other.
+
+    transformers dequantizes GGUF weights into ordinary float tensors but keeps a quantizer attached that refuses
+    ``save_pretrained``. When every weight is a plain float tensor the quantizer has nothing left to do, so it is
+    detached; weights still packed in GGUF blocks are refused with a message.
+    """
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is None:
+        return model
+    if not all(parameter.dtype.is_floating_point for parameter in model.parameters()):
+        raise DopsdError(
+            "this GGUF checkpoint was loaded with packed (quantized) weights, which cannot be trained; "
+            "uninstall the `kernels` package so that transformers dequantizes it"
+        )
+    quantizer.remove_quantization_config(model)
+    return model
+
+
 def convert_causal_lm(
     model: PreTrainedModel, tokenizer, *, mask_token: str = DEFAULT_MASK_TOKEN, shift_logits: bool = True
 ) -> tuple[PreTrainedModel, object]:
@@ -31,6 +52,7 @@ def convert_causal_lm(
     The mask token is added to the tokenizer when it has none; new embedding rows start at the mean of the existing
     ones. An existing ``tokenizer.mask_token`` is kept.
     """
+    forget_gguf_origin(model)
     if tokenizer.mask_token is None:
         tokenizer.add_special_tokens({"mask_token": mask_token})
     if tokenizer.pad_token is None:
