@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dopsd.cli import models, sample
+from dopsd.cli import evaluate, models, sample
 from dopsd.errors import DopsdError
 
-COMMANDS = (sample, models)
+COMMANDS = (sample, evaluate, models)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ back to full logits, with one warning.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import warnings
 from dataclasses import dataclass
@@ -124,7 +125,18 @@ class DiffusionLM:
         self.bidirectional_mask = bidirectional_mask
         self._handles_padding = handles_padding
         self._selection_works: bool | None = None
-        self._accepts_position_ids = "position_ids" in inspect.signature(model.forward).parameters
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model  # see through PEFT wrappers
+        self._accepts_position_ids = "position_ids" in inspect.signature(base.forward).parameters
+        self.runner = model
+
+    def with_runner(self, runner) -> "DiffusionLM":
+        """A view whose forward passes go through ``runner`` (e.g. the DDP/FSDP wrapper accelerate returns).
+
+        Hooks and configuration still come from the unwrapped ``model``; checks already done are shared.
+        """
+        view = copy.copy(self)
+        view.runner = runner
+        return view
 
     @property
     def device(self) -> torch.device:
@@ -158,7 +170,7 @@ class DiffusionLM:
 
     def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Logits of shape (batch, length, vocab) at every position."""
-        return self._shift(self.model(**self._model_inputs(input_ids, attention_mask)).logits)
+        return self._shift(self.runner(**self._model_inputs(input_ids, attention_mask)).logits)
 
     def logits_at(
         self, input_ids: torch.Tensor, positions: torch.Tensor, attention_mask: torch.Tensor | None = None
@@ -193,7 +205,7 @@ class DiffusionLM:
             raise _SelectionUnsupported("the model exposes no output head module")
         handle = head.register_forward_pre_hook(gather_hidden)
         try:
-            logits = self.model(**self._model_inputs(input_ids, attention_mask)).logits
+            logits = self.runner(**self._model_inputs(input_ids, attention_mask)).logits
         finally:
             handle.remove()
         if tuple(logits.shape[:2]) != tuple(source.shape):

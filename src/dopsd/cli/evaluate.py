@@ -1,0 +1,86 @@
+"""``dopsd eval`` (generate and score a held-out set) and ``dopsd score`` (re-score saved completions)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+
+from dopsd.cli.options import add_model_options, add_sampler_options, load_model, sampler_config
+from dopsd.errors import DopsdError
+from dopsd.evaluation import PROMPT_STYLES, evaluate, read_completions, score_row, summarize, write_jsonl
+from dopsd.tasks import TASK_NAMES, get_task, sample_data_path
+
+SAMPLE = "sample"
+
+
+def register(subparsers) -> None:
+    evaluation = subparsers.add_parser("eval", help="generate greedily on a task's data and score the completions")
+    add_model_options(evaluation)
+    add_data_options(evaluation)
+    add_sampler_options(evaluation, gen_length_many=True)
+    evaluation.add_argument("--batch-size", type=int, default=16)
+    evaluation.add_argument("--prompt-style", choices=PROMPT_STYLES, default=None,
+                            help="default: compact for built-in models, instruct otherwise")
+    evaluation.add_argument("--output", default=None, help="JSONL file of per-example rows")
+    evaluation.add_argument("--no-progress", action="store_true", help="no progress bar")
+    evaluation.set_defaults(run=run_eval)
+
+    scoring = subparsers.add_parser("score", help="score saved completions against a task's data")
+    add_data_options(scoring)
+    scoring.add_argument("--completions", required=True, help='JSONL of {"index": i, "completion": "..."}')
+    scoring.set_defaults(run=run_score)
+
+
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", required=True, choices=TASK_NAMES)
+    parser.add_argument("--data", default=None,
+                        help=f"local CSV/JSONL/Parquet file, or '{SAMPLE}' for the bundled sample (default: the hub)")
+    parser.add_argument("--limit", type=int, default=None, help="first N examples only")
+
+
+def load_examples(args: argparse.Namespace):
+    task = get_task(args.task)
+    path = sample_data_path(task.name) if args.data == SAMPLE else args.data
+    try:
+        examples = task.load(path, limit=args.limit)
+    except FileNotFoundError as error:
+        raise DopsdError(f"data file not found: {error.filename or path}") from error
+    except ValueError as error:
+        raise DopsdError(str(error)) from error
+    if not examples:
+        raise DopsdError(f"no examples in {path}")
+    return task, examples
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    task, examples = load_examples(args)
+    lm = load_model(args)
+    all_rows, summaries = [], []
+    for gen_length in args.gen_length:
+        config = sampler_config(args, gen_length)
+        rows, summary = evaluate(
+            lm, task, examples, config, batch_size=args.batch_size, style=args.prompt_style,
+            progress=not args.no_progress,
+        )
+        for row in rows:
+            row["gen_length"] = gen_length
+        all_rows.extend(rows)
+        summaries.append(summary)
+    if args.output:
+        write_jsonl(args.output, all_rows)
+    for summary in summaries:
+        print(json.dumps(summary.to_dict()))
+    return 0
+
+
+def run_score(args: argparse.Namespace) -> int:
+    task, examples = load_examples(args)
+    groups = defaultdict(list)
+    for row in read_completions(args.completions):
+        if not 0 <= row["index"] < len(examples):
+            raise DopsdError(f"{args.completions}: index {row['index']} is outside the {len(examples)} data rows")
+        groups[row.get("gen_length")].append(score_row(task, examples[row["index"]], row["completion"]))
+    for gen_length, rows in groups.items():
+        print(json.dumps(summarize(task, rows, gen_length).to_dict()))
+    return 0

@@ -1,0 +1,146 @@
+"""Held-out evaluation: batched greedy generation, the task's verifier, one summary per generation length."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from dopsd.errors import DopsdError
+from dopsd.models import DiffusionLM
+from dopsd.sampling import BlockDiffusionSampler, SamplerConfig
+from dopsd.tasks import Example, Task
+
+PROMPT_STYLES = ("instruct", "compact")
+
+
+def default_prompt_style(lm: DiffusionLM) -> str:
+    """The built-in character-level models read compact prompts; real LLMs read d1-style instructions."""
+    return "compact" if lm.model.config.model_type == "dopsd_mdm" else "instruct"
+
+
+def encode_prompts(lm: DiffusionLM, task: Task, examples: Sequence[Example], style: str) -> list[list[int]]:
+    """Token ids of each rendered prompt; a chat template already holds its special tokens, so none are added."""
+    templated = style == "instruct" and bool(getattr(lm.tokenizer, "chat_template", None))
+    texts = [task.render_prompt(example, style=style, tokenizer=lm.tokenizer) for example in examples]
+    return [lm.tokenizer(text, add_special_tokens=not templated)["input_ids"] for text in texts]
+
+
+@dataclass
+class EvalSummary:
+    """What one evaluation at one generation length measured."""
+
+    task: str
+    n: int
+    accuracy: float
+    mean_score: float
+    tokens_per_second: float | None
+    gen_length: int | None
+    seconds: float | None
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def summarize(task: Task, rows: Sequence[dict], gen_length=None, seconds=None, tokens=None) -> EvalSummary:
+    n = len(rows)
+    return EvalSummary(
+        task=task.name,
+        n=n,
+        accuracy=sum(row["correct"] for row in rows) / n if n else 0.0,
+        mean_score=sum(row["score"] for row in rows) / n if n else 0.0,
+        tokens_per_second=tokens / seconds if tokens and seconds else None,
+        gen_length=gen_length,
+        seconds=seconds,
+    )
+
+
+def score_row(task: Task, example: Example, completion: str) -> dict:
+    score = task.score(example, completion)
+    return {
+        "index": example.index,
+        "completion": completion,
+        "extracted": score.extracted,
+        "score": score.value,
+        "correct": score.correct,
+    }
+
+
+def evaluate(
+    lm: DiffusionLM,
+    task: Task,
+    examples: Sequence[Example],
+    sampler_config: SamplerConfig,
+    *,
+    batch_size: int = 16,
+    style: str | None = None,
+    progress: bool = True,
+) -> tuple[list[dict], EvalSummary]:
+    """Generates a completion for every example and scores it; rows come back in the examples' order.
+
+    Prompts are batched in order of length (less padding); ``tokens_per_second`` counts every response position
+    decoded (``len(examples) * gen_length``) over the generation time.
+    """
+    style = style or default_prompt_style(lm)
+    if style not in PROMPT_STYLES:
+        raise DopsdError(f"unknown prompt style {style!r}: use one of {', '.join(PROMPT_STYLES)}")
+    if batch_size < 1:
+        raise DopsdError(f"batch size must be at least 1, got {batch_size}")
+    prompts = encode_prompts(lm, task, examples, style)
+    order = sorted(range(len(examples)), key=lambda i: len(prompts[i]))
+    sampler = BlockDiffusionSampler(lm, sampler_config)
+    rows: list[dict | None] = [None] * len(examples)
+    correct = done = 0
+    seconds = 0.0
+    bar = tqdm(total=len(examples), desc=f"{task.name} L={sampler_config.gen_length}", disable=not progress, unit="ex")
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        began = time.perf_counter()
+        trajectories = sampler.sample([prompts[i] for i in chunk])
+        seconds += time.perf_counter() - began
+        for i, trajectory in zip(chunk, trajectories):
+            row = score_row(task, examples[i], lm.decode(trajectory.tokens))
+            row["prompt"] = lm.tokenizer.decode(prompts[i])
+            rows[i] = row
+            correct += row["correct"]
+        done += len(chunk)
+        bar.update(len(chunk))
+        bar.set_postfix(accuracy=f"{correct / done:.3f}")
+    bar.close()
+    summary = summarize(task, rows, sampler_config.gen_length, seconds, len(examples) * sampler_config.gen_length)
+    return rows, summary
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
+    """Writes rows to ``path`` through a temporary file, so a failure never leaves half a file behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("w") as handle:
+        for row in rows:
+            handle.write(json.dumps(row) + "\n")
+    partial.replace(path)
+
+
+def read_completions(path: str | Path) -> list[dict]:
+    """Rows of ``{"index": i, "completion": "..."}``; a malformed line is an error naming the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DopsdError(f"completions file not found: {path}")
+    rows = []
+    with path.open() as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DopsdError(f"{path}:{number}: not valid JSON ({error.msg})") from error
+            if not isinstance(row, dict) or not isinstance(row.get("index"), int) or not isinstance(row.get("completion"), str):
+                raise DopsdError(f'{path}:{number}: expected {{"index": <int>, "completion": <string>}}')
+            rows.append(row)
+    return rows

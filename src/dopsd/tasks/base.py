@@ -1,0 +1,105 @@
+"""What a task is: prompts in two styles, answer extraction, a verifier, and loading data files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dopsd.errors import DopsdError
+
+# d1's system prompt: reasoning and answer in tags.
+SYSTEM_PROMPT = (
+    "Respond in the following format:\n<reasoning>\n...\n</reasoning>\n<answer>\n...\n</answer>"
+)
+
+
+class DataError(DopsdError, ValueError):
+    """A data file that does not parse; the message names the file and the line."""
+
+
+@dataclass
+class Example:
+    """One problem: the raw question (not rendered), the reference final answer, task-specific fields."""
+
+    index: int
+    prompt: str
+    answer: str
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Score:
+    """``value`` in [0, 1]; ``correct`` when it reaches the task's accuracy threshold."""
+
+    value: float
+    correct: bool
+    extracted: str | None
+
+
+class Task:
+    """A benchmark. Subclasses set ``name`` and implement the four methods below."""
+
+    name: str = ""
+    correct_threshold: float = 1.0  # score that counts as correct for accuracy
+    hub_dataset: tuple[str, ...] = ()  # arguments of datasets.load_dataset when no local file is given
+
+    def question_text(self, example: Example) -> str:
+        """The instruction-style user message."""
+        raise NotImplementedError
+
+    def compact_prompt(self, example: Example) -> str:
+        """The prompt for the small built-in character-level models."""
+        raise NotImplementedError
+
+    def extract_answer(self, completion: str) -> str | None:
+        raise NotImplementedError
+
+    def score_answer(self, example: Example, answer: str) -> float:
+        raise NotImplementedError
+
+    def reference_completion(self, example: Example, style: str = "instruct") -> str:
+        """The reference answer written as a completion of the ``style`` prompt (scores 1.0)."""
+        raise NotImplementedError
+
+    def parse_row(self, row: dict, index: int) -> Example:
+        """An Example from one data row; raises KeyError/ValueError on a malformed row."""
+        raise NotImplementedError
+
+    # ----- shared behaviour ------------------------------------------------------------------------------------
+    def render_prompt(self, example: Example, style: str = "instruct", tokenizer=None) -> str:
+        """``instruct``: d1-style prompt, through the tokenizer's chat template when it has one; ``compact``: bare."""
+        if style == "compact":
+            return self.compact_prompt(example)
+        if style != "instruct":
+            raise ValueError(f"unknown prompt style {style!r}: use instruct or compact")
+        user = f"{SYSTEM_PROMPT}\n\n{self.question_text(example)}"
+        if tokenizer is not None and getattr(tokenizer, "chat_template", None):
+            return tokenizer.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
+                                                 add_generation_prompt=True)
+        return user
+
+    def score(self, example: Example, completion: str) -> Score:
+        """Never raises: anything unreadable scores 0."""
+        try:
+            answer = self.extract_answer(completion)
+            value = 0.0 if answer is None else float(self.score_answer(example, answer))
+        except (ValueError, ArithmeticError, RecursionError, TypeError, OverflowError):
+            answer, value = None, 0.0
+        value = min(max(value, 0.0), 1.0)
+        return Score(value=value, correct=value >= self.correct_threshold, extracted=answer)
+
+    def load(self, path: str | Path | None = None, *, split: str = "test", limit: int | None = None) -> list[Example]:
+        """Examples from a local CSV/JSONL/Parquet file, or from the hub when no path is given."""
+        from dopsd.tasks.loading import load_hub_rows, read_rows
+
+        rows = read_rows(path) if path is not None else load_hub_rows(self.hub_dataset, split, self.name)
+        examples = []
+        for index, (where, row) in enumerate(rows):
+            if limit is not None and index >= limit:
+                break
+            try:
+                examples.append(self.parse_row(row, index))
+            except (KeyError, ValueError, TypeError, AttributeError) as error:
+                detail = f"missing field {error}" if isinstance(error, KeyError) else str(error)
+                raise DataError(f"{where}: malformed {self.name} row: {detail}") from error
+        return examples

@@ -1,0 +1,142 @@
+"""4x4 Sudoku: a 16-character puzzle (0 = empty) in, the 16-digit solution out; scored by empty cells filled right."""
+
+from __future__ import annotations
+
+import random
+import re
+
+from dopsd.tasks.answers import answer_text
+from dopsd.tasks.base import Example, Task
+
+SIZE = 4
+DIGITS = re.compile(r"[1-4]{16}")
+SEPARATORS = re.compile(r"[\s,|;\-]+")
+UNITS = [
+    [r * 4 + c for c in range(4)] for r in range(4)
+] + [[r * 4 + c for r in range(4)] for c in range(4)] + [
+    [(br + r) * 4 + bc + c for r in range(2) for c in range(2)] for br in (0, 2) for bc in (0, 2)
+]
+PEERS = [sorted({p for unit in UNITS if cell in unit for p in unit} - {cell}) for cell in range(16)]
+
+
+def count_solutions(grid: list[int], limit: int = 2) -> int:
+    """Solutions of a 4x4 grid (0 = empty), counted up to ``limit``."""
+    try:
+        cell = grid.index(0)
+    except ValueError:
+        return 1
+    found = 0
+    for digit in range(1, 5):
+        if all(grid[p] != digit for p in PEERS[cell]):
+            grid[cell] = digit
+            found += count_solutions(grid, limit - found)
+            grid[cell] = 0
+            if found >= limit:
+                break
+    return found
+
+
+def is_valid_solution(solution: str) -> bool:
+    return len(solution) == 16 and all(sorted(solution[i] for i in unit) == list("1234") for unit in UNITS)
+
+
+def random_solution(rng: random.Random) -> list[int]:
+    grid = [0] * 16
+
+    def fill(cell: int) -> bool:
+        if cell == 16:
+            return True
+        digits = [1, 2, 3, 4]
+        rng.shuffle(digits)
+        for digit in digits:
+            if all(grid[p] != digit for p in PEERS[cell]):
+                grid[cell] = digit
+                if fill(cell + 1):
+                    return True
+        grid[cell] = 0
+        return False
+
+    fill(0)
+    return grid
+
+
+def make_puzzle(rng: random.Random, min_clues: int = 4, max_clues: int = 10) -> tuple[str, str]:
+    """A puzzle with a unique solution: remove cells while the solution stays unique, down to a drawn clue count."""
+    solution = random_solution(rng)
+    puzzle = list(solution)
+    target = rng.randint(min_clues, max_clues)
+    for cell in rng.sample(range(16), 16):
+        if sum(1 for v in puzzle if v) <= target:
+            break
+        kept = puzzle[cell]
+        puzzle[cell] = 0
+        if count_solutions(list(puzzle)) != 1:
+            puzzle[cell] = kept
+    return "".join(map(str, puzzle)), "".join(map(str, solution))
+
+
+def generate_sudoku(n: int, seed: int) -> list[Example]:
+    """``n`` distinct puzzles with unique solutions, reproducible from ``seed``."""
+    rng, seen, examples = random.Random(seed), set(), []
+    while len(examples) < n:
+        puzzle, solution = make_puzzle(rng)
+        if puzzle not in seen:
+            seen.add(puzzle)
+            examples.append(Example(index=len(examples), prompt=puzzle, answer=solution, meta={"puzzle": puzzle}))
+    return examples
+
+
+def sudoku_splits(n_train: int, n_heldout: int, seed: int) -> tuple[list[Example], list[Example]]:
+    """Train and held-out puzzles from one stream of distinct puzzles, so they never overlap."""
+    pool = generate_sudoku(n_train + n_heldout, seed)
+    heldout = [Example(i, e.prompt, e.answer, e.meta) for i, e in enumerate(pool[n_train:])]
+    return pool[:n_train], heldout
+
+
+def write_sudoku_csv(examples: list[Example], path) -> None:
+    with open(path, "w") as handle:
+        handle.write("Puzzle,Solution\n")
+        handle.writelines(f"{e.prompt},{e.answer}\n" for e in examples)
+
+
+class Sudoku(Task):
+    name = "sudoku"
+    correct_threshold = 1.0
+    filter_threshold = 0.25  # the trainer's correct-only rule (paper, appendix C.3)
+
+    def question_text(self, example: Example) -> str:
+        return (
+            "Solve this 4x4 Sudoku. Each row, column and 2x2 box must contain the digits 1-4 exactly once. "
+            f"The puzzle is given row by row as 16 digits, 0 marking an empty cell: {example.prompt}\n"
+            "Write the solution as 16 digits in the <answer> tag."
+        )
+
+    def compact_prompt(self, example: Example) -> str:
+        return f"{example.prompt}="
+
+    def extract_answer(self, completion: str) -> str | None:
+        runs = DIGITS.findall(SEPARATORS.sub("", answer_text(completion)))
+        return runs[-1] if runs else None
+
+    def score_answer(self, example: Example, answer: str) -> float:
+        puzzle = example.meta.get("puzzle", example.prompt)
+        empty = [i for i, char in enumerate(puzzle) if char == "0"]
+        if not empty:
+            return 1.0
+        return sum(answer[i] == example.answer[i] for i in empty) / len(empty)
+
+    def reference_completion(self, example: Example, style: str = "instruct") -> str:
+        if style == "compact":
+            return example.answer
+        return f"<reasoning>\nFill each empty cell.\n</reasoning>\n<answer>\n{example.answer}\n</answer>"
+
+    def parse_row(self, row: dict, index: int) -> Example:
+        puzzle = str(row.get("puzzle", row.get("column0", ""))).strip()
+        solution = str(row.get("solution", row.get("column1", ""))).strip()
+        if not re.fullmatch(r"[0-4]{16}", puzzle):
+            raise ValueError(f"puzzle {puzzle[:20]!r} is not 16 digits 0-4")
+        if not is_valid_solution(solution):
+            raise ValueError(f"solution {solution[:20]!r} is not a valid 4x4 Sudoku solution")
+        if any(p != "0" and p != s for p, s in zip(puzzle, solution)):
+            raise ValueError("solution contradicts the puzzle's clues")
+        return Example(index=index, prompt=puzzle, answer=solution, meta={"puzzle": puzzle})
