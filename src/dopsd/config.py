@@ -1,6 +1,13 @@
-"""Shared pieces of dopsd's configuration dataclasses."""
+"""Configuration dataclasses: range errors that name the field, YAML files, command-line overrides."""
 
 from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+
+import yaml
 
 from dopsd.errors import DopsdError
 
@@ -11,3 +18,79 @@ class ConfigError(DopsdError, ValueError):
     def __init__(self, field: str, value, requirement: str):
         self.field = field
         super().__init__(f"config field {field!r} = {value!r} {requirement}")
+
+
+def _coerce(cls, name: str, value):
+    """Turns YAML/command-line scalars into the field's declared type (int -> float, str -> list...)."""
+    hint = typing.get_type_hints(cls)[name]
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    if value is None:
+        if type(None) in options:
+            return None
+        raise ConfigError(name, value, "must not be null")
+    for option in options:
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if option is bool and isinstance(value, bool):
+            return value
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if option is str and isinstance(value, str):
+            return value
+        if typing.get_origin(option) in (list, tuple) and isinstance(value, (list, tuple, str)):
+            items = value.split(",") if isinstance(value, str) else value
+            return list(items)
+    names = " or ".join(getattr(o, "__name__", str(o)) for o in options)
+    raise ConfigError(name, value, f"must be {names}")
+
+
+def config_from_dict(cls, values: dict, source: str = "config"):
+    """Builds ``cls`` from a mapping, refusing unknown keys and values of the wrong type."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise DopsdError(f"{source}: unknown config field(s) {', '.join(unknown)}; see the docs of {cls.__name__}")
+    return cls(**{name: _coerce(cls, name, value) for name, value in values.items()})
+
+
+def parse_overrides(arguments: list[str]) -> dict:
+    """``["--key", "value", "--flag=1"]`` into ``{"key": value, "flag": 1}``; values are read as YAML scalars."""
+    values, index = {}, 0
+    while index < len(arguments):
+        argument = arguments[index]
+        if not argument.startswith("--"):
+            raise DopsdError(f"unexpected argument {argument!r}: overrides are written --field value")
+        key, _, inline = argument[2:].partition("=")
+        if not inline:
+            if index + 1 >= len(arguments):
+                raise DopsdError(f"--{key} needs a value")
+            inline = arguments[index + 1]
+            index += 1
+        values[key.replace("-", "_")] = yaml.safe_load(inline) if inline != "" else ""
+        index += 1
+    return values
+
+
+def load_config(cls, path: str | Path | None = None, overrides: list[str] | dict | None = None):
+    """``cls`` from an optional YAML file, then command-line style overrides on top."""
+    values: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise DopsdError(f"config file not found: {path}")
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark else str(path)
+            raise DopsdError(f"{where}: not valid YAML ({getattr(error, 'problem', error)})") from error
+        if loaded is not None and not isinstance(loaded, dict):
+            raise DopsdError(f"{path}: expected a mapping of config fields")
+        values.update(loaded or {})
+    if overrides:
+        values.update(parse_overrides(overrides) if isinstance(overrides, list) else overrides)
+    return config_from_dict(cls, values, str(path) if path else "config")
+
+
+def save_config(config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dopsd.cli import evaluate, models, sample
+from dopsd.cli import evaluate, models, sample, train
 from dopsd.errors import DopsdError
 
-COMMANDS = (sample, evaluate, models)
+COMMANDS = (sample, evaluate, train, models)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,7 +20,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "accepts_overrides", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.overrides = extra
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()

@@ -1,0 +1,7 @@
+"""Trainers: a documented ``XConfig`` plus an ``XTrainer`` per method, on one shared loop."""
+
+from dopsd.trainers.base import Trainer
+from dopsd.trainers.config import DOPSDConfig, TrainingConfig
+from dopsd.trainers.dopsd import DOPSDTrainer
+
+__all__ = ["DOPSDConfig", "DOPSDTrainer", "Trainer", "TrainingConfig"]

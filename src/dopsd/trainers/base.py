@@ -1,0 +1,305 @@
+"""The loop every dopsd trainer shares; a method subclasses :class:`Trainer` and overrides :meth:`compute_update`.
+
+The base class owns what is not the method: accelerate (DDP/FSDP/DeepSpeed via ``accelerate launch``), LoRA or full
+fine-tuning, AdamW with a constant-after-warmup schedule, the prompt stream, held-out evaluation with best-checkpoint
+tracking, metrics (JSONL + TensorBoard), a progress bar, resumable checkpoints and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import gather_object, set_seed
+from tqdm.auto import tqdm
+
+from dopsd.config import save_config
+from dopsd.errors import DopsdError
+from dopsd.evaluation import evaluate
+from dopsd.models import DiffusionLM, load_diffusion_lm
+from dopsd.sampling import SamplerConfig
+from dopsd.tasks import Task, get_task, sample_data_path
+from dopsd.trainers import checkpoint as ckpt
+from dopsd.trainers.config import BUILTIN_LORA_TARGETS, LORA_TARGETS, TrainingConfig
+from dopsd.trainers.metrics import MetricsLogger
+
+
+def load_task_data(task: Task, path: str | None, limit: int | None = None):
+    """Examples from a local file, ``sample`` (the bundled sample) or the hub; user errors become DopsdError."""
+    source = sample_data_path(task.name) if path == "sample" else path
+    try:
+        examples = task.load(source, limit=limit)
+    except FileNotFoundError as error:
+        raise DopsdError(f"data file not found: {error.filename or source}") from error
+    except ValueError as error:
+        raise DopsdError(str(error)) from error
+    if not examples:
+        raise DopsdError(f"no examples in {source}")
+    return examples
+
+
+def lora_targets(model) -> list[str]:
+    names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
+    targets = [t for t in LORA_TARGETS + BUILTIN_LORA_TARGETS if t in names]
+    if not targets:
+        raise DopsdError("found no attention/MLP projections to adapt: set lora_target_modules")
+    return targets
+
+
+class Trainer:
+    """Shared training loop. Subclasses implement :meth:`compute_update` (backward passes for one update)."""
+
+    config_class = TrainingConfig
+
+    def __init__(self, model: DiffusionLM | None = None, tokenizer=None, task: Task | str | None = None,
+                 config: TrainingConfig | None = None):
+        self.config = config or self.config_class()
+        config = self.config
+        mixed = config.mixed_precision
+        if mixed == "auto":
+            mixed = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+        self.accelerator = Accelerator(mixed_precision=mixed)
+        set_seed(config.seed + self.accelerator.process_index)
+        self.output_dir = Path(config.output_dir)
+        self.task = get_task(task or config.task) if not isinstance(task, Task) else task
+        self.train_examples = load_task_data(self.task, config.train_data)
+        self.eval_examples = load_task_data(self.task, config.eval_data, config.eval_limit)
+        self.resume_folder = ckpt.resolve_resume(self.output_dir, config.resume_from)
+        if model is None:
+            model = load_diffusion_lm(config.model, trust_remote_code=config.trust_remote_code, dtype=config.dtype)
+        elif not isinstance(model, DiffusionLM):
+            model = DiffusionLM(model, tokenizer)
+        model.model.to(self.accelerator.device)
+        self.base_lm = model
+        self.setup_model()
+        trainable = [p for p in self.base_lm.model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
+        self.model, self.optimizer = self.accelerator.prepare(self.base_lm.model, optimizer)
+        warmup = config.warmup_steps
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
+        )
+        self.lm = self.base_lm.with_runner(self.model)
+        self.update = 0
+        self.cursor = 0
+        self.history: list[dict] = []
+        self.logger = MetricsLogger(self.output_dir, enabled=False)
+
+    # ----- model -----------------------------------------------------------------------------------------------
+    def setup_model(self) -> None:
+        """Wraps the model with LoRA (or leaves every weight trainable) and enables gradient checkpointing."""
+        config, model = self.config, self.base_lm.model
+        if config.use_lora:
+            from peft import LoraConfig, get_peft_model
+
+            lora = LoraConfig(
+                r=config.lora_r,
+                lora_alpha=config.lora_alpha,
+                lora_dropout=config.lora_dropout,
+                target_modules=config.lora_target_modules or lora_targets(model),
+            )
+            model = get_peft_model(model, lora)
+            self.base_lm = DiffusionLM(
+                model, self.base_lm.tokenizer, tokens=self.base_lm.tokens, shift_logits=self.base_lm.shift_logits,
+                bidirectional_mask=self.base_lm.bidirectional_mask, handles_padding=self.base_lm._handles_padding,
+            )
+        if config.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+        model.train()
+
+    @property
+    def unwrapped(self):
+        return self.accelerator.unwrap_model(self.model)
+
+    def trainable_parameters(self):
+        return [p for p in self.unwrapped.parameters() if p.requires_grad]
+
+    # ----- data ------------------------------------------------------------------------------------------------
+    def next_examples(self, per_process: int):
+        """This process's share of the next ``per_process * num_processes`` prompts of a seeded, per-epoch order."""
+        world = self.accelerator.num_processes
+        chosen = []
+        for offset in range(per_process * world):
+            epoch, index = divmod(self.cursor + offset, len(self.train_examples))
+            order = list(range(len(self.train_examples)))
+            random.Random(self.config.seed * 1_000_003 + epoch).shuffle(order)
+            chosen.append(self.train_examples[order[index]])
+        self.cursor += per_process * world
+        rank = self.accelerator.process_index
+        return chosen[rank * per_process : (rank + 1) * per_process]
+
+    # ----- the method ------------------------------------------------------------------------------------------
+    def compute_update(self) -> dict:
+        """Runs the backward passes of one optimizer update and returns its metrics."""
+        raise NotImplementedError
+
+    def after_optimizer_step(self) -> None:
+        """Hook for state that follows the weights (an EMA teacher)."""
+
+    def method_state(self) -> dict:
+        """Per-process state of the method (generators, pending work) to checkpoint."""
+        return {}
+
+    def load_method_state(self, state: dict) -> None:
+        pass
+
+    def zero_loss(self) -> torch.Tensor:
+        """A loss of 0 that touches every trainable weight, so a process with nothing to learn still joins the
+        gradient all-reduce of the others."""
+        return sum(p.sum() for p in self.trainable_parameters()) * 0.0
+
+    # ----- evaluation ------------------------------------------------------------------------------------------
+    def eval_sampler_config(self) -> SamplerConfig:
+        config = self.config
+        length = config.eval_gen_length or getattr(config, "gen_length", 256)
+        return SamplerConfig(gen_length=length, block_length=min(getattr(config, "block_length", 32), length))
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        """Greedy accuracy on the held-out set, each process taking an equal share (padded), results gathered."""
+        accelerator = self.accelerator
+        examples = list(self.eval_examples)
+        with accelerator.split_between_processes(examples, apply_padding=True) as shard:
+            self.model.eval()
+            rows, _ = evaluate(self.lm, self.task, shard, self.eval_sampler_config(),
+                               batch_size=self.config.eval_batch_size, style=self.config.prompt_style, progress=False)
+            self.model.train()
+        gathered = gather_object([(row["index"], row["score"], row["correct"]) for row in rows])
+        unique = {index: (score, correct) for index, score, correct in gathered}
+        n = len(unique)
+        return {
+            "accuracy": sum(c for _, c in unique.values()) / n,
+            "mean_score": sum(s for s, _ in unique.values()) / n,
+            "n": n,
+        }
+
+    # ----- checkpoints -----------------------------------------------------------------------------------------
+    def save_checkpoint(self) -> Path:
+        accelerator = self.accelerator
+        folder = ckpt.checkpoint_folder(self.output_dir, self.update)
+        partial = folder.with_name(folder.name + ".partial")
+        if accelerator.is_main_process:
+            ckpt.begin(folder)
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            self.unwrapped.save_pretrained(partial / "model")
+            self.base_lm.tokenizer.save_pretrained(partial / "model")
+            torch.save(
+                {
+                    "update": self.update,
+                    "cursor": self.cursor,
+                    "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(),
+                    "history": self.history,
+                    "num_processes": accelerator.num_processes,
+                },
+                partial / "trainer_state.pt",
+            )
+        torch.save({"rng": ckpt.rng_state(), "method": self.method_state()},
+                   partial / f"rng_rank{accelerator.process_index}.pt")
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            ckpt.commit(partial, folder)
+        accelerator.wait_for_everyone()
+        return folder
+
+    def load_checkpoint(self, folder: Path) -> None:
+        from safetensors.torch import load_file
+
+        state = ckpt.load_state(folder, self.accelerator.process_index)
+        if state["num_processes"] != self.accelerator.num_processes:
+            raise DopsdError(f"{folder} was written by {state['num_processes']} processes; resume with as many")
+        model_dir = folder / "model"
+        if self.config.use_lora:
+            from peft import set_peft_model_state_dict
+
+            set_peft_model_state_dict(self.unwrapped, load_file(model_dir / "adapter_model.safetensors"))
+        else:
+            self.unwrapped.load_state_dict(load_file(model_dir / "model.safetensors"), strict=False)
+            self.unwrapped.tie_weights()
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.update, self.cursor, self.history = state["update"], state["cursor"], state["history"]
+        if state["rank"] is not None:
+            ckpt.set_rng_state(state["rank"]["rng"])
+            self.load_method_state(state["rank"]["method"])
+
+    # ----- the loop --------------------------------------------------------------------------------------------
+    def train(self) -> dict:
+        """Runs to ``max_updates`` and returns the summary (also written to ``summary.json``)."""
+        config, accelerator = self.config, self.accelerator
+        started = time.perf_counter()
+        if accelerator.is_main_process:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            save_config(config, self.output_dir / "config.yaml")
+        self.logger = MetricsLogger(self.output_dir, enabled=accelerator.is_main_process)
+        if self.resume_folder is not None:
+            self.load_checkpoint(self.resume_folder)
+            self.logger.truncate_after(self.update)
+        if not self.history:
+            self.record_eval(self.evaluate())
+        bar = tqdm(total=config.max_updates, initial=self.update, desc=f"{type(self).__name__} {self.task.name}",
+                   disable=not (config.progress and accelerator.is_main_process), unit="upd")
+        while self.update < config.max_updates:
+            metrics = self.step()
+            if self.update % config.log_every == 0:
+                self.logger.log(self.update, metrics)
+            last = self.update == config.max_updates
+            if self.update % config.eval_every == 0 or last:
+                metrics.update({f"eval_{k}": v for k, v in self.record_eval(self.evaluate()).items() if k != "update"})
+            if self.update % config.save_every == 0 or last:
+                self.save_checkpoint()
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in metrics.items() if k in self.progress_keys})
+        bar.close()
+        summary = self.summary(time.perf_counter() - started)
+        if accelerator.is_main_process:
+            (self.output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        self.logger.close()
+        return summary
+
+    progress_keys = ("loss", "solved", "eval_accuracy")
+
+    def step(self) -> dict:
+        """One optimizer update: the method's backward passes, clipping, the step, the schedule."""
+        began = time.perf_counter()
+        metrics = self.compute_update()
+        if self.config.max_grad_norm is not None:
+            norm = self.accelerator.clip_grad_norm_(self.trainable_parameters(), self.config.max_grad_norm)
+            metrics["grad_norm"] = float(norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.after_optimizer_step()
+        self.update += 1
+        metrics["learning_rate"] = self.scheduler.get_last_lr()[0]
+        metrics["update_seconds"] = time.perf_counter() - began - metrics.get("rollout_seconds", 0.0)
+        if torch.cuda.is_available():
+            metrics["peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
+        return metrics
+
+    def record_eval(self, result: dict) -> dict:
+        entry = {"update": self.update, **result}
+        self.history.append(entry)
+        if self.accelerator.is_main_process:
+            self.logger.log(self.update, {f"eval_{k}": v for k, v in result.items()})
+        return entry
+
+    def summary(self, seconds: float) -> dict:
+        best = max(self.history, key=lambda e: (e["accuracy"], -e["update"]))
+        return {
+            "task": self.task.name,
+            "updates": self.update,
+            "eval_before": self.history[0],
+            "eval_after": self.history[-1],
+            "best_eval": best,
+            "best_update": best["update"],
+            "best_checkpoint": str(ckpt.checkpoint_folder(self.output_dir, best["update"]))
+            if (ckpt.checkpoint_folder(self.output_dir, best["update"])).exists() else None,
+            "wall_seconds": seconds,
+            "output_dir": str(self.output_dir),
+        }

@@ -1,0 +1,71 @@
+"""Resumable checkpoints: weights in ``save_pretrained`` form, plus everything else needed to continue exactly.
+
+A checkpoint is written to ``checkpoint-N.partial`` and renamed to ``checkpoint-N`` only when complete, so an
+interrupted save never leaves a folder that looks usable.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dopsd.errors import DopsdError
+
+PREFIX = "checkpoint-"
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def checkpoint_folder(output_dir: str | Path, update: int) -> Path:
+    return Path(output_dir) / f"{PREFIX}{update}"
+
+
+def latest_checkpoint(output_dir: str | Path) -> Path | None:
+    folders = [p for p in Path(output_dir).glob(f"{PREFIX}*") if p.is_dir() and p.name[len(PREFIX):].isdigit()]
+    return max(folders, key=lambda p: int(p.name[len(PREFIX):]), default=None)
+
+
+def resolve_resume(output_dir: str | Path, resume_from: str | None) -> Path | None:
+    if resume_from is None:
+        return None
+    folder = latest_checkpoint(output_dir) if resume_from == "latest" else Path(resume_from)
+    if folder is None or not (folder / "trainer_state.pt").is_file():
+        raise DopsdError(f"no complete checkpoint to resume from at {resume_from!r} (output dir {output_dir})")
+    return folder
+
+
+def begin(folder: Path) -> Path:
+    """The temporary folder a checkpoint is written into."""
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    return partial
+
+
+def commit(partial: Path, folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
+
+
+def load_state(folder: Path, rank: int) -> dict:
+    state = torch.load(folder / "trainer_state.pt", weights_only=False)
+    rank_file = folder / f"rng_rank{rank}.pt"
+    state["rank"] = torch.load(rank_file, weights_only=False) if rank_file.exists() else None
+    return state

@@ -1,0 +1,74 @@
+"""Batched pass@k rollouts: every prompt of a rollout sampled together, the unsolved ones resampled together."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from dopsd.models import DiffusionLM
+from dopsd.sampling import BlockDiffusionSampler, SamplerConfig, Trajectory
+from dopsd.tasks import Example, Task
+
+
+@dataclass
+class RolloutResult:
+    """The kept trajectory of each prompt, its score, and how many rounds it took.
+
+    A prompt keeps the best-scoring trajectory seen (the first at that score); it stops being resampled once one is
+    correct by the task's accuracy rule.
+    """
+
+    examples: list[Example]
+    trajectories: list[Trajectory]
+    completions: list[str]
+    scores: list[float]
+    solved: list[bool]
+    rounds: list[int]
+    samples: int = 0
+    decoded_tokens: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def passk_rollout(
+    lm: DiffusionLM,
+    task: Task,
+    examples: Sequence[Example],
+    prompts: Sequence[Sequence[int]],
+    *,
+    first: SamplerConfig,
+    resample: SamplerConfig,
+    passk: int,
+    generator: torch.Generator,
+) -> RolloutResult:
+    """Up to ``passk`` rounds; round 1 uses ``first``, later rounds ``resample`` (the pass@k temperature)."""
+    count = len(examples)
+    best: list[tuple[float, Trajectory, str] | None] = [None] * count
+    solved = [False] * count
+    rounds = [0] * count
+    samples = 0
+    for round_index in range(passk):
+        pending = [i for i in range(count) if not solved[i]]
+        if not pending:
+            break
+        sampler = BlockDiffusionSampler(lm, first if round_index == 0 else resample)
+        trajectories = sampler.sample([prompts[i] for i in pending], generator=generator)
+        samples += len(pending)
+        for i, trajectory in zip(pending, trajectories):
+            completion = lm.decode(trajectory.tokens)
+            score = task.score(examples[i], completion)
+            rounds[i] = round_index + 1
+            if best[i] is None or score.value > best[i][0]:
+                best[i] = (score.value, trajectory, completion)
+            solved[i] = solved[i] or score.correct
+    return RolloutResult(
+        examples=list(examples),
+        trajectories=[entry[1] for entry in best],
+        completions=[entry[2] for entry in best],
+        scores=[entry[0] for entry in best],
+        solved=solved,
+        rounds=rounds,
+        samples=samples,
+        decoded_tokens=samples * first.gen_length,
+    )

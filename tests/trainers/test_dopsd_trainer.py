@@ -1,0 +1,137 @@
+import pytest
+import torch
+
+from dopsd import DopsdError
+from dopsd.cli import main
+from dopsd.trainers import DOPSDConfig, DOPSDTrainer
+from dopsd.trainers.dopsd import split_into_chunks
+from toy import ToyTask, tiny_lm, toy_config
+
+
+def make_trainer(tmp_path, **overrides):
+    return DOPSDTrainer(tiny_lm(), task=ToyTask(), config=toy_config(tmp_path, **overrides))
+
+
+def snapshot(module):
+    return {name: p.detach().clone() for name, p in module.named_parameters()}
+
+
+def test_dropped_trajectories_cost_no_forward_pass(tmp_path):
+    trainer = make_trainer(tmp_path, prompts_per_rollout=6)
+    rows = []
+    trainer.base_lm.model.get_base_model().register_forward_pre_hook(
+        lambda module, args, kwargs: rows.append(kwargs["input_ids"].shape[0]), with_kwargs=True
+    )
+    trainer.rollout()
+    assert len(trainer.prepared) == 4  # rows 1 and 4 are rejected by the verifier
+    assert all(len(chunk) > 0 for chunk in trainer.pending)
+    rows.clear()
+    for chunk in list(trainer.pending):
+        trainer.chunk_backward(chunk)
+    kept_states = sum(item.num_steps for item in trainer.prepared)
+    assert sum(rows) == 2 * kept_states  # one teacher and one student row per kept state, nothing else
+    everything = make_trainer(tmp_path, prompts_per_rollout=6, correct_only=False)
+    everything.rollout()
+    assert len(everything.prepared) == 6
+
+
+def test_one_update_changes_the_adapter_and_leaves_the_fixed_teacher_unchanged(tmp_path):
+    trainer = make_trainer(tmp_path)
+    before = snapshot(trainer.unwrapped)
+    trainer.step()
+    after = snapshot(trainer.unwrapped)
+    lora = [n for n in before if "lora_" in n]
+    base = [n for n in before if "lora_" not in n]
+    assert lora and any(not torch.equal(before[n], after[n]) for n in lora)
+    assert all(torch.equal(before[n], after[n]) for n in base)  # the teacher is these weights, adapter off
+
+
+def test_full_fine_tuning_keeps_a_frozen_teacher(tmp_path):
+    trainer = make_trainer(tmp_path, use_lora=False, learning_rate=1e-3)
+    teacher_before = snapshot(trainer.teacher_lm.model)
+    student_before = snapshot(trainer.unwrapped)
+    trainer.step()
+    assert any(not torch.equal(student_before[n], p) for n, p in trainer.unwrapped.named_parameters())
+    assert all(torch.equal(teacher_before[n], p) for n, p in trainer.teacher_lm.model.named_parameters())
+
+
+@pytest.mark.parametrize("selection, clip", [("teacher", 0.05), ("student", 0.05), ("revealed", 0.05), ("teacher", None)])
+def test_repeated_updates_on_a_fixed_rollout_lower_the_loss(tmp_path, selection, clip):
+    trainer = make_trainer(tmp_path, kt_selection=selection, learning_rate=1e-3, max_grad_norm=None, clip=clip)
+    trainer.rollout()
+    everything = split_into_chunks(trainer.prepared, 1)[0]
+    losses = []
+    for _ in range(12):
+        losses.append(trainer.chunk_backward(everything)["loss"])
+        trainer.optimizer.step()
+        trainer.optimizer.zero_grad()
+    assert losses[0] > 0
+    assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.parametrize("extra", [dict(), dict(updates_per_rollout=3), dict(use_lora=False, learning_rate=1e-3)],
+                         ids=["lora", "mid-rollout", "full"])
+def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(tmp_path, extra):
+    whole = make_trainer(tmp_path / "a", max_updates=4, **extra)
+    whole.train()
+    first = make_trainer(tmp_path / "b", max_updates=2, **extra)
+    first.train()
+    resumed = make_trainer(tmp_path / "b", max_updates=4, resume_from="latest", **extra)
+    summary = resumed.train()
+    assert summary["updates"] == 4
+    expected = snapshot(whole.unwrapped)
+    for name, parameter in resumed.unwrapped.named_parameters():
+        assert torch.equal(parameter, expected[name]), name
+    assert [e["accuracy"] for e in summary_history(resumed)] == [e["accuracy"] for e in summary_history(whole)]
+
+
+def summary_history(trainer):
+    return trainer.history
+
+
+def test_output_folder_holds_config_metrics_checkpoints_and_summary(tmp_path):
+    trainer = make_trainer(tmp_path, max_updates=2)
+    summary = trainer.train()
+    run = tmp_path / "run"
+    assert (run / "config.yaml").is_file() and (run / "summary.json").is_file()
+    assert (run / "checkpoint-2" / "model" / "adapter_model.safetensors").is_file()
+    assert not list(run.glob("*.partial"))
+    import json
+
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    updates = [row for row in rows if "loss" in row]
+    assert [row["update"] for row in updates] == [1, 2]
+    for key in ("loss", "clip_ratio", "overlap_top20", "solved", "passk_rounds", "response_length",
+                "update_seconds", "tokens_per_second"):
+        assert key in updates[0]
+    assert summary["eval_before"]["update"] == 0 and summary["eval_after"]["update"] == 2
+
+
+def test_user_errors_end_with_one_line_and_no_checkpoint(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("passk: [\n")
+    out = tmp_path / "out"
+    for args in (
+        ["train", "--config", str(bad), "--output-dir", str(out)],
+        ["train", "--task", "sudoku", "--train-data", str(tmp_path / "absent.csv"), "--output-dir", str(out)],
+        ["train", "--passk", "0", "--output-dir", str(out)],
+    ):
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error:") and "\n" not in err
+    from conftest import tiny_llama
+
+    model, tokenizer = tiny_llama()
+    model.save_pretrained(tmp_path / "ar")
+    tokenizer.save_pretrained(tmp_path / "ar")
+    assert main(["train", "--model", str(tmp_path / "ar"), "--task", "sudoku", "--train-data", "sample",
+                 "--eval-data", "sample", "--output-dir", str(out)]) == 2
+    assert "dopsd convert" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_config_rejects_out_of_range_values_naming_the_field():
+    with pytest.raises(DopsdError, match="'kt_selection'"):
+        DOPSDConfig(kt_selection="oracle")
+    with pytest.raises(DopsdError, match="'clip'"):
+        DOPSDConfig(clip=-1.0)
