@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import gather_object, set_seed
+from accelerate.utils import DistributedDataParallelKwargs, gather_object, set_seed
 from tqdm.auto import tqdm
 
 from dopsd.config import save_config
@@ -62,7 +62,13 @@ class Trainer:
         mixed = config.mixed_precision
         if mixed == "auto":
             mixed = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-        self.accelerator = Accelerator(mixed_precision=mixed)
+        # Buffers (rotary tables) never change, and broadcasting them at every forward would make processes that
+        # sample different numbers of steps wait on each other.
+        # cpu=True on machines without CUDA makes processes started by `accelerate launch --multi_gpu` (torchrun)
+        # join one gloo group; accelerate would otherwise run each of them alone.
+        self.accelerator = Accelerator(
+            cpu=not torch.cuda.is_available(), mixed_precision=mixed, kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)]
+        )
         set_seed(config.seed + self.accelerator.process_index)
         self.output_dir = Path(config.output_dir)
         self.task = get_task(task or config.task) if not isinstance(task, Task) else task
@@ -83,6 +89,8 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
         )
+        # Student passes go through the (DDP) wrapper so gradients are synchronised; sampling, evaluation and teacher
+        # passes use the bare model: they need no gradient sync, and processes run different numbers of them.
         self.lm = self.base_lm.with_runner(self.model)
         self.update = 0
         self.cursor = 0
@@ -148,9 +156,11 @@ class Trainer:
         pass
 
     def zero_loss(self) -> torch.Tensor:
-        """A loss of 0 that touches every trainable weight, so a process with nothing to learn still joins the
-        gradient all-reduce of the others."""
-        return sum(p.sum() for p in self.trainable_parameters()) * 0.0
+        """A loss of 0 from a real forward pass through the wrapper, so a process with nothing to learn still joins
+        the others' gradient all-reduce."""
+        tokens = self.base_lm.tokens
+        ids = torch.tensor([[tokens.eos, tokens.mask]], device=self.accelerator.device)
+        return self.lm.logits(ids).sum() * 0.0
 
     # ----- evaluation ------------------------------------------------------------------------------------------
     def eval_sampler_config(self) -> SamplerConfig:
@@ -163,9 +173,9 @@ class Trainer:
         """Greedy accuracy on the held-out set, each process taking an equal share (padded), results gathered."""
         accelerator = self.accelerator
         examples = list(self.eval_examples)
-        with accelerator.split_between_processes(examples, apply_padding=True) as shard:
+        with accelerator.split_between_processes(examples, apply_padding=True) as shard, accelerator.autocast():
             self.model.eval()
-            rows, _ = evaluate(self.lm, self.task, shard, self.eval_sampler_config(),
+            rows, _ = evaluate(self.base_lm, self.task, shard, self.eval_sampler_config(),
                                batch_size=self.config.eval_batch_size, style=self.config.prompt_style, progress=False)
             self.model.train()
         gathered = gather_object([(row["index"], row["score"], row["correct"]) for row in rows])

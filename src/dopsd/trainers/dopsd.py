@@ -102,8 +102,8 @@ class DOPSDTrainer(Trainer):
         self.model.eval()
         adapter_off = self.unwrapped.disable_adapter() if self.config.teacher == "fixed" else contextlib.nullcontext()
         try:
-            with torch.no_grad(), adapter_off:
-                yield self.lm
+            with torch.no_grad(), adapter_off, self.accelerator.autocast():
+                yield self.base_lm
         finally:
             self.model.train()
 
@@ -128,11 +128,13 @@ class DOPSDTrainer(Trainer):
         config = self.config
         began = time.perf_counter()
         examples = self.next_examples(config.prompts_per_rollout)
-        prompts = encode_prompts(self.lm, self.task, examples, config.prompt_style or default_prompt_style(self.base_lm))
+        prompts = encode_prompts(self.base_lm, self.task, examples,
+                                 config.prompt_style or default_prompt_style(self.base_lm))
         self.model.eval()
-        result = passk_rollout(self.lm, self.task, examples, prompts, first=config.sampler_config(),
-                               resample=config.sampler_config(config.passk_temperature), passk=config.passk,
-                               generator=self.sample_generator)
+        with self.accelerator.autocast():
+            result = passk_rollout(self.base_lm, self.task, examples, prompts, first=config.sampler_config(),
+                                   resample=config.sampler_config(config.passk_temperature), passk=config.passk,
+                                   generator=self.sample_generator)
         self.model.train()
         threshold = self.score_threshold()
         keep = [i for i, score in enumerate(result.scores) if score >= threshold or not config.correct_only]

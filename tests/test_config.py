@@ -1,0 +1,45 @@
+import pytest
+
+from dopsd import DopsdError
+from dopsd.config import load_config, parse_overrides
+from dopsd.trainers import DOPSDConfig
+
+
+def test_defaults_are_the_papers():
+    config = DOPSDConfig()
+    assert (config.passk, config.passk_temperature, config.teacher_retain_ratio) == (8, 0.9, 0.25)
+    assert (config.divergence, config.top_k_loss, config.clip, config.kt_selection) == ("reverse_kl", 20, 0.05, "teacher")
+    assert (config.lora_r, config.lora_alpha, config.lora_dropout) == (128, 64, 0.05)
+    assert (config.learning_rate, config.weight_decay, config.max_grad_norm) == (5e-6, 0.1, 0.2)
+    assert (config.gen_length, config.block_length, config.updates_per_rollout) == (256, 32, 4)
+    assert config.correct_only and config.teacher == "fixed"
+
+
+def test_yaml_then_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("task: sudoku\npassk: 4\nclip: null\nlearning_rate: 1\n")
+    config = load_config(DOPSDConfig, path, ["--passk", "2", "--teacher-retain-ratio=0.5", "--lora-target-modules", "a,b"])
+    assert (config.task, config.passk, config.teacher_retain_ratio, config.clip) == ("sudoku", 2, 0.5, None)
+    assert config.learning_rate == 1.0 and isinstance(config.learning_rate, float)
+    assert config.lora_target_modules == ["a", "b"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("passk: [\n", "c.yaml:2: not valid YAML"),
+    ("- 1\n- 2\n", "expected a mapping"),
+    ("passk: many\n", "'passk'"),
+    ("unknown_field: 1\n", "unknown config field"),
+    ("teacher_retain_ratio: 1.5\n", "'teacher_retain_ratio'"),
+])
+def test_bad_config_files_are_one_clear_error(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(DopsdError, match=message):
+        load_config(DOPSDConfig, path)
+
+
+def test_override_syntax_errors():
+    with pytest.raises(DopsdError, match="--passk needs a value"):
+        parse_overrides(["--passk"])
+    with pytest.raises(DopsdError, match="unexpected argument"):
+        parse_overrides(["passk", "3"])

@@ -1,0 +1,21 @@
+"""Run under ``accelerate launch --num_processes 2 --cpu``: two d-OPSD updates, then each process saves its weights."""
+
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
+
+from toy import ToyTask, tiny_lm, toy_config  # noqa: E402
+
+from dopsd.trainers import DOPSDTrainer  # noqa: E402
+
+folder = Path(sys.argv[1])
+# Processes get different prompts, so different numbers of kept states and sampling steps.
+trainer = DOPSDTrainer(tiny_lm(), task=ToyTask(), config=toy_config(folder, max_updates=2, prompts_per_rollout=2,
+                                                                    updates_per_rollout=1, micro_batch_size=3))
+trainer.train()
+weights = {name: p.detach().clone() for name, p in trainer.unwrapped.named_parameters() if p.requires_grad}
+torch.save(weights, folder / f"weights_rank{trainer.accelerator.process_index}.pt")
