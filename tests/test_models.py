@@ -27,7 +27,7 @@ def test_selected_positions_equal_rows_of_full_logits(make_lm):
     assert torch.allclose(lm.logits_at(ids, per_row, attention), full.gather(1, per_row[..., None].expand(-1, -1, full.shape[-1])))
     shared = torch.arange(6, 12)
     assert torch.allclose(lm.logits_at(ids, shared, attention), full[:, 6:12])
-    assert lm._selection_works is True
+    assert lm._checks["selection"] is True
 
 
 def test_selection_projects_only_the_selected_rows(builtin_lm):

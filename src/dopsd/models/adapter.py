@@ -9,6 +9,7 @@ back to full logits, with one warning.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import warnings
@@ -123,8 +124,10 @@ class DiffusionLM:
         self.tokens = tokens or resolve_special_tokens(model, tokenizer)
         self.shift_logits = shift_logits
         self.bidirectional_mask = bidirectional_mask
-        self._handles_padding = handles_padding
-        self._selection_works: bool | None = None
+        # Results of one-off checks, shared with every with_runner() view (a shallow copy shares this dict).
+        self._checks: dict[str, bool] = {}
+        if handles_padding is not None:
+            self._checks["padding"] = handles_padding
         base = model.get_base_model() if hasattr(model, "get_base_model") else model  # see through PEFT wrappers
         self._accepts_position_ids = "position_ids" in inspect.signature(base.forward).parameters
         self.runner = model
@@ -137,6 +140,11 @@ class DiffusionLM:
         view = copy.copy(self)
         view.runner = runner
         return view
+
+    def rewrap(self, model) -> "DiffusionLM":
+        """The same settings around another model (a PEFT-wrapped or frozen copy of this one)."""
+        return DiffusionLM(model, self.tokenizer, tokens=self.tokens, shift_logits=self.shift_logits,
+                           bidirectional_mask=self.bidirectional_mask, handles_padding=self._checks.get("padding"))
 
     @property
     def device(self) -> torch.device:
@@ -181,9 +189,10 @@ class DiffusionLM:
         """
         if positions.dim() == 1:
             positions = positions.expand(input_ids.shape[0], -1)
-        if self._selection_works is None:
-            self._selection_works = self._check_selection(input_ids, attention_mask)
-        if not self._selection_works:
+        if "selection" not in self._checks:
+            with _quiet_probe(self.model):
+                self._checks["selection"] = self._check_selection(input_ids, attention_mask)
+        if not self._checks["selection"]:
             full = self.logits(input_ids, attention_mask)
             return full.gather(1, positions[..., None].expand(-1, -1, full.shape[-1]))
         source = (positions - 1).clamp(min=0) if self.shift_logits else positions
@@ -238,9 +247,10 @@ class DiffusionLM:
     @property
     def handles_padding(self) -> bool:
         """Whether left padding leaves a row's logits unchanged (probed once when not given)."""
-        if self._handles_padding is None:
-            self._handles_padding = self._probe_padding()
-        return self._handles_padding
+        if "padding" not in self._checks:
+            with _quiet_probe(self.model):
+                self._checks["padding"] = self._probe_padding()
+        return self._checks["padding"]
 
     @torch.no_grad()
     def _probe_padding(self) -> bool:
@@ -265,6 +275,19 @@ class DiffusionLM:
 
 class _SelectionUnsupported(RuntimeError):
     pass
+
+
+@contextlib.contextmanager
+def _quiet_probe(model):
+    """Runs a check in eval mode (no dropout) and leaves the random number streams as they were, so a check
+    neither fails on dropout noise nor shifts a seeded training run."""
+    training = model.training
+    model.eval()
+    try:
+        with torch.random.fork_rng(devices=[torch.cuda.current_device()] if torch.cuda.is_available() else []):
+            yield
+    finally:
+        model.train(training)
 
 
 def _tolerance(reference: torch.Tensor) -> dict:

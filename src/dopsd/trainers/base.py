@@ -111,10 +111,7 @@ class Trainer:
                 target_modules=config.lora_target_modules or lora_targets(model),
             )
             model = get_peft_model(model, lora)
-            self.base_lm = DiffusionLM(
-                model, self.base_lm.tokenizer, tokens=self.base_lm.tokens, shift_logits=self.base_lm.shift_logits,
-                bidirectional_mask=self.base_lm.bidirectional_mask, handles_padding=self.base_lm._handles_padding,
-            )
+            self.base_lm = self.base_lm.rewrap(model)
         if config.gradient_checkpointing:
             model.gradient_checkpointing_enable()
         model.train()

@@ -88,9 +88,7 @@ class DOPSDTrainer(Trainer):
         frozen = copy.deepcopy(self.unwrapped).eval()
         for parameter in frozen.parameters():
             parameter.requires_grad_(False)
-        return DiffusionLM(frozen, self.base_lm.tokenizer, tokens=self.base_lm.tokens,
-                           shift_logits=self.base_lm.shift_logits, bidirectional_mask=self.base_lm.bidirectional_mask,
-                           handles_padding=self.base_lm._handles_padding)
+        return self.base_lm.rewrap(frozen)
 
     @contextlib.contextmanager
     def teacher_context(self):
