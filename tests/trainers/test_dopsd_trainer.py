@@ -135,3 +135,57 @@ def test_config_rejects_out_of_range_values_naming_the_field():
         DOPSDConfig(kt_selection="oracle")
     with pytest.raises(DopsdError, match="'clip'"):
         DOPSDConfig(clip=-1.0)
+
+
+def test_passk_resamples_only_unsolved_prompts_together(tmp_path):
+    from dopsd.trainers.rollout import passk_rollout
+    from dopsd.evaluation import encode_prompts
+
+    trainer = make_trainer(tmp_path, passk=3)
+    examples = trainer.train_examples
+    prompts = encode_prompts(trainer.base_lm, trainer.task, examples, "compact")
+    assert trainer.base_lm.handles_padding  # run the one-off probes before counting
+    trainer.base_lm.logits_at(torch.tensor([prompts[0]]), torch.tensor([0]))
+    batches = []
+    trainer.base_lm.model.get_base_model().register_forward_pre_hook(
+        lambda module, args, kwargs: batches.append(kwargs["input_ids"].shape[0]), with_kwargs=True)
+    config = trainer.config
+    result = passk_rollout(trainer.base_lm, trainer.task, examples, prompts, first=config.sampler_config(),
+                           resample=config.sampler_config(0.9), passk=3, generator=torch.Generator().manual_seed(0))
+    accepted = [e.meta["accept"] for e in examples]
+    assert result.rounds == [1 if a else 3 for a in accepted]
+    assert result.solved == accepted
+    assert result.samples == len(examples) + 2 * accepted.count(False)
+    assert set(batches) == {len(examples), accepted.count(False)}  # one batch per round, never row by row
+
+
+def test_revealed_selection_uses_the_positions_the_student_revealed(tmp_path):
+    trainer = make_trainer(tmp_path, kt_selection="revealed")
+    trainer.rollout()
+    item = trainer.prepared[0]
+    for step in range(item.num_steps):
+        offsets = trainer.revealed_offsets(item, step, int(item.counts.max()))
+        expected = item.trajectory.revealed_at(step) - item.block_starts[step]
+        assert offsets[: len(expected)].tolist() == expected.tolist()
+
+
+def test_ema_teacher_follows_the_weights_by_the_decay(tmp_path):
+    trainer = make_trainer(tmp_path, teacher="ema", ema_decay=0.5)
+    teacher_before = snapshot(trainer.teacher_lm.model)
+    trainer.step()
+    live = dict(trainer.unwrapped.named_parameters())
+    moved = 0
+    for name, parameter in trainer.teacher_lm.model.named_parameters():
+        if live[name].requires_grad:
+            assert torch.allclose(parameter, 0.5 * teacher_before[name] + 0.5 * live[name].detach())
+            moved += int(not torch.equal(parameter, teacher_before[name]))
+    assert moved > 0
+
+
+def test_live_teacher_trains(tmp_path):
+    trainer = make_trainer(tmp_path, teacher="live")
+    assert trainer.teacher_lm is None
+    before = snapshot(trainer.unwrapped)
+    metrics = trainer.step()
+    assert metrics["loss"] != 0.0
+    assert any(not torch.equal(before[n], p) for n, p in trainer.unwrapped.named_parameters())

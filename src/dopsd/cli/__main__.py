@@ -1,0 +1,5 @@
+import sys
+
+from dopsd.cli import main
+
+sys.exit(main())
