@@ -3,5 +3,6 @@
 from dopsd.trainers.base import Trainer
 from dopsd.trainers.config import DOPSDConfig, TrainingConfig
 from dopsd.trainers.dopsd import DOPSDTrainer
+from dopsd.trainers.sft import SFTConfig, SFTTrainer
 
-__all__ = ["DOPSDConfig", "DOPSDTrainer", "Trainer", "TrainingConfig"]
+__all__ = ["DOPSDConfig", "DOPSDTrainer", "SFTConfig", "SFTTrainer", "Trainer", "TrainingConfig"]

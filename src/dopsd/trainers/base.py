@@ -26,6 +26,7 @@ from dopsd.tasks import Task, get_task, sample_data_path
 from dopsd.trainers import checkpoint as ckpt
 from dopsd.trainers.config import BUILTIN_LORA_TARGETS, LORA_TARGETS, TrainingConfig
 from dopsd.trainers.metrics import MetricsLogger
+from dopsd.trainers.plot import plot_run
 
 
 def load_task_data(task: Task, path: str | None, limit: int | None = None):
@@ -263,10 +264,11 @@ class Trainer:
             bar.update(1)
             bar.set_postfix({k: f"{v:.3g}" for k, v in metrics.items() if k in self.progress_keys})
         bar.close()
+        self.logger.close()
         summary = self.summary(time.perf_counter() - started)
         if accelerator.is_main_process:
+            summary["plot"] = str(plot_run(self.output_dir, f"{type(self).__name__} on {self.task.name}"))
             (self.output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        self.logger.close()
         return summary
 
     progress_keys = ("loss", "solved", "eval_accuracy")

@@ -1,0 +1,60 @@
+"""Small base models and their data, shipped inside the package so that d-OPSD runs offline on a laptop.
+
+Each folder under ``dopsd/bundled/`` holds a built-in-family model in ``save_pretrained`` form (``model/``), its
+training prompts (``train``) and a held-out set never trained on (``heldout``). ``scripts/build_base_models.py``
+regenerates them from scratch with fixed seeds.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from dopsd.errors import DopsdError
+
+BUNDLED_TASKS = {"sudoku": ("train.csv", "heldout.csv"), "countdown": ("train.jsonl", "heldout.jsonl")}
+
+# d-OPSD settings sized for a 2-core CPU: a few minutes for the whole default run, evaluation included.
+CPU_PRESETS = {
+    "sudoku": dict(
+        gen_length=20, block_length=4, steps=10, use_lora=False, learning_rate=2e-5, weight_decay=0.0,
+        prompts_per_rollout=16, updates_per_rollout=1, micro_batch_size=64, passk=8, max_updates=100,
+        eval_every=10, save_every=50, eval_batch_size=100,
+    ),
+    "countdown": dict(
+        gen_length=16, block_length=4, steps=8, use_lora=False, learning_rate=2e-5, weight_decay=0.0,
+        prompts_per_rollout=16, updates_per_rollout=1, micro_batch_size=64, passk=8, max_updates=100,
+        eval_every=10, save_every=50, eval_batch_size=100,
+    ),
+}
+
+
+def bundle_folder(task: str) -> Path:
+    if task not in BUNDLED_TASKS:
+        raise DopsdError(f"no bundled model for task {task!r}; bundled: {', '.join(BUNDLED_TASKS)}")
+    return Path(str(resources.files("dopsd.bundled") / task))
+
+
+def bundled_model_path(task: str) -> str:
+    """Folder of the bundled base model for ``task`` (load it with ``AutoModel.from_pretrained``)."""
+    folder = bundle_folder(task) / "model"
+    if not (folder / "config.json").is_file():
+        raise DopsdError(f"the bundled {task} model is missing from {folder}: run scripts/build_base_models.py")
+    return str(folder)
+
+
+def bundled_data_path(task: str, split: str) -> str:
+    """``split`` is ``train`` or ``heldout``."""
+    folder = bundle_folder(task)
+    train, heldout = BUNDLED_TASKS[task]
+    return str(folder / (train if split == "train" else heldout))
+
+
+def cpu_preset(task: str = "sudoku") -> dict:
+    """The ``dopsd train`` defaults when no model is given: the bundled model, its data, CPU-sized settings."""
+    bundle_folder(task)
+    return dict(
+        model=bundled_model_path(task), task=task, train_data=bundled_data_path(task, "train"),
+        eval_data=bundled_data_path(task, "heldout"), output_dir=f"runs/dopsd-{task}", mixed_precision="no",
+        **CPU_PRESETS[task],
+    )
