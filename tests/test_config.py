@@ -43,3 +43,11 @@ def test_override_syntax_errors():
         parse_overrides(["--passk"])
     with pytest.raises(DopsdError, match="unexpected argument"):
         parse_overrides(["passk", "3"])
+
+
+def test_command_line_text_is_read_by_the_field_type():
+    config = load_config(DOPSDConfig, None, ["--mixed-precision", "no", "--clip", "null", "--use-lora", "no",
+                                             "--steps", "12", "--model", "123"])
+    assert (config.mixed_precision, config.clip, config.use_lora, config.steps, config.model) == ("no", None, False, 12, "123")
+    with pytest.raises(DopsdError, match="'passk'"):
+        load_config(DOPSDConfig, None, ["--passk", "many"])

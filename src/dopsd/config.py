@@ -20,10 +20,42 @@ class ConfigError(DopsdError, ValueError):
         super().__init__(f"config field {field!r} = {value!r} {requirement}")
 
 
+TRUE, FALSE, NULL = ("true", "yes", "on", "1"), ("false", "no", "off", "0"), ("null", "none", "~")
+
+
+def _from_text(option, text: str):
+    """Reads command-line text as ``option``; raises ValueError when it does not fit."""
+    lowered = text.strip().lower()
+    if option is type(None):
+        if lowered in NULL:
+            return None
+        raise ValueError
+    if option is bool:
+        if lowered in TRUE + FALSE:
+            return lowered in TRUE
+        raise ValueError
+    if option in (int, float):
+        return option(text)
+    if option is str:
+        return text
+    if typing.get_origin(option) in (list, tuple):
+        return [item.strip() for item in text.split(",") if item.strip()]
+    raise ValueError
+
+
 def _coerce(cls, name: str, value):
-    """Turns YAML/command-line scalars into the field's declared type (int -> float, str -> list...)."""
+    """Turns YAML values and command-line text into the field's declared type (int -> float, "a,b" -> list...)."""
     hint = typing.get_type_hints(cls)[name]
     options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    if isinstance(value, CommandLineText):
+        # None first, so "null" means None; str last, so "5" is a number where a number fits.
+        ordered = sorted(options, key=lambda o: (o is not type(None), o is str))
+        for option in ordered:
+            try:
+                return _from_text(option, str(value))
+            except ValueError:
+                continue
+        raise ConfigError(name, str(value), f"must be {_names(options)}")
     if value is None:
         if type(None) in options:
             return None
@@ -37,11 +69,18 @@ def _coerce(cls, name: str, value):
             return value
         if option is str and isinstance(value, str):
             return value
-        if typing.get_origin(option) in (list, tuple) and isinstance(value, (list, tuple, str)):
-            items = value.split(",") if isinstance(value, str) else value
-            return list(items)
-    names = " or ".join(getattr(o, "__name__", str(o)) for o in options)
-    raise ConfigError(name, value, f"must be {names}")
+        if typing.get_origin(option) in (list, tuple) and isinstance(value, (list, tuple)):
+            return list(value)
+    hint_text = " (YAML reads a bare no/yes as a boolean: quote it)" if isinstance(value, bool) else ""
+    raise ConfigError(name, value, f"must be {_names(options)}{hint_text}")
+
+
+def _names(options) -> str:
+    return " or ".join("null" if o is type(None) else getattr(o, "__name__", str(o)) for o in options)
+
+
+class CommandLineText(str):
+    """A value typed on the command line: read according to the field's type, not by YAML's rules."""
 
 
 def config_from_dict(cls, values: dict, source: str = "config"):
@@ -54,7 +93,7 @@ def config_from_dict(cls, values: dict, source: str = "config"):
 
 
 def parse_overrides(arguments: list[str]) -> dict:
-    """``["--key", "value", "--flag=1"]`` into ``{"key": value, "flag": 1}``; values are read as YAML scalars."""
+    """``["--key", "value", "--flag=1"]`` into ``{"key": "value", "flag": "1"}``, read later by the field's type."""
     values, index = {}, 0
     while index < len(arguments):
         argument = arguments[index]
@@ -66,7 +105,7 @@ def parse_overrides(arguments: list[str]) -> dict:
                 raise DopsdError(f"--{key} needs a value")
             inline = arguments[index + 1]
             index += 1
-        values[key.replace("-", "_")] = yaml.safe_load(inline) if inline != "" else ""
+        values[key.replace("-", "_")] = CommandLineText(inline)
         index += 1
     return values
 

@@ -44,23 +44,33 @@ def test_top_k_renormalises_over_the_teachers_top_tokens():
     assert value.per_position.item() == pytest.approx(kl(s2, t2), abs=1e-6)
 
 
-def test_pointwise_clip_caps_each_vocabulary_term():
+def test_pointwise_clip_caps_each_non_negative_vocabulary_term():
     s, t = P_STUDENT, P_TEACHER
-    terms = [si * math.log(si / ti) for si, ti in zip(s, t)]  # 0.458, 0.122, -0.220
+    terms = [si * math.log(si / ti) - si + ti for si, ti in zip(s, t)]  # 0.158, 0.022, 0.180
+    assert all(term >= 0 for term in terms) and sum(terms) == pytest.approx(kl(s, t))
     clip = 0.05
     result = step_divergence(logits(s), logits(t), kind="reverse_kl", top_k=0, clip=clip)
     assert result.per_position.item() == pytest.approx(sum(min(term, clip) for term in terms), abs=1e-6)
     assert result.clip_ratio.item() == pytest.approx(2 / 3)
 
 
+@pytest.mark.parametrize("kind", ["reverse_kl", "forward_kl", "jsd"])
+def test_clipped_divergences_are_never_negative(kind):
+    generator = torch.Generator().manual_seed(0)
+    student, teacher = torch.randn(50, 30, generator=generator) * 3, torch.randn(50, 30, generator=generator) * 3
+    value = step_divergence(student, teacher, kind=kind, top_k=20, clip=0.05).per_position
+    assert bool((value >= -1e-6).all())
+
+
 def test_top_k_and_clip_together():
     student = [0.1, 0.4, 0.3, 0.2]
     teacher = [0.4, 0.1, 0.3, 0.2]
     s2, t2 = [0.25, 0.75], [4 / 7, 3 / 7]  # renormalised over the teacher's top-2 tokens (0 and 2)
-    terms = [si * math.log(si / ti) for si, ti in zip(s2, t2)]  # -0.207, 0.420
+    terms = [si * math.log(si / ti) - si + ti for si, ti in zip(s2, t2)]  # 0.114, 0.098
     result = step_divergence(logits(student), logits(teacher), kind="reverse_kl", top_k=2, clip=0.1)
     assert result.per_position.item() == pytest.approx(min(terms[0], 0.1) + min(terms[1], 0.1), abs=1e-6)
     assert result.clip_ratio.item() == pytest.approx(0.5)
+    assert sum(terms) == pytest.approx(kl(s2, t2), abs=1e-9)
 
 
 def test_gradient_reaches_the_student_only():

@@ -31,7 +31,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.config is None and "model" not in overrides:
         from dopsd.bundled import cpu_preset
 
-        overrides = {**cpu_preset(overrides.get("task", "sudoku")), **overrides}
+        overrides = {**cpu_preset(str(overrides.get("task", "sudoku"))), **overrides}
     summary = DOPSDTrainer(config=load_config(DOPSDConfig, args.config, overrides)).train()
     print(json.dumps(summary))
     print(describe("d-OPSD", summary))

@@ -3,6 +3,11 @@
 Both distributions can be restricted to the teacher's top-k tokens and renormalised there (the authors' runs use 20),
 and each vocabulary entry's contribution can be clamped from above (pointwise clipping) before the sum. Gradients
 flow only through the student: teacher logits are detached here whatever the caller passes.
+
+Each divergence is written as a sum of per-entry terms that are never negative: KL(p || q) as
+sum_v [p log(p/q) - p + q] (the extra terms sum to zero), JSD entry by entry. Clamping the plain signed terms
+p log(p/q) from above would leave the negative ones unclamped, so the loss could fall below zero and the student
+would learn to chase it; in this form a clipped loss is still >= 0 and still minimised at student = teacher.
 """
 
 from __future__ import annotations
@@ -32,8 +37,9 @@ def restrict_to_teacher_top_k(student_logits, teacher_logits, top_k: int):
 
 
 def _kl_terms(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
-    """The summands of KL(p || q), one per vocabulary entry."""
-    return log_p.exp() * (log_p - log_q)
+    """Non-negative summands of KL(p || q), one per vocabulary entry: p log(p/q) - p + q."""
+    p, q = log_p.exp(), log_q.exp()
+    return p * (log_p - log_q) - p + q
 
 
 def divergence_terms(student_log_probs, teacher_log_probs, kind: str, beta: float) -> torch.Tensor:
@@ -52,6 +58,7 @@ def divergence_terms(student_log_probs, teacher_log_probs, kind: str, beta: floa
             torch.stack([teacher_log_probs + torch.log(torch.tensor(beta)), student_log_probs + torch.log(torch.tensor(1 - beta))]),
             dim=0,
         )
+        # Per entry, beta*t*log(t/m) + (1-beta)*s*log(s/m) >= 0 by convexity of x log x (the -p + q parts cancel).
         return beta * _kl_terms(teacher_log_probs, log_mixture) + (1 - beta) * _kl_terms(student_log_probs, log_mixture)
     raise ValueError(f"unknown divergence {kind!r}: use one of {', '.join(DIVERGENCES)}")
 
