@@ -13,7 +13,8 @@ from tqdm.auto import tqdm
 from dopsd.errors import DopsdError
 from dopsd.models import DiffusionLM
 from dopsd.sampling import BlockDiffusionSampler, SamplerConfig
-from dopsd.tasks import Example, Task
+from dopsd.tasks import Example, Task, sample_data_path
+from dopsd.tasks.loading import _jsonl_rows as jsonl_rows
 
 PROMPT_STYLES = ("instruct", "compact")
 
@@ -132,15 +133,22 @@ def read_completions(path: str | Path) -> list[dict]:
     if not path.is_file():
         raise DopsdError(f"completions file not found: {path}")
     rows = []
-    with path.open() as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DopsdError(f"{path}:{number}: not valid JSON ({error.msg})") from error
-            if not isinstance(row, dict) or not isinstance(row.get("index"), int) or not isinstance(row.get("completion"), str):
-                raise DopsdError(f'{path}:{number}: expected {{"index": <int>, "completion": <string>}}')
-            rows.append(row)
+    for where, row in jsonl_rows(path):  # JSONL whatever the file's extension
+        if not isinstance(row.get("index"), int) or not isinstance(row.get("completion"), str):
+            raise DopsdError(f'{where}: expected {{"index": <int>, "completion": <string>}}')
+        rows.append(row)
     return rows
+
+
+def load_examples(task: Task, path: str | None, limit: int | None = None) -> list[Example]:
+    """Examples from a local file, ``sample`` (the bundled sample) or the hub; user errors become DopsdError."""
+    source = sample_data_path(task.name) if path == "sample" else path
+    try:
+        examples = task.load(source, limit=limit)
+    except FileNotFoundError as error:
+        raise DopsdError(f"data file not found: {error.filename or source}") from error
+    except ValueError as error:
+        raise DopsdError(str(error)) from error
+    if not examples:
+        raise DopsdError(f"no examples in {source}")
+    return examples

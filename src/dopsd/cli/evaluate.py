@@ -8,8 +8,8 @@ from collections import defaultdict
 
 from dopsd.cli.options import add_model_options, add_sampler_options, load_model, sampler_config
 from dopsd.errors import DopsdError
-from dopsd.evaluation import PROMPT_STYLES, evaluate, read_completions, score_row, summarize, write_jsonl
-from dopsd.tasks import TASK_NAMES, get_task, sample_data_path
+from dopsd.evaluation import PROMPT_STYLES, evaluate, load_examples, read_completions, score_row, summarize, write_jsonl
+from dopsd.tasks import TASK_NAMES, get_task
 
 SAMPLE = "sample"
 
@@ -39,22 +39,13 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N examples only")
 
 
-def load_examples(args: argparse.Namespace):
+def task_examples(args: argparse.Namespace):
     task = get_task(args.task)
-    path = sample_data_path(task.name) if args.data == SAMPLE else args.data
-    try:
-        examples = task.load(path, limit=args.limit)
-    except FileNotFoundError as error:
-        raise DopsdError(f"data file not found: {error.filename or path}") from error
-    except ValueError as error:
-        raise DopsdError(str(error)) from error
-    if not examples:
-        raise DopsdError(f"no examples in {path}")
-    return task, examples
+    return task, load_examples(task, args.data, args.limit)
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    task, examples = load_examples(args)
+    task, examples = task_examples(args)
     lm = load_model(args)
     all_rows, summaries = [], []
     for gen_length in args.gen_length:
@@ -75,7 +66,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_score(args: argparse.Namespace) -> int:
-    task, examples = load_examples(args)
+    task, examples = task_examples(args)
     groups = defaultdict(list)
     for row in read_completions(args.completions):
         if not 0 <= row["index"] < len(examples):

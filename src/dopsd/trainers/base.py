@@ -19,28 +19,14 @@ from tqdm.auto import tqdm
 
 from dopsd.config import save_config
 from dopsd.errors import DopsdError
-from dopsd.evaluation import evaluate
+from dopsd.evaluation import evaluate, load_examples
 from dopsd.models import DiffusionLM, load_diffusion_lm
 from dopsd.sampling import SamplerConfig
-from dopsd.tasks import Task, get_task, sample_data_path
+from dopsd.tasks import Task, get_task
 from dopsd.trainers import checkpoint as ckpt
 from dopsd.trainers.config import BUILTIN_LORA_TARGETS, LORA_TARGETS, TrainingConfig
 from dopsd.trainers.metrics import MetricsLogger
 from dopsd.trainers.plot import plot_run
-
-
-def load_task_data(task: Task, path: str | None, limit: int | None = None):
-    """Examples from a local file, ``sample`` (the bundled sample) or the hub; user errors become DopsdError."""
-    source = sample_data_path(task.name) if path == "sample" else path
-    try:
-        examples = task.load(source, limit=limit)
-    except FileNotFoundError as error:
-        raise DopsdError(f"data file not found: {error.filename or source}") from error
-    except ValueError as error:
-        raise DopsdError(str(error)) from error
-    if not examples:
-        raise DopsdError(f"no examples in {source}")
-    return examples
 
 
 def lora_targets(model) -> list[str]:
@@ -73,8 +59,8 @@ class Trainer:
         set_seed(config.seed + self.accelerator.process_index)
         self.output_dir = Path(config.output_dir)
         self.task = get_task(task or config.task) if not isinstance(task, Task) else task
-        self.train_examples = load_task_data(self.task, config.train_data)
-        self.eval_examples = load_task_data(self.task, config.eval_data, config.eval_limit)
+        self.train_examples = load_examples(self.task, config.train_data)
+        self.eval_examples = load_examples(self.task, config.eval_data, config.eval_limit)
         self.resume_folder = ckpt.resolve_resume(self.output_dir, config.resume_from)
         if model is None:
             model = load_diffusion_lm(config.model, trust_remote_code=config.trust_remote_code, dtype=config.dtype)
