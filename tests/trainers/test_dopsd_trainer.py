@@ -57,7 +57,7 @@ def test_full_fine_tuning_keeps_a_frozen_teacher(tmp_path):
 
 @pytest.mark.parametrize("selection, clip", [("teacher", 0.05), ("student", 0.05), ("revealed", 0.05), ("teacher", None)])
 def test_repeated_updates_on_a_fixed_rollout_lower_the_loss(tmp_path, selection, clip):
-    trainer = make_trainer(tmp_path, kt_selection=selection, learning_rate=1e-3, max_grad_norm=None, clip=clip)
+    trainer = make_trainer(tmp_path, kt_selection=selection, learning_rate=3e-3, max_grad_norm=None, clip=clip)
     trainer.rollout()
     everything = split_into_chunks(trainer.prepared, 1)[0]
     losses = []

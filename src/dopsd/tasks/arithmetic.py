@@ -13,7 +13,7 @@ from fractions import Fraction
 MAX_LENGTH = 200
 MAX_DEPTH = 20
 MAX_DIGITS = 12
-TOKEN = re.compile(r"\s*(\d+|[-+*/()])")
+TOKEN = re.compile(r"\s*([0-9]+|[-+*/()])")
 
 
 class ExpressionError(ValueError):

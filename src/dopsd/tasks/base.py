@@ -88,6 +88,10 @@ class Task:
         value = min(max(value, 0.0), 1.0)
         return Score(value=value, correct=value >= self.correct_threshold, extracted=answer)
 
+    def reward(self, example: Example, completion: str) -> float:
+        """The RLVR training reward; the score, unless a task adds credit for a well-formed answer (Countdown)."""
+        return self.score(example, completion).value
+
     def load(self, path: str | Path | None = None, *, split: str = "test", limit: int | None = None) -> list[Example]:
         """Examples from a local CSV/JSONL/Parquet file, or from the hub when no path is given."""
         from dopsd.tasks.loading import load_hub_rows, read_rows

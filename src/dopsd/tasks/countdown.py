@@ -3,58 +3,86 @@
 from __future__ import annotations
 
 import itertools
+import json
 import random
+import re
 from collections import Counter
 from fractions import Fraction
 
 from dopsd.tasks.answers import answer_text
 from dopsd.tasks.arithmetic import ExpressionError, evaluate_expression
 from dopsd.tasks.base import Example, Task
+from dopsd.tasks.distinct import draw_distinct
 
 TOLERANCE = 1e-5
+# operator precedence; a number binds tighter than any operator
+PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
+ATOM = 3
 
 
-def all_expressions(numbers: list[int]) -> dict[Fraction, str]:
-    """Every value reachable using each number exactly once, with one expression for it."""
+def _combine(a: tuple[str, int], operator: str, b: tuple[str, int]) -> str:
+    """``a operator b`` with only the parentheses that exact arithmetic needs."""
+    level = PRECEDENCE[operator]
+    left = f"({a[0]})" if a[1] < level else a[0]
+    tight = operator in "-/"  # a-(b-c) and a/(b/c) differ from a-b-c and a/b/c; a+(b-c) and a*(b/c) do not
+    right = f"({b[0]})" if b[1] < level or (tight and b[1] == level) else b[0]
+    return left + operator + right
+
+
+def all_expressions(numbers: list[int]) -> dict[Fraction, tuple[str, int]]:
+    """Every value reachable using each number exactly once, with one expression (text, precedence) for it."""
     if len(numbers) == 1:
-        return {Fraction(numbers[0]): str(numbers[0])}
-    reachable: dict[Fraction, str] = {}
+        return {Fraction(numbers[0]): (str(numbers[0]), ATOM)}
+    reachable: dict[Fraction, tuple[str, int]] = {}
     for size in range(1, len(numbers)):
         for left_ids in itertools.combinations(range(len(numbers)), size):
             left = [numbers[i] for i in left_ids]
             right = [numbers[i] for i in range(len(numbers)) if i not in left_ids]
             for a, ea in all_expressions(left).items():
                 for b, eb in all_expressions(right).items():
-                    candidates = [(a + b, f"{ea}+{eb}"), (a - b, f"{ea}-({eb})"), (a * b, f"({ea})*({eb})")]
-                    if b != 0:
-                        candidates.append((a / b, f"({ea})/({eb})"))
-                    for value, text in candidates:
-                        reachable.setdefault(value, text)
+                    results = {"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else None}
+                    for operator, value in results.items():
+                        if value is not None and value not in reachable:
+                            reachable[value] = (_combine(ea, operator, eb), PRECEDENCE[operator])
     return reachable
 
 
 def solve(numbers: list[int], target: int) -> str | None:
     """An expression reaching ``target`` with each number once, or None (proof that none exists)."""
-    return all_expressions(list(numbers)).get(Fraction(target))
+    found = all_expressions(list(numbers)).get(Fraction(target))
+    return None if found is None else found[0]
 
 
-def generate_countdown(n: int, seed: int, low: int = 1, high: int = 100) -> list[Example]:
-    """``n`` distinct solvable instances: three numbers and an integer target in [1, 1000] with a known solution."""
-    rng, seen, examples = random.Random(seed), set(), []
-    while len(examples) < n:
+def generate_countdown(n: int, seed: int, low: int = 1, high: int = 100, max_target: int = 1000) -> list[Example]:
+    """``n`` distinct solvable instances: three numbers in [low, high] and an integer target in [1, max_target]
+    reachable from them, with one solution in ``meta["solution"]``; reproducible from ``seed``."""
+    rng = random.Random(seed)
+
+    def draw() -> Example | None:
         numbers = [rng.randint(low, high) for _ in range(3)]
-        values = sorted(v for v in all_expressions(numbers) if v.denominator == 1 and 1 <= v <= 1000)
-        if not values:
-            continue
-        target = int(rng.choice(values))
-        key = (tuple(sorted(numbers)), target)
-        if key in seen:
-            continue
-        seen.add(key)
-        solution = solve(numbers, target)
-        examples.append(Example(index=len(examples), prompt=",".join(map(str, numbers)), answer=str(target),
-                                meta={"numbers": numbers, "target": target, "solution": solution}))
+        reachable = all_expressions(numbers)
+        targets = sorted(v for v in reachable if v.denominator == 1 and 1 <= v <= max_target)
+        if not targets:
+            return None
+        target = rng.choice(targets)
+        return Example(index=0, prompt=",".join(map(str, numbers)), answer=str(target),
+                       meta={"numbers": numbers, "target": int(target), "solution": reachable[target][0]})
+
+    examples = draw_distinct(n, draw, key=instance_key, what="Countdown instances")
+    for index, example in enumerate(examples):
+        example.index = index
     return examples
+
+
+def instance_key(example: Example) -> tuple:
+    """What makes two instances the same: the multiset of numbers and the target."""
+    return tuple(sorted(example.meta["numbers"])), example.meta["target"]
+
+
+def write_countdown_jsonl(examples: list[Example], path) -> None:
+    """The test-set format: one ``{"input": "30,100,93", "output": "23"}`` per line."""
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps({"input": e.prompt, "output": e.answer}) + "\n" for e in examples)
 
 
 def countdown_splits(n_train: int, n_heldout: int, seed: int) -> tuple[list[Example], list[Example]]:
@@ -105,14 +133,26 @@ class Countdown(Task):
 
     def reference_completion(self, example: Example, style: str = "instruct") -> str:
         solution = example.meta.get("solution") or solve(example.meta["numbers"], example.meta["target"])
+        if solution is None:
+            raise ValueError(f"no expression of {example.meta['numbers']} reaches {example.meta['target']}")
         if style == "compact":
             return solution
         return f"<reasoning>\nTry combinations.\n</reasoning>\n<answer>\n\\boxed{{{solution}}}\n</answer>"
 
     def parse_row(self, row: dict, index: int) -> Example:
-        numbers = [int(part) for part in str(row["input"]).split(",")]
-        target = int(str(row["output"]).strip())
+        numbers, targets = _integers(row["input"], "input"), _integers(row["output"], "output")
         if len(numbers) < 2:
-            raise ValueError("needs at least two numbers")
-        return Example(index=index, prompt=",".join(map(str, numbers)), answer=str(target),
-                       meta={"numbers": numbers, "target": target})
+            raise ValueError(f"input {row['input']!r} needs at least two numbers")
+        if len(targets) != 1:
+            raise ValueError(f"output {row['output']!r} must be one integer")
+        return Example(index=index, prompt=",".join(map(str, numbers)), answer=str(targets[0]),
+                       meta={"numbers": numbers, "target": targets[0]})
+
+
+def _integers(value, field: str) -> list[int]:
+    """Integers from a comma-separated string (or a JSON list, or one number)."""
+    parts = value if isinstance(value, list) else str(value).split(",")
+    texts = [str(part).strip() for part in parts]
+    if not all(re.fullmatch(r"-?[0-9]+", text) for text in texts):
+        raise ValueError(f"{field} {value!r} is not a comma-separated list of integers")
+    return [int(text) for text in texts]

@@ -8,18 +8,22 @@ from fractions import Fraction
 from dopsd.tasks.answers import answer_text
 from dopsd.tasks.base import Example, Task
 
-NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
+# a minus sign counts only where it cannot be subtraction; thousands groups need exactly three digits
+NUMBER = re.compile(r"(?:(?<![\w)])-)?(?:\d+/\d+|(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?|\.\d+)")
+LATEX_FRACTION = re.compile(r"\\[dt]?frac\{\s*(\d+)\s*\}\{\s*(\d+)\s*\}")
+MAX_NUMBER_CHARS = 100
 
 
 def parse_number(text: str) -> Fraction | None:
-    """The last number in ``text`` (commas, ``$`` and units ignored; ``3/4`` is a fraction), or None."""
-    found = NUMBER.findall(text.replace("$", ""))
-    if not found:
+    """The last number in ``text``, or None. Thousands commas, ``$`` and unit words are ignored; ``3/4`` and
+    ``\\frac{3}{4}`` are fractions; numbers over ``MAX_NUMBER_CHARS`` characters are not read."""
+    found = NUMBER.findall(LATEX_FRACTION.sub(r"\1/\2", text))
+    if not found or len(found[-1]) > MAX_NUMBER_CHARS:
         return None
-    token = found[-1].replace(",", "")
-    if len(token) > 100:
+    try:
+        return Fraction(found[-1].replace(",", ""))
+    except ZeroDivisionError:
         return None
-    return Fraction(token)
 
 
 class GSM8K(Task):

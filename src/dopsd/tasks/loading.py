@@ -26,7 +26,7 @@ def read_rows(path: str | Path) -> list[tuple[str, dict]]:
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict]]:
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -40,10 +40,11 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict]]:
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[str, dict]]:
-    with path.open(encoding="utf-8", newline="") as handle:
+    with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle)
         header = None
-        for number, cells in enumerate(reader, start=1):
+        for cells in reader:
+            number = reader.line_num  # the physical line, even after quoted multi-line cells
             if not cells:
                 continue
             if header is None and not any(cell.strip().isdigit() for cell in cells):

@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-import threading
-
 from dopsd.tasks.answers import answer_text, last_boxed
 from dopsd.tasks.base import Example, Task
-
-
-def _timeout() -> int | None:
-    """math-verify's timeouts use signals, which work only on the main thread; elsewhere run without."""
-    return 5 if threading.current_thread() is threading.main_thread() else None
-
-
-def equivalent(reference: str, answer: str) -> bool:
-    import warnings
-
-    from math_verify import parse, verify
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        gold = parse(f"\\boxed{{{reference}}}", parsing_timeout=_timeout())
-        predicted = parse(f"\\boxed{{{answer}}}", parsing_timeout=_timeout())
-        if not gold or not predicted:
-            return False
-        return bool(verify(gold, predicted, timeout_seconds=_timeout()))
+from dopsd.tasks.equivalence import MAX_ANSWER_CHARS, MathVerifier, shared_verifier
 
 
 class MATH500(Task):
     name = "math500"
     hub_dataset = ("HuggingFaceH4/MATH-500",)
+
+    def __init__(self, verifier: MathVerifier | None = None):
+        """``verifier``: a private judge (e.g. with a shorter timeout); by default one shared per process."""
+        self.verifier = verifier
 
     def question_text(self, example: Example) -> str:
         return f"{example.prompt}\nPut the final answer inside \\boxed{{}} in the <answer> tag."
@@ -38,16 +22,18 @@ class MATH500(Task):
         return f"{example.prompt}\nAnswer: "
 
     def extract_answer(self, completion: str) -> str | None:
+        """The answer's LaTeX; None when empty or too long to be a final answer (it would only cost time)."""
         text = answer_text(completion)
-        return text or None
+        return text if text and len(text) <= MAX_ANSWER_CHARS else None
 
     def score_answer(self, example: Example, answer: str) -> float:
-        return float(equivalent(example.answer, answer))
+        return float((self.verifier or shared_verifier()).equivalent(example.answer, answer))
 
     def reference_completion(self, example: Example, style: str = "instruct") -> str:
         if style == "compact":
             return example.answer
-        return f"<reasoning>\n{example.meta.get('solution', '')}\n</reasoning>\n<answer>\n\\boxed{{{example.answer}}}\n</answer>"
+        reasoning = example.meta.get("solution", "")
+        return f"<reasoning>\n{reasoning}\n</reasoning>\n<answer>\n\\boxed{{{example.answer}}}\n</answer>"
 
     def parse_row(self, row: dict, index: int) -> Example:
         problem = str(row["problem"])

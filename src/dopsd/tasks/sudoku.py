@@ -7,9 +7,9 @@ import re
 
 from dopsd.tasks.answers import answer_text
 from dopsd.tasks.base import Example, Task
+from dopsd.tasks.distinct import draw_distinct
 
-SIZE = 4
-DIGITS = re.compile(r"[1-4]{16}")
+DIGIT_RUN = re.compile(r"[0-9]{16,}")
 SEPARATORS = re.compile(r"[\s,|;\-]+")
 UNITS = [
     [r * 4 + c for c in range(4)] for r in range(4)
@@ -37,10 +37,12 @@ def count_solutions(grid: list[int], limit: int = 2) -> int:
 
 
 def is_valid_solution(solution: str) -> bool:
+    """Whether a 16-character string is a complete grid with 1-4 once in every row, column and box."""
     return len(solution) == 16 and all(sorted(solution[i] for i in unit) == list("1234") for unit in UNITS)
 
 
 def random_solution(rng: random.Random) -> list[int]:
+    """A backtracking fill with shuffled digit order: any of the 288 valid grids can come out."""
     grid = [0] * 16
 
     def fill(cell: int) -> bool:
@@ -77,13 +79,10 @@ def make_puzzle(rng: random.Random, min_clues: int = 4, max_clues: int = 10) -> 
 
 def generate_sudoku(n: int, seed: int) -> list[Example]:
     """``n`` distinct puzzles with unique solutions, reproducible from ``seed``."""
-    rng, seen, examples = random.Random(seed), set(), []
-    while len(examples) < n:
-        puzzle, solution = make_puzzle(rng)
-        if puzzle not in seen:
-            seen.add(puzzle)
-            examples.append(Example(index=len(examples), prompt=puzzle, answer=solution, meta={"puzzle": puzzle}))
-    return examples
+    rng = random.Random(seed)
+    pairs = draw_distinct(n, lambda: make_puzzle(rng), key=lambda pair: pair[0], what="Sudoku puzzles")
+    return [Example(index=i, prompt=puzzle, answer=solution, meta={"puzzle": puzzle})
+            for i, (puzzle, solution) in enumerate(pairs)]
 
 
 def sudoku_splits(n_train: int, n_heldout: int, seed: int) -> tuple[list[Example], list[Example]]:
@@ -94,7 +93,8 @@ def sudoku_splits(n_train: int, n_heldout: int, seed: int) -> tuple[list[Example
 
 
 def write_sudoku_csv(examples: list[Example], path) -> None:
-    with open(path, "w") as handle:
+    """The test-set format: a ``Puzzle,Solution`` header, then one ``puzzle,solution`` row per example."""
+    with open(path, "w", encoding="utf-8") as handle:
         handle.write("Puzzle,Solution\n")
         handle.writelines(f"{e.prompt},{e.answer}\n" for e in examples)
 
@@ -115,14 +115,16 @@ class Sudoku(Task):
         return f"{example.prompt}="
 
     def extract_answer(self, completion: str) -> str | None:
-        runs = DIGITS.findall(SEPARATORS.sub("", answer_text(completion)))
-        return runs[-1] if runs else None
+        """The first 16 digits of the last run of at least 16 digits once separators are dropped (trailing digits
+        are a model running on past the grid; any digit is kept, so wrong cells still earn partial credit)."""
+        runs = DIGIT_RUN.findall(SEPARATORS.sub("", answer_text(completion)))
+        return runs[-1][:16] if runs else None
 
     def score_answer(self, example: Example, answer: str) -> float:
         puzzle = example.meta.get("puzzle", example.prompt)
         empty = [i for i, char in enumerate(puzzle) if char == "0"]
         if not empty:
-            return 1.0
+            return float(answer == example.answer)
         return sum(answer[i] == example.answer[i] for i in empty) / len(empty)
 
     def reference_completion(self, example: Example, style: str = "instruct") -> str:

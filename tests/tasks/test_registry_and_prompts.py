@@ -1,0 +1,63 @@
+import pytest
+
+from dopsd.tasks import TASK_NAMES, Task, get_task, sample_data_path
+from dopsd.tasks.base import SYSTEM_PROMPT
+
+
+class ChatTokenizer:
+    """Stands in for a Hugging Face tokenizer with a chat template."""
+
+    chat_template = "{{ messages }}"
+
+    def apply_chat_template(self, messages, tokenize, add_generation_prompt):
+        assert tokenize is False and add_generation_prompt is True
+        return "".join(f"<|{m['role']}|>{m['content']}" for m in messages) + "<|assistant|>"
+
+
+class PlainTokenizer:
+    chat_template = None
+
+
+def test_registry_names_and_unknown_name():
+    assert set(TASK_NAMES) == {"gsm8k", "math500", "sudoku", "countdown"}
+    for name in TASK_NAMES:
+        task = get_task(name)
+        assert isinstance(task, Task) and task.name == name
+    with pytest.raises(ValueError, match="gsm8k.*math500.*sudoku.*countdown"):
+        get_task("chess")
+
+
+def test_thresholds():
+    assert all(get_task(name).correct_threshold == 1.0 for name in TASK_NAMES)
+    assert get_task("sudoku").filter_threshold == 0.25
+
+
+@pytest.mark.parametrize("name", ["gsm8k", "math500", "sudoku", "countdown"])
+def test_sample_files_load_and_their_references_score_one(name):
+    task = get_task(name)
+    examples = task.load(sample_data_path(name))
+    assert len(examples) >= 12
+    assert [e.index for e in examples] == list(range(len(examples)))
+    assert len(task.load(sample_data_path(name), limit=5)) == 5
+    for style in ("instruct", "compact"):
+        completions = [task.reference_completion(e, style) for e in examples]
+        assert all(task.score(e, c).value == 1.0 for e, c in zip(examples, completions)), style
+        if style == "instruct":
+            assert all("<answer>" in c and "</answer>" in c for c in completions)
+            if name != "sudoku":
+                assert all("\\boxed{" in c for c in completions)
+
+
+@pytest.mark.parametrize("name", ["gsm8k", "math500", "sudoku", "countdown"])
+def test_prompt_styles_and_chat_template(name):
+    task = get_task(name)
+    example = task.load(sample_data_path(name))[0]
+    instruct = task.render_prompt(example, "instruct")
+    assert instruct.startswith(SYSTEM_PROMPT) and "<reasoning>" in instruct
+    assert task.render_prompt(example, "instruct", tokenizer=PlainTokenizer()) == instruct
+    chat = task.render_prompt(example, "instruct", tokenizer=ChatTokenizer())
+    assert chat == f"<|user|>{instruct}<|assistant|>"
+    compact = task.render_prompt(example, "compact")
+    assert "<reasoning>" not in compact and len(compact) < len(instruct)
+    with pytest.raises(ValueError, match="instruct"):
+        task.render_prompt(example, "verbose")
