@@ -12,7 +12,7 @@ from pathlib import Path
 
 from dopsd.errors import DopsdError
 
-BUNDLED_TASKS = {"sudoku": ("train.csv", "heldout.csv"), "countdown": ("train.jsonl", "heldout.jsonl")}
+BUNDLED_TASKS = {"sudoku": ("train.csv", "heldout.csv")}  # Countdown: not built yet
 
 # d-OPSD settings sized for a 2-core CPU: a few minutes for the whole default run, evaluation included.
 CPU_PRESETS = {
@@ -20,11 +20,6 @@ CPU_PRESETS = {
         gen_length=20, block_length=4, steps=10, use_lora=False, learning_rate=2e-5, weight_decay=0.0,
         prompts_per_rollout=16, updates_per_rollout=1, micro_batch_size=64, passk=8, max_updates=60,
         eval_every=10, save_every=30, eval_batch_size=100,
-    ),
-    "countdown": dict(
-        gen_length=16, block_length=4, steps=8, use_lora=False, learning_rate=2e-5, weight_decay=0.0,
-        prompts_per_rollout=16, updates_per_rollout=1, micro_batch_size=64, passk=8, max_updates=100,
-        eval_every=10, save_every=50, eval_batch_size=100,
     ),
 }
 
