@@ -21,6 +21,7 @@ import torch
 
 from dopsd.config import ConfigError
 from dopsd.models.adapter import DiffusionLM
+from dopsd.sampling.padding import left_pad_with_responses
 from dopsd.sampling.schedule import plan_blocks
 from dopsd.sampling.trajectory import Trajectory, recorded_steps
 
@@ -121,14 +122,9 @@ class BlockDiffusionSampler:
     def _sample_batch(self, prompts, generator, on_step) -> list[Trajectory]:
         config, lm, tokens = self.config, self.lm, self.lm.tokens
         device = lm.device
-        batch, prompt_length, gen_length = len(prompts), max(p.numel() for p in prompts), config.gen_length
-        sequence = torch.full((batch, prompt_length + gen_length), tokens.mask, dtype=torch.long, device=device)
-        attention = torch.ones_like(sequence)
-        for row, prompt in enumerate(prompts):
-            padding = prompt_length - prompt.numel()
-            sequence[row, :padding] = tokens.pad
-            attention[row, :padding] = 0
-            sequence[row, padding:prompt_length] = prompt.to(device)
+        batch, gen_length = len(prompts), config.gen_length
+        masked = torch.full((batch, gen_length), tokens.mask, dtype=torch.long, device=device)
+        sequence, attention, prompt_length = left_pad_with_responses(prompts, masked, tokens.pad)
         response = sequence[:, prompt_length:]  # a view: writing it writes the sequence
         reveal_step = torch.full((batch, gen_length), -1, dtype=torch.long, device=device)
         row_steps = torch.zeros(batch, dtype=torch.long, device=device)

@@ -286,6 +286,7 @@ class Trainer:
 
     def summary(self, seconds: float) -> dict:
         best = max(self.history, key=lambda e: (e["accuracy"], -e["update"]))
+        best_folder = ckpt.checkpoint_folder(self.output_dir, best["update"])
         return {
             "task": self.task.name,
             "updates": self.update,
@@ -293,8 +294,7 @@ class Trainer:
             "eval_after": self.history[-1],
             "best_eval": best,
             "best_update": best["update"],
-            "best_checkpoint": str(ckpt.checkpoint_folder(self.output_dir, best["update"]))
-            if (ckpt.checkpoint_folder(self.output_dir, best["update"])).exists() else None,
+            "best_checkpoint": str(best_folder) if best_folder.exists() else None,
             "wall_seconds": seconds,
             "output_dir": str(self.output_dir),
         }

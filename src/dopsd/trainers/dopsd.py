@@ -20,6 +20,7 @@ from dopsd.distill import most_confident, overlap_top_k, reveal_future, step_div
 from dopsd.evaluation import default_prompt_style, encode_prompts
 from dopsd.models import DiffusionLM
 from dopsd.sampling import Trajectory
+from dopsd.sampling.padding import left_pad_with_responses
 from dopsd.trainers.base import Trainer
 from dopsd.trainers.config import DOPSDConfig
 from dopsd.trainers.rollout import passk_rollout
@@ -121,8 +122,8 @@ class DOPSDTrainer(Trainer):
             return self.config.score_threshold
         return getattr(self.task, "filter_threshold", self.task.correct_threshold)
 
-    def rollout(self) -> None:
-        """Samples this process's prompts with pass@k and prepares the kept trajectories' states."""
+    def rollout(self) -> float:
+        """Samples this process's prompts with pass@k, prepares the kept trajectories' states; returns seconds."""
         config = self.config
         began = time.perf_counter()
         examples = self.next_examples(config.prompts_per_rollout)
@@ -150,7 +151,7 @@ class DOPSDTrainer(Trainer):
             "rollout_samples": result.samples,
             "tokens_per_second": result.decoded_tokens / seconds if seconds else 0.0,
         }
-        self.rollout_metrics_seconds = seconds
+        return seconds
 
     def response_length(self, trajectory: Trajectory) -> int:
         stops = torch.isin(trajectory.tokens, torch.tensor(self.base_lm.tokens.stop))
@@ -160,8 +161,7 @@ class DOPSDTrainer(Trainer):
     def compute_update(self) -> dict:
         metrics = {}
         if not self.pending:
-            self.rollout()
-            metrics["rollout_seconds"] = self.rollout_metrics_seconds
+            metrics["rollout_seconds"] = self.rollout()
         chunk = self.pending.pop(0)
         metrics.update(self.rollout_metrics)
         metrics.update(self.chunk_backward(chunk))
@@ -172,8 +172,7 @@ class DOPSDTrainer(Trainer):
         if not chunk:
             self.accelerator.backward(self.zero_loss())
             return {"loss": 0.0, "states": 0}
-        weights = torch.tensor([1.0 / self.prepared[i].num_steps for i, _ in chunk])
-        total_weight = float(weights.sum())
+        total_weight = sum(1.0 / self.prepared[i].num_steps for i, _ in chunk)
         size = self.config.micro_batch_size
         batches = [chunk[start : start + size] for start in range(0, len(chunk), size)]
         loss_sum, clip_sum, overlap_sum, positions = 0.0, 0.0, 0.0, 0
@@ -197,18 +196,12 @@ class DOPSDTrainer(Trainer):
         """Left-padded (prompt + state) inputs for the student and the teacher, and the prompt width."""
         items = [self.prepared[i] for i, _ in batch]
         prompts = [item.trajectory.prompt_ids for item in items]
-        width = max(p.numel() for p in prompts)
-        device = self.accelerator.device
-        pad = self.base_lm.tokens.pad
-        student = torch.stack([item.student_states[step] for item, (_, step) in zip(items, batch)])
-        teacher = torch.stack([item.teacher_states[step] for item, (_, step) in zip(items, batch)])
-        prefix = torch.full((len(batch), width), pad, dtype=torch.long)
-        attention = torch.ones((len(batch), width + student.shape[1]), dtype=torch.long)
-        for row, prompt in enumerate(prompts):
-            prefix[row, width - prompt.numel():] = prompt
-            attention[row, : width - prompt.numel()] = 0
-        to = lambda t: t.to(device)
-        return to(torch.cat([prefix, student], 1)), to(torch.cat([prefix, teacher], 1)), to(attention), width
+        device, pad = self.accelerator.device, self.base_lm.tokens.pad
+        student = torch.stack([item.student_states[step] for item, (_, step) in zip(items, batch)]).to(device)
+        teacher = torch.stack([item.teacher_states[step] for item, (_, step) in zip(items, batch)]).to(device)
+        student_ids, attention, width = left_pad_with_responses(prompts, student, pad)
+        teacher_ids, _, _ = left_pad_with_responses(prompts, teacher, pad)
+        return student_ids, teacher_ids, attention, width
 
     def states_loss(self, batch):
         """Per-state loss L_t (M,), and the micro-batch's clip ratio, Overlap Top-K and number of K_t positions."""

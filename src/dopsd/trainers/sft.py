@@ -15,6 +15,8 @@ import torch.nn.functional as F
 from dopsd.config import ConfigError
 from dopsd.errors import DopsdError
 from dopsd.evaluation import default_prompt_style, encode_prompts
+from dopsd.sampling import SamplerConfig
+from dopsd.sampling.padding import left_pad_with_responses
 from dopsd.trainers.base import Trainer
 from dopsd.trainers.config import TrainingConfig
 
@@ -39,10 +41,7 @@ class SFTConfig(TrainingConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.gen_length < 1:
-            raise ConfigError("gen_length", self.gen_length, "must be at least 1")
-        if self.block_length < 1:
-            raise ConfigError("block_length", self.block_length, "must be at least 1")
+        SamplerConfig(gen_length=self.gen_length, block_length=self.block_length)  # the settings evaluation samples with
         if self.batch_size < 1:
             raise ConfigError("batch_size", self.batch_size, "must be at least 1")
         if not 0.0 < self.min_mask_ratio < 1.0:
@@ -65,18 +64,15 @@ class SFTTrainer(Trainer):
         lm, config = self.base_lm, self.config
         style = config.prompt_style or default_prompt_style(lm)
         prompts = encode_prompts(lm, self.task, examples, style)
-        width = max(len(p) for p in prompts)
-        rows, attention = [], []
-        for example, prompt in zip(examples, prompts):
+        responses = []
+        for example in examples:
             response = lm.tokenizer(self.task.reference_completion(example, style), add_special_tokens=False)["input_ids"]
             if len(response) >= config.gen_length:
                 raise DopsdError(f"example {example.index}: its {len(response)}-token completion does not fit "
                                  f"gen_length={config.gen_length} with an EOS")
-            padding = width - len(prompt)
-            rows.append([lm.tokens.pad] * padding + prompt + response + [lm.tokens.eos] * (config.gen_length - len(response)))
-            attention.append([0] * padding + [1] * (width + config.gen_length - padding))
-        device = self.accelerator.device
-        return torch.tensor(rows, device=device), torch.tensor(attention, device=device), width
+            responses.append(response + [lm.tokens.eos] * (config.gen_length - len(response)))
+        responses = torch.tensor(responses, device=self.accelerator.device)
+        return left_pad_with_responses(prompts, responses, lm.tokens.pad)
 
     def compute_update(self) -> dict:
         config = self.config
