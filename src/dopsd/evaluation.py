@@ -24,10 +24,13 @@ def default_prompt_style(lm: DiffusionLM) -> str:
     return "compact" if lm.model.config.model_type == "dopsd_mdm" else "instruct"
 
 
-def encode_prompts(lm: DiffusionLM, task: Task, examples: Sequence[Example], style: str) -> list[list[int]]:
-    """Token ids of each rendered prompt; a chat template already holds its special tokens, so none are added."""
+def encode_prompts(lm: DiffusionLM, task: Task, examples: Sequence[Example], style: str,
+                   reference: bool = False) -> list[list[int]]:
+    """Token ids of each rendered prompt (with ``reference``: the AR-style OPSD teacher's); a chat template already
+    holds its special tokens, so none are added."""
     templated = style == "instruct" and bool(getattr(lm.tokenizer, "chat_template", None))
-    texts = [task.render_prompt(example, style=style, tokenizer=lm.tokenizer) for example in examples]
+    texts = [task.render_prompt(example, style=style, tokenizer=lm.tokenizer, reference=reference)
+             for example in examples]
     return [lm.tokenizer(text, add_special_tokens=not templated)["input_ids"] for text in texts]
 
 

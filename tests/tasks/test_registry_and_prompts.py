@@ -61,3 +61,31 @@ def test_prompt_styles_and_chat_template(name):
     assert "<reasoning>" not in compact and len(compact) < len(instruct)
     with pytest.raises(ValueError, match="instruct"):
         task.render_prompt(example, "verbose")
+
+
+def test_worked_solutions_of_the_small_tasks():
+    from dopsd.tasks import Example
+
+    sudoku = get_task("sudoku")
+    puzzle = Example(index=0, prompt="1034340021434300", answer="1234341221434321", meta={"puzzle": "1034340021434300"})
+    assert sudoku.worked_solution(puzzle) == "r1c2=2 r2c3=1 r2c4=2 r4c3=2 r4c4=1"
+    countdown = get_task("countdown")
+    instance = Example(index=0, prompt="3,5,2", answer="16", meta={"numbers": [3, 5, 2], "target": 16,
+                                                                   "solution": "(3+5)*2"})
+    assert countdown.worked_solution(instance) == "(3+5)*2=16"
+
+
+@pytest.mark.parametrize("name", TASK_NAMES)
+def test_reference_prompt_carries_the_worked_solution(name):
+    from dopsd.tasks.base import REFERENCE_INTRO, REFERENCE_OUTRO
+
+    task = get_task(name)
+    example = task.load(sample_data_path(name), limit=1)[0]
+    solution = task.worked_solution(example)
+    assert solution
+    compact = task.render_prompt(example, "compact", reference=True)
+    assert compact == f"{solution}|{task.compact_prompt(example)}"  # the response still continues the prompt
+    instruct = task.render_prompt(example, "instruct", tokenizer=ChatTokenizer(), reference=True)
+    plain = task.render_prompt(example, "instruct", tokenizer=ChatTokenizer())
+    body = plain.removesuffix("<|assistant|>")
+    assert instruct == f"{body}\n\n{REFERENCE_INTRO}\n{solution}\n\n{REFERENCE_OUTRO}<|assistant|>"

@@ -55,9 +55,13 @@ def test_full_fine_tuning_keeps_a_frozen_teacher(tmp_path):
     assert all(torch.equal(teacher_before[n], p) for n, p in trainer.teacher_lm.model.named_parameters())
 
 
-@pytest.mark.parametrize("selection, clip", [("teacher", 0.05), ("student", 0.05), ("revealed", 0.05), ("teacher", None)])
-def test_repeated_updates_on_a_fixed_rollout_lower_the_loss(tmp_path, selection, clip):
-    trainer = make_trainer(tmp_path, kt_selection=selection, learning_rate=3e-3, max_grad_norm=None, clip=clip)
+@pytest.mark.parametrize("selection, clip, teacher_input", [
+    ("teacher", 0.05, "future"), ("student", 0.05, "future"), ("revealed", 0.05, "future"), ("teacher", None, "future"),
+    ("teacher", 0.05, "reference"),
+])
+def test_repeated_updates_on_a_fixed_rollout_lower_the_loss(tmp_path, selection, clip, teacher_input):
+    trainer = make_trainer(tmp_path, kt_selection=selection, learning_rate=3e-3, max_grad_norm=None, clip=clip,
+                           teacher_input=teacher_input)
     trainer.rollout()
     everything = split_into_chunks(trainer.prepared, 1)[0]
     losses = []
@@ -189,3 +193,27 @@ def test_live_teacher_trains(tmp_path):
     metrics = trainer.step()
     assert metrics["loss"] != 0.0
     assert any(not torch.equal(before[n], p) for n, p in trainer.unwrapped.named_parameters())
+
+
+def test_reference_teacher_sees_the_reference_prompt_before_the_unchanged_state(tmp_path):
+    trainer = make_trainer(tmp_path, teacher_input="reference", correct_only=False)
+    trainer.rollout()
+    calls = []
+    trainer.base_lm.model.get_base_model().register_forward_pre_hook(
+        lambda module, args, kwargs: calls.append((kwargs["input_ids"], kwargs.get("attention_mask"))), with_kwargs=True)
+    pairs = split_into_chunks(trainer.prepared, 1)[0]
+    batch = [pairs[0], pairs[-1], pairs[len(pairs) // 2]]  # states of different trajectories, prompt lengths differ
+    trainer.states_loss(batch)
+    assert calls[0][1] is not None and calls[1][1] is not None  # prompts of different lengths: padded rows
+    (teacher_ids, teacher_attention), (student_ids, student_attention) = calls[0], calls[1]
+    tokenizer = trainer.base_lm.tokenizer
+    for row, (i, step) in enumerate(batch):
+        item = trainer.prepared[i]
+        state = item.student_states[step].tolist()
+        teacher_row = teacher_ids[row][teacher_attention[row].bool()].tolist()
+        student_row = student_ids[row][student_attention[row].bool()].tolist()
+        assert student_row == item.trajectory.prompt_ids.tolist() + state
+        assert teacher_row == list(item.teacher_prompt) + state  # the state itself is not touched
+        prompt_text = tokenizer.decode(item.trajectory.prompt_ids)
+        index = next(e.index for e in trainer.train_examples if e.prompt == prompt_text)
+        assert tokenizer.decode(item.teacher_prompt) == f"ref{index}|{prompt_text}"

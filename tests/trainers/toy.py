@@ -18,6 +18,9 @@ class ToyTask(Task):
 
     question_text = compact_prompt
 
+    def worked_solution(self, example: Example) -> str:
+        return f"ref{example.index}"
+
     def extract_answer(self, completion: str) -> str | None:
         return completion
 

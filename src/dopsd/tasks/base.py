@@ -11,6 +11,11 @@ from dopsd.errors import DopsdError
 SYSTEM_PROMPT = (
     "Respond in the following format:\n<reasoning>\n...\n</reasoning>\n<answer>\n...\n</answer>"
 )
+# The AR-style OPSD teacher's prompt (paper section 4.3) wraps a reference solution in these words.
+REFERENCE_INTRO = "Here is a reference solution:"
+REFERENCE_OUTRO = (
+    "After understanding the reference solution, please try to solve this problem using your own approach below:"
+)
 
 
 class DataError(DopsdError, ValueError):
@@ -61,18 +66,29 @@ class Task:
         """The reference answer written as a completion of the ``style`` prompt (scores 1.0)."""
         raise NotImplementedError
 
+    def worked_solution(self, example: Example) -> str:
+        """A reference solution with its working, shown to the AR-style OPSD teacher; the bare answer by default."""
+        return self.reference_completion(example, "compact")
+
     def parse_row(self, row: dict, index: int) -> Example:
         """An Example from one data row; raises KeyError/ValueError on a malformed row."""
         raise NotImplementedError
 
     # ----- shared behaviour ------------------------------------------------------------------------------------
-    def render_prompt(self, example: Example, style: str = "instruct", tokenizer=None) -> str:
-        """``instruct``: d1-style prompt, through the tokenizer's chat template when it has one; ``compact``: bare."""
+    def render_prompt(self, example: Example, style: str = "instruct", tokenizer=None, reference: bool = False) -> str:
+        """``instruct``: d1-style prompt, through the tokenizer's chat template when it has one; ``compact``: bare.
+
+        ``reference``: the AR-style OPSD teacher's prompt, which also carries :meth:`worked_solution` (for compact
+        prompts it goes first, ``solution|prompt``, so that the response still continues the student's prompt).
+        """
         if style == "compact":
-            return self.compact_prompt(example)
+            prompt = self.compact_prompt(example)
+            return f"{self.worked_solution(example)}|{prompt}" if reference else prompt
         if style != "instruct":
             raise ValueError(f"unknown prompt style {style!r}: use instruct or compact")
         user = f"{SYSTEM_PROMPT}\n\n{self.question_text(example)}"
+        if reference:
+            user += f"\n\n{REFERENCE_INTRO}\n{self.worked_solution(example)}\n\n{REFERENCE_OUTRO}"
         if tokenizer is not None and getattr(tokenizer, "chat_template", None):
             return tokenizer.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
                                                  add_generation_prompt=True)

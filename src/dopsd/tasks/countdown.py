@@ -131,10 +131,18 @@ class Countdown(Task):
         valid, correct = self.check(example, answer)
         return 1.0 if correct else 0.1 if valid else 0.0
 
-    def reference_completion(self, example: Example, style: str = "instruct") -> str:
+    def solution(self, example: Example) -> str:
         solution = example.meta.get("solution") or solve(example.meta["numbers"], example.meta["target"])
         if solution is None:
             raise ValueError(f"no expression of {example.meta['numbers']} reaches {example.meta['target']}")
+        return solution
+
+    def worked_solution(self, example: Example) -> str:
+        """The solver's expression and the target it reaches: ``(3+5)*2=16``."""
+        return f"{self.solution(example)}={example.meta['target']}"
+
+    def reference_completion(self, example: Example, style: str = "instruct") -> str:
+        solution = self.solution(example)
         if style == "compact":
             return solution
         return f"<reasoning>\nTry combinations.\n</reasoning>\n<answer>\n\\boxed{{{solution}}}\n</answer>"

@@ -49,6 +49,10 @@ class GSM8K(Task):
         reasoning = example.meta.get("solution", "").split("####")[0].strip()
         return f"<reasoning>\n{reasoning}\n</reasoning>\n<answer>\n\\boxed{{{example.answer}}}\n</answer>"
 
+    def worked_solution(self, example: Example) -> str:
+        """The dataset's worked solution."""
+        return example.meta.get("solution", "").split("####")[0].strip() or example.answer
+
     def parse_row(self, row: dict, index: int) -> Example:
         question, answer = str(row["question"]), str(row["answer"])
         if "####" not in answer:

@@ -35,6 +35,10 @@ class MATH500(Task):
         reasoning = example.meta.get("solution", "")
         return f"<reasoning>\n{reasoning}\n</reasoning>\n<answer>\n\\boxed{{{example.answer}}}\n</answer>"
 
+    def worked_solution(self, example: Example) -> str:
+        """The dataset's worked solution."""
+        return example.meta.get("solution", "") or example.answer
+
     def parse_row(self, row: dict, index: int) -> Example:
         problem = str(row["problem"])
         answer = row.get("answer")

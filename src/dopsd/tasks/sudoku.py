@@ -132,6 +132,12 @@ class Sudoku(Task):
             return example.answer
         return f"<reasoning>\nFill each empty cell.\n</reasoning>\n<answer>\n{example.answer}\n</answer>"
 
+    def worked_solution(self, example: Example) -> str:
+        """Each empty cell and its digit, row by row: ``r1c2=3 r1c4=1 ...``."""
+        puzzle = example.meta.get("puzzle", example.prompt)
+        cells = [f"r{i // 4 + 1}c{i % 4 + 1}={example.answer[i]}" for i, char in enumerate(puzzle) if char == "0"]
+        return " ".join(cells)
+
     def parse_row(self, row: dict, index: int) -> Example:
         puzzle = str(row.get("puzzle", row.get("column0", ""))).strip()
         solution = str(row.get("solution", row.get("column1", ""))).strip()

@@ -111,6 +111,9 @@ class DOPSDConfig(TrainingConfig):
         prompts_per_rollout: Prompts sampled together per process per rollout (the authors: 1 per GPU).
         updates_per_rollout: Optimizer updates each rollout's states are split into (the authors: 4; 1 = one update).
         micro_batch_size: Stacked states per forward pass, bounding memory ("inputs concatenation" in chunks).
+        teacher_input: What the teacher is shown beyond the student's state: ``future`` (d-OPSD: part of the
+            trajectory's own later blocks) or ``reference`` (AR-style OPSD, paper section 4.3: the student's state
+            unchanged after a prompt that also carries the task's worked reference solution).
         teacher_retain_ratio: rho, share of later-block masked positions the teacher sees filled (0.25).
         divergence: ``reverse_kl`` (student || teacher), ``forward_kl`` or ``jsd``.
         jsd_beta: Mixture weight of the generalized JSD.
@@ -136,6 +139,7 @@ class DOPSDConfig(TrainingConfig):
     prompts_per_rollout: int = 1
     updates_per_rollout: int = 4
     micro_batch_size: int = 16
+    teacher_input: str = "future"
     teacher_retain_ratio: float = 0.25
     divergence: str = "reverse_kl"
     jsd_beta: float = 0.5
@@ -156,6 +160,8 @@ class DOPSDConfig(TrainingConfig):
         _check(self.prompts_per_rollout >= 1, "prompts_per_rollout", self.prompts_per_rollout, "must be at least 1")
         _check(self.updates_per_rollout >= 1, "updates_per_rollout", self.updates_per_rollout, "must be at least 1")
         _check(self.micro_batch_size >= 1, "micro_batch_size", self.micro_batch_size, "must be at least 1")
+        _check(self.teacher_input in ("future", "reference"), "teacher_input", self.teacher_input,
+               "must be future or reference")
         _check(0.0 <= self.teacher_retain_ratio <= 1.0, "teacher_retain_ratio", self.teacher_retain_ratio,
                "must be in [0, 1]")
         _check(self.divergence in ("reverse_kl", "forward_kl", "jsd"), "divergence", self.divergence,

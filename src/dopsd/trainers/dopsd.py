@@ -36,17 +36,27 @@ class PreparedTrajectory:
     block_starts: torch.Tensor  # (steps,)
     block_ends: torch.Tensor  # (steps,)
     counts: torch.Tensor  # (steps,) positions the student revealed at each step = |K_t|
+    teacher_prompt_ids: list[int] | None = None  # AR-style OPSD's prompt with a reference solution; None: the student's
+
+    @property
+    def teacher_prompt(self) -> list[int]:
+        return self.trajectory.prompt_ids if self.teacher_prompt_ids is None else self.teacher_prompt_ids
 
     @property
     def num_steps(self) -> int:
         return self.student_states.shape[0]
 
 
-def prepare_trajectory(trajectory: Trajectory, retain_ratio: float, generator: torch.Generator) -> PreparedTrajectory:
+def prepare_trajectory(trajectory: Trajectory, retain_ratio: float, generator: torch.Generator,
+                       reference_prompt: list[int] | None = None) -> PreparedTrajectory:
+    """The teacher sees part of the trajectory's own future (d-OPSD), or, given ``reference_prompt`` (AR-style OPSD),
+    the student's states unchanged after that prompt: positions then shift by the prompts' length difference."""
     steps = trajectory.num_recorded_steps
     bounds = torch.tensor([trajectory.block_bounds(step) for step in range(steps)], dtype=torch.long).view(-1, 2)
     counts = torch.bincount(trajectory.reveal_step[trajectory.reveal_step < steps], minlength=steps)
     states = trajectory.states()
+    if reference_prompt is not None:
+        return PreparedTrajectory(trajectory, states, states, bounds[:, 0], bounds[:, 1], counts, reference_prompt)
     teacher = reveal_future(states, trajectory.tokens, bounds[:, 1], mask_id=trajectory.mask_id,
                             retain_ratio=retain_ratio, generator=generator)
     return PreparedTrajectory(trajectory, states, teacher, bounds[:, 0], bounds[:, 1], counts)
@@ -127,8 +137,8 @@ class DOPSDTrainer(Trainer):
         config = self.config
         began = time.perf_counter()
         examples = self.next_examples(config.prompts_per_rollout)
-        prompts = encode_prompts(self.base_lm, self.task, examples,
-                                 config.prompt_style or default_prompt_style(self.base_lm))
+        style = config.prompt_style or default_prompt_style(self.base_lm)
+        prompts = encode_prompts(self.base_lm, self.task, examples, style)
         self.model.eval()
         with self.accelerator.autocast():
             result = passk_rollout(self.base_lm, self.task, examples, prompts, first=config.sampler_config(),
@@ -137,8 +147,11 @@ class DOPSDTrainer(Trainer):
         self.model.train()
         threshold = self.score_threshold()
         keep = [i for i, score in enumerate(result.scores) if score >= threshold or not config.correct_only]
+        references = [None] * len(examples)
+        if config.teacher_input == "reference":
+            references = encode_prompts(self.base_lm, self.task, examples, style, reference=True)
         self.prepared = [prepare_trajectory(result.trajectories[i], config.teacher_retain_ratio,
-                                            self.teacher_generator) for i in keep]
+                                            self.teacher_generator, references[i]) for i in keep]
         self.pending = split_into_chunks(self.prepared, config.updates_per_rollout)
         seconds = time.perf_counter() - began
         lengths = [self.response_length(t) for t in result.trajectories]
@@ -193,22 +206,21 @@ class DOPSDTrainer(Trainer):
                 overlap_sum / positions, "states": len(chunk)}
 
     def stack_inputs(self, batch):
-        """Left-padded (prompt + state) inputs for the student and the teacher, and the prompt width."""
+        """Left-padded (prompt + state) inputs, attention masks and prompt widths of the student and the teacher."""
         items = [self.prepared[i] for i, _ in batch]
-        prompts = [item.trajectory.prompt_ids for item in items]
         device, pad = self.accelerator.device, self.base_lm.tokens.pad
         student = torch.stack([item.student_states[step] for item, (_, step) in zip(items, batch)]).to(device)
         teacher = torch.stack([item.teacher_states[step] for item, (_, step) in zip(items, batch)]).to(device)
-        student_ids, attention, width = left_pad_with_responses(prompts, student, pad)
-        teacher_ids, _, _ = left_pad_with_responses(prompts, teacher, pad)
-        return student_ids, teacher_ids, attention, width
+        student_inputs = left_pad_with_responses([item.trajectory.prompt_ids for item in items], student, pad)
+        teacher_inputs = left_pad_with_responses([item.teacher_prompt for item in items], teacher, pad)
+        return student_inputs, teacher_inputs
 
     def states_loss(self, batch):
         """Per-state loss L_t (M,), and the micro-batch's clip ratio, Overlap Top-K and number of K_t positions."""
         config = self.config
         items = [self.prepared[i] for i, _ in batch]
         steps = [step for _, step in batch]
-        student_ids, teacher_ids, attention, width = self.stack_inputs(batch)
+        (student_ids, attention, width), (teacher_ids, teacher_attention, teacher_width) = self.stack_inputs(batch)
         device = student_ids.device
         block_length = items[0].trajectory.block_length
         starts = torch.tensor([item.block_starts[s] for item, s in zip(items, steps)], device=device)
@@ -221,7 +233,7 @@ class DOPSDTrainer(Trainer):
         masked = in_block & (student_ids.gather(1, width + block_positions) == self.base_lm.tokens.mask)
 
         with self.teacher_context() as teacher_lm:
-            teacher_block = teacher_lm.logits_at(teacher_ids, width + block_positions, attention)
+            teacher_block = teacher_lm.logits_at(teacher_ids, teacher_width + block_positions, teacher_attention)
         if config.kt_selection == "student":
             student_block = self.lm.logits_at(student_ids, width + block_positions, attention)
         if config.kt_selection == "revealed":
