@@ -168,3 +168,29 @@ def test_default_is_the_paper_setting():
     config = SamplerConfig()
     assert (config.gen_length, config.block_length, config.total_steps, config.temperature) == (256, 32, 128, 0.0)
     assert config.remasking == "low_confidence"
+
+
+def test_context_is_seen_ahead_and_cleared_when_its_block_is_decoded(builtin_lm):
+    config = SamplerConfig(gen_length=12, block_length=4, steps=6)
+    sampler = BlockDiffusionSampler(builtin_lm, config)
+    prompts = encode(builtin_lm)
+    mask = builtin_lm.tokens.mask
+    context = torch.full((len(prompts), 12), mask)
+    context[:, 5] = 7  # block 1
+    context[:, 10:] = 9  # block 2
+    context[1] = mask  # a row with no context
+    seen = []
+    batch = sampler.sample(prompts, context=context, on_step=lambda steps, response, active: seen.append(response))
+    blocks_first_step = {0: seen[0], 1: seen[2], 2: seen[4]}  # 2 steps per block
+    assert torch.equal(blocks_first_step[0][:, 4:], context[:, 4:])  # later blocks carry the context
+    assert (blocks_first_step[1][:, 4:8] == mask).all()  # the block being decoded starts from masks
+    assert torch.equal(blocks_first_step[1][:, 8:], context[:, 8:])
+    assert (blocks_first_step[2][:, 8:] == mask).all()
+    for row, trajectory in enumerate(batch):
+        assert (trajectory.reveal_step >= 0).all()  # every position was decoded, none handed over
+        assert same(sampler.sample([prompts[row]], context=context[row : row + 1])[0], trajectory)
+    plain = sampler.sample(prompts)
+    assert same(plain[1], batch[1])  # no context = all masks
+    assert any(not same(a, b) for a, b in zip(plain, batch))  # the context changed what the model decoded
+    with pytest.raises(ValueError, match="context must be"):
+        sampler.sample(prompts, context=context[:, :8])

@@ -94,11 +94,16 @@ class BlockDiffusionSampler:
         generator: torch.Generator | None = None,
         seed: int | None = None,
         on_step: StepCallback | None = None,
+        context: torch.Tensor | None = None,
     ) -> list[Trajectory]:
         """One trajectory per prompt (token ids), in order.
 
         ``on_step(row_steps, responses, active)`` is called before every step with each row's own step index, the
         current responses (batch, gen_length) and which rows decode at this step; it exists for inspection and tests.
+
+        ``context`` (batch, gen_length): tokens the response starts from instead of masks (the self-teacher's
+        revealed future, paper section 4.1). Each block is cleared back to masks when decoding reaches it, so no
+        position is ever given, only the blocks after the one being decoded are seen.
         """
         if not prompts:
             return []
@@ -107,30 +112,38 @@ class BlockDiffusionSampler:
         prompts = [torch.as_tensor(p, dtype=torch.long).flatten() for p in prompts]
         if any(p.numel() == 0 for p in prompts):
             raise ValueError("every prompt needs at least one token")
+        if context is not None and tuple(context.shape) != (len(prompts), self.config.gen_length):
+            raise ValueError(f"context must be (prompts, gen_length) = ({len(prompts)}, {self.config.gen_length}), "
+                             f"got {tuple(context.shape)}")
         lengths = {p.numel() for p in prompts}
         if len(lengths) == 1 or self.lm.handles_padding:
-            return self._sample_batch(prompts, generator, on_step)
+            return self._sample_batch(prompts, generator, on_step, context)
         groups = defaultdict(list)
         for index, prompt in enumerate(prompts):
             groups[prompt.numel()].append(index)
         result: list[Trajectory | None] = [None] * len(prompts)
         for indices in groups.values():
-            for index, trajectory in zip(indices, self._sample_batch([prompts[i] for i in indices], generator, on_step)):
+            rows = None if context is None else context[indices]
+            for index, trajectory in zip(indices, self._sample_batch([prompts[i] for i in indices], generator, on_step,
+                                                                     rows)):
                 result[index] = trajectory
         return result
 
-    def _sample_batch(self, prompts, generator, on_step) -> list[Trajectory]:
+    def _sample_batch(self, prompts, generator, on_step, context=None) -> list[Trajectory]:
         config, lm, tokens = self.config, self.lm, self.lm.tokens
         device = lm.device
         batch, gen_length = len(prompts), config.gen_length
-        masked = torch.full((batch, gen_length), tokens.mask, dtype=torch.long, device=device)
-        sequence, attention, prompt_length = left_pad_with_responses(prompts, masked, tokens.pad)
+        start = torch.full((batch, gen_length), tokens.mask, dtype=torch.long, device=device)
+        if context is not None:
+            start = context.to(device=device, dtype=torch.long)
+        sequence, attention, prompt_length = left_pad_with_responses(prompts, start, tokens.pad)
         response = sequence[:, prompt_length:]  # a view: writing it writes the sequence
         reveal_step = torch.full((batch, gen_length), -1, dtype=torch.long, device=device)
         row_steps = torch.zeros(batch, dtype=torch.long, device=device)
 
         for block in self._blocks():
             positions = torch.arange(prompt_length + block.start, prompt_length + block.end, device=device)
+            response[:, block.start : block.end] = tokens.mask
             for count in block.tokens_per_step:
                 masked = response[:, block.start : block.end] == tokens.mask
                 active = masked.any(dim=1)
