@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dopsd.cli import evaluate, models, sample, train
+from dopsd.cli import evaluate, experiment, models, sample, train
 from dopsd.errors import DopsdError
 
-COMMANDS = (sample, evaluate, train, models)
+COMMANDS = (sample, evaluate, train, models, experiment)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -85,9 +85,10 @@ def write_countdown_jsonl(examples: list[Example], path) -> None:
         handle.writelines(json.dumps({"input": e.prompt, "output": e.answer}) + "\n" for e in examples)
 
 
-def countdown_splits(n_train: int, n_heldout: int, seed: int) -> tuple[list[Example], list[Example]]:
-    """Train and held-out instances from one stream of distinct instances, so they never overlap."""
-    pool = generate_countdown(n_train + n_heldout, seed)
+def countdown_splits(n_train: int, n_heldout: int, seed: int, **ranges) -> tuple[list[Example], list[Example]]:
+    """Train and held-out instances from one stream of distinct instances, so they never overlap; ``ranges`` are
+    :func:`generate_countdown`'s ``low``, ``high`` and ``max_target``."""
+    pool = generate_countdown(n_train + n_heldout, seed, **ranges)
     heldout = [Example(i, e.prompt, e.answer, e.meta) for i, e in enumerate(pool[n_train:])]
     return pool[:n_train], heldout
 

@@ -1,0 +1,97 @@
+"""One training run of an experiment, on a bundled base model, resumable, and what it measured.
+
+A run lives in its own folder named by task, method, variant and seed. A folder holding ``summary.json`` is a finished
+run and is read back instead of retrained, so an interrupted experiment picks up where it stopped, and experiments
+that need the same run (the main table and the ablations both need default d-OPSD) share it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from dopsd.bundled import bundled_data_path, bundled_model_path, cpu_preset
+from dopsd.evaluation import evaluate, load_examples
+from dopsd.models import load_diffusion_lm
+from dopsd.sampling import SamplerConfig
+from dopsd.tasks import get_task
+from dopsd.trainers import checkpoint as ckpt
+from dopsd.trainers.metrics import read_metrics
+
+
+def trainer_classes(method: str):
+    from dopsd.trainers import DOPSDConfig, DOPSDTrainer, GRPOConfig, GRPOTrainer, SFTConfig, SFTTrainer
+
+    return {"dopsd": (DOPSDConfig, DOPSDTrainer), "grpo": (GRPOConfig, GRPOTrainer), "sft": (SFTConfig, SFTTrainer)}[
+        method
+    ]
+
+
+@dataclass
+class Run:
+    """A finished run: its summary and every logged row."""
+
+    folder: Path
+    summary: dict
+    rows: list[dict]
+
+    @property
+    def evals(self) -> list[dict]:
+        """``{"update", "accuracy", "mean_score"}`` at each evaluation, in order."""
+        return [{"update": r["update"], "accuracy": r["eval_accuracy"], "mean_score": r["eval_mean_score"]}
+                for r in self.rows if "eval_accuracy" in r]
+
+    @property
+    def best(self) -> dict:
+        """The first evaluation reaching the best accuracy (the paper reports the best of its evaluations)."""
+        return max(self.evals, key=lambda e: (e["accuracy"], -e["update"]))
+
+    def through(self, update: int, key: str) -> float:
+        """Sum of a per-update metric over updates 1..``update`` (rollout samples, seconds)."""
+        return float(sum(r.get(key, 0.0) for r in self.rows if 0 < r["update"] <= update and "loss" in r))
+
+    def series(self, key: str) -> list[tuple[int, float]]:
+        return [(r["update"], r[key]) for r in self.rows if key in r]
+
+
+def run(root: Path, method: str, task: str, seed: int, variant: str = "default", **overrides) -> Run:
+    """Trains (or reads back) ``method`` on the bundled ``task`` model with the CPU preset plus ``overrides``.
+
+    Every evaluation point keeps a checkpoint (``save_every = eval_every``), so the best one can be re-evaluated at
+    another generation length.
+    """
+    folder = Path(root) / task / f"{method}-{variant}-seed{seed}"
+    if not (folder / "summary.json").is_file():
+        config_class, trainer_class = trainer_classes(method)
+        values = {**cpu_preset(task, method), "seed": seed, "output_dir": str(folder), "progress": False, **overrides}
+        values["save_every"] = values["eval_every"]
+        if ckpt.latest_checkpoint(folder) is not None:
+            values["resume_from"] = "latest"
+        trainer_class(config=config_class(**values)).train()
+    return Run(folder, json.loads((folder / "summary.json").read_text()), read_metrics(folder / "metrics.jsonl"))
+
+
+def evaluate_model(model_path: str, task: str, gen_length: int, block_length: int, cache: Path) -> dict:
+    """Greedy held-out accuracy of a saved model at one generation length, cached in a JSON file."""
+    cache = Path(cache)
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    lm = load_diffusion_lm(model_path, device="cpu")
+    task_object = get_task(task)
+    examples = load_examples(task_object, bundled_data_path(task, "heldout"))
+    config = SamplerConfig(gen_length=gen_length, block_length=min(block_length, gen_length))
+    _, summary = evaluate(lm, task_object, examples, config, batch_size=100, progress=False)
+    result = {"accuracy": summary.accuracy, "mean_score": summary.mean_score, "n": summary.n,
+              "gen_length": gen_length, "model": model_path}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(result) + "\n")
+    return result
+
+
+def best_model_path(result: Run) -> str:
+    """The model folder of the run's best evaluation (the base model when that is the evaluation before update 1)."""
+    update = result.best["update"]
+    if update == 0:
+        return bundled_model_path(result.summary["task"])
+    return str(ckpt.checkpoint_folder(result.folder, update) / "model")
