@@ -51,3 +51,16 @@ def test_command_line_text_is_read_by_the_field_type():
     assert (config.mixed_precision, config.clip, config.use_lora, config.steps, config.model) == ("no", None, False, 12, "123")
     with pytest.raises(DopsdError, match="'passk'"):
         load_config(DOPSDConfig, None, ["--passk", "many"])
+
+
+def test_shipped_gpu_configs_load_with_the_paper_settings():
+    from pathlib import Path
+
+    from dopsd.trainers import DOPSDConfig
+
+    folder = Path(__file__).resolve().parents[1] / "configs"
+    for name in ("llada_gsm8k.yaml", "dream_gsm8k.yaml"):
+        config = load_config(DOPSDConfig, folder / name, {})
+        assert config.trust_remote_code and config.task == "gsm8k"
+        assert (config.lora_r, config.lora_alpha, config.learning_rate, config.max_grad_norm) == (128, 64, 5e-6, 0.2)
+        assert config.sampler_config().total_steps == 128 and config.teacher_retain_ratio == 0.25
