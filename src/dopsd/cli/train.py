@@ -1,4 +1,5 @@
-"""``dopsd train`` (d-OPSD) and ``dopsd sft`` (masked-diffusion SFT): any config field from YAML or ``--field value``."""
+"""``dopsd train`` (d-OPSD), ``dopsd sft`` (masked-diffusion SFT) and ``dopsd grpo`` (diffu-GRPO): any config field
+from YAML or ``--field value``."""
 
 from __future__ import annotations
 
@@ -22,16 +23,32 @@ def register(subparsers) -> None:
                                 description="Run masked-diffusion SFT; any SFTConfig field as --field value.")
     sft.add_argument("--config", default=None, help="YAML file of SFTConfig fields")
     sft.set_defaults(run=run_sft, accepts_overrides=True)
+    grpo = subparsers.add_parser(
+        "grpo",
+        help="train with diffu-GRPO, the RLVR baseline (no arguments: the bundled Sudoku model on this CPU)",
+        description="Run diffu-GRPO (d1). Any GRPOConfig field can come from a YAML file and be overridden as "
+        "--field value. Without --config or --model, the bundled base model of --task is trained with settings "
+        "sized for a laptop CPU.",
+    )
+    grpo.add_argument("--config", default=None, help="YAML file of GRPOConfig fields")
+    grpo.set_defaults(run=run_grpo, accepts_overrides=True)
+
+
+def with_bundled_preset(args: argparse.Namespace, method: str) -> dict:
+    """The command line's overrides, on top of the bundled model's CPU preset when neither --config nor --model
+    names what to train."""
+    overrides = parse_overrides(args.overrides)
+    if args.config is None and "model" not in overrides:
+        from dopsd.bundled import cpu_preset
+
+        overrides = {**cpu_preset(str(overrides.get("task", "sudoku")), method), **overrides}
+    return overrides
 
 
 def run_train(args: argparse.Namespace) -> int:
     from dopsd.trainers import DOPSDConfig, DOPSDTrainer
 
-    overrides = parse_overrides(args.overrides)
-    if args.config is None and "model" not in overrides:
-        from dopsd.bundled import cpu_preset
-
-        overrides = {**cpu_preset(str(overrides.get("task", "sudoku"))), **overrides}
+    overrides = with_bundled_preset(args, "dopsd")
     summary = DOPSDTrainer(config=load_config(DOPSDConfig, args.config, overrides)).train()
     print(json.dumps(summary))
     print(describe("d-OPSD", summary))
@@ -44,6 +61,16 @@ def run_sft(args: argparse.Namespace) -> int:
     summary = SFTTrainer(config=load_config(SFTConfig, args.config, args.overrides)).train()
     print(json.dumps(summary))
     print(describe("SFT", summary))
+    return 0
+
+
+def run_grpo(args: argparse.Namespace) -> int:
+    from dopsd.trainers import GRPOConfig, GRPOTrainer
+
+    overrides = with_bundled_preset(args, "grpo")
+    summary = GRPOTrainer(config=load_config(GRPOConfig, args.config, overrides)).train()
+    print(json.dumps(summary))
+    print(describe("diffu-GRPO", summary))
     return 0
 
 
