@@ -217,3 +217,29 @@ def test_reference_teacher_sees_the_reference_prompt_before_the_unchanged_state(
         prompt_text = tokenizer.decode(item.trajectory.prompt_ids)
         index = next(e.index for e in trainer.train_examples if e.prompt == prompt_text)
         assert tokenizer.decode(item.teacher_prompt) == f"ref{index}|{prompt_text}"
+
+
+def test_a_model_ignoring_the_attention_mask_never_gets_padded_rows(tmp_path):
+    from conftest import IgnoresAttentionMask
+    from dopsd.models import DiffusionLM
+
+    inner = tiny_lm()
+    lm = DiffusionLM(IgnoresAttentionMask(inner.model), inner.tokenizer, tokens=inner.tokens)
+    trainer = DOPSDTrainer(lm, task=ToyTask(), config=toy_config(tmp_path, use_lora=False, correct_only=False,
+                                                               prompts_per_rollout=6, teacher_input="reference"))
+    assert not trainer.base_lm.handles_padding
+    trainer.rollout()
+    assert len({len(item.trajectory.prompt_ids) for item in trainer.prepared}) > 1
+    widths = []
+    inner.model.register_forward_pre_hook(
+        lambda module, args, kwargs: widths.append(kwargs["input_ids"].shape), with_kwargs=True)
+    everything = split_into_chunks(trainer.prepared, 1)[0]
+    trainer.chunk_backward(everything)
+    pad = trainer.base_lm.tokens.pad
+    batches = trainer.micro_batches(everything)
+    assert sorted(len(b) for b in batches) != [len(everything)]
+    for batch in batches:
+        (student, attention, _), (teacher, teacher_attention, _) = trainer.stack_inputs(batch)
+        assert bool(attention.all()) and bool(teacher_attention.all())  # nothing padded
+    assert sum(len(b) for b in batches) == len(everything)
+    assert len(widths) == len(batches)  # one student pass per micro-batch (the frozen teacher is a copy)

@@ -186,8 +186,7 @@ class DOPSDTrainer(Trainer):
             self.accelerator.backward(self.zero_loss())
             return {"loss": 0.0, "states": 0}
         total_weight = sum(1.0 / self.prepared[i].num_steps for i, _ in chunk)
-        size = self.config.micro_batch_size
-        batches = [chunk[start : start + size] for start in range(0, len(chunk), size)]
+        batches = self.micro_batches(chunk)
         loss_sum, clip_sum, overlap_sum, positions = 0.0, 0.0, 0.0, 0
         for index, batch in enumerate(batches):
             sync = index == len(batches) - 1
@@ -204,6 +203,18 @@ class DOPSDTrainer(Trainer):
             positions += count
         return {"loss": loss_sum, "clip_ratio": clip_sum / positions, f"overlap_top{self.config.overlap_k}":
                 overlap_sum / positions, "states": len(chunk)}
+
+    def micro_batches(self, chunk: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
+        """``micro_batch_size`` states a pass; a model that ignores the attention mask (LLaDA's remote code) only
+        gets states whose student and teacher prompts have one length each, so no row is ever padded."""
+        groups = {None: chunk}
+        if not self.base_lm.handles_padding:
+            groups = {}
+            for pair in chunk:
+                item = self.prepared[pair[0]]
+                groups.setdefault((len(item.trajectory.prompt_ids), len(item.teacher_prompt)), []).append(pair)
+        size = self.config.micro_batch_size
+        return [group[start : start + size] for group in groups.values() for start in range(0, len(group), size)]
 
     def stack_inputs(self, batch):
         """Left-padded (prompt + state) inputs, attention masks and prompt widths of the student and the teacher."""
