@@ -230,3 +230,26 @@ def test_grpo_cli_writes_the_run_folder_and_rejects_bad_values_in_one_line(tmp_p
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "'epsilon'" in err and "\n" not in err
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_model_ignoring_the_attention_mask_gets_unpadded_rows_and_the_same_logprobs(tmp_path):
+    from conftest import IgnoresAttentionMask
+    from dopsd.models import DiffusionLM
+    from dopsd.trainers.grpo_loss import completion_logprobs
+
+    inner = tiny_lm()
+    inner.model.double()
+    lm = DiffusionLM(IgnoresAttentionMask(inner.model), inner.tokenizer, tokens=inner.tokens)
+    trainer = GRPOTrainer(lm, task=DigitShareTask(), config=grpo_config(tmp_path, use_lora=False, prompts_per_rollout=3))
+    assert not trainer.base_lm.handles_padding
+    trainer.rollout()
+    batch = trainer.batch
+    assert not bool(batch.attention.all())  # the stored rollout is padded: prompts of different lengths
+    seen = []
+    inner.model.register_forward_pre_hook(lambda module, args, kwargs: seen.append(kwargs["input_ids"]), with_kwargs=True)
+    grouped = trainer.frozen_logprobs(reference=False)
+    assert seen and all(bool((ids[:, 0] != inner.tokens.pad).all()) for ids in seen)  # no row starts with padding
+    padded = torch.stack([completion_logprobs(inner, batch.ids, batch.attention, batch.width, masks).float()
+                          for masks in batch.prompt_masks])  # the inner model honours the mask: padding is fine
+    assert torch.allclose(grouped, padded, atol=1e-5)
+    trainer.step()  # the loss passes take the same grouped path

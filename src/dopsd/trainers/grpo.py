@@ -201,16 +201,35 @@ class GRPOTrainer(Trainer):
         }
         return seconds
 
+    def row_batches(self) -> list[tuple[torch.Tensor, int]]:
+        """Micro-batches as (row indices, leading padding columns to drop). A model that ignores the attention mask
+        (LLaDA's remote code) only gets rows of one prompt length, trimmed so that none is padded."""
+        batch, size = self.batch, self.config.micro_batch_size
+        prompt_lengths = batch.attention[:, : batch.width].sum(dim=1).tolist()
+        groups = {0: list(range(batch.size))}
+        if not self.base_lm.handles_padding:
+            groups = {}
+            for row, length in enumerate(prompt_lengths):
+                groups.setdefault(batch.width - int(length), []).append(row)
+        return [(torch.tensor(rows[start : start + size], device=batch.ids.device), trim)
+                for trim, rows in groups.items() for start in range(0, len(rows), size)]
+
+    def rows_logprobs(self, lm: DiffusionLM, rows: torch.Tensor, trim: int, index: int) -> torch.Tensor:
+        """(rows, L) log-probs of the chosen completions under inner update ``index``'s prompt mask."""
+        batch = self.batch
+        return completion_logprobs(lm, batch.ids[rows, trim:], batch.attention[rows, trim:], batch.width - trim,
+                                   batch.prompt_masks[index, rows, trim:])
+
     def frozen_logprobs(self, reference: bool) -> torch.Tensor:
         """(mu, N, L) no-grad log-probs of the rollout's completions under each inner update's prompt mask."""
-        batch, size = self.batch, self.config.micro_batch_size
-        passes = []
+        batch = self.batch
+        passes = torch.zeros((batch.prompt_masks.shape[0], batch.size, batch.completion_mask.shape[1]),
+                             device=batch.ids.device)
         with self.frozen_pass(reference) as lm:
-            for masks in batch.prompt_masks:
-                rows = [completion_logprobs(lm, batch.ids[s : s + size], batch.attention[s : s + size], batch.width,
-                                            masks[s : s + size]).float() for s in range(0, batch.size, size)]
-                passes.append(torch.cat(rows))
-        return torch.stack(passes)
+            for index in range(passes.shape[0]):
+                for rows, trim in self.row_batches():
+                    passes[index, rows] = self.rows_logprobs(lm, rows, trim, index).float()
+        return passes
 
     # ----- loss ------------------------------------------------------------------------------------------------
     def compute_update(self) -> dict:
@@ -226,14 +245,13 @@ class GRPOTrainer(Trainer):
     def inner_update_backward(self, index: int) -> dict:
         """Backward passes of inner update ``index`` over every completion of the rollout, micro-batched; gradients
         are synchronised across processes on the last micro-batch only."""
-        batch, size = self.batch, self.config.micro_batch_size
-        starts = list(range(0, batch.size, size))
+        batch = self.batch
+        micro_batches = self.row_batches()
         loss_sum, kl_sum, clipped_sum, tokens = 0.0, 0.0, 0.0, 0
-        for number, start in enumerate(starts):
-            rows = slice(start, start + size)
-            last = number == len(starts) - 1
+        for number, (rows, trim) in enumerate(micro_batches):
+            last = number == len(micro_batches) - 1
             with contextlib.nullcontext() if last else self.accelerator.no_sync(self.model):
-                per_completion, kl, clipped, count = self.completions_loss(index, rows)
+                per_completion, kl, clipped, count = self.completions_loss(index, rows, trim)
                 loss = per_completion.sum() / batch.size
                 self.accelerator.backward(loss)
             loss_sum += float(loss.detach())
@@ -242,11 +260,10 @@ class GRPOTrainer(Trainer):
             tokens += count
         return {"loss": loss_sum, "clip_ratio": clipped_sum / tokens, "kl": kl_sum / tokens, "inner_update": index}
 
-    def completions_loss(self, index: int, rows: slice):
+    def completions_loss(self, index: int, rows: torch.Tensor, trim: int = 0):
         """Per-completion loss (its tokens' mean), and the summed KL, number of clipped tokens and token count."""
         config, batch = self.config, self.batch
-        logp = completion_logprobs(self.lm, batch.ids[rows], batch.attention[rows], batch.width,
-                                   batch.prompt_masks[index, rows])
+        logp = self.rows_logprobs(self.lm, rows, trim, index)
         old = logp.detach() if batch.old_logps is None else batch.old_logps[index, rows]
         advantages = batch.advantages[rows, None]
         per_token = clipped_surrogate(logp, old, advantages, config.epsilon)
