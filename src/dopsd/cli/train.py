@@ -19,8 +19,12 @@ def register(subparsers) -> None:
     )
     train.add_argument("--config", default=None, help="YAML file of DOPSDConfig fields")
     train.set_defaults(run=run_train, accepts_overrides=True)
-    sft = subparsers.add_parser("sft", help="masked-diffusion supervised fine-tuning (LLaDA's objective)",
-                                description="Run masked-diffusion SFT; any SFTConfig field as --field value.")
+    sft = subparsers.add_parser(
+        "sft",
+        help="masked-diffusion supervised fine-tuning (LLaDA's objective)",
+        description="Run masked-diffusion SFT; any SFTConfig field as --field value. Without --config or --model, "
+        "the bundled base model of --task continues SFT on its training set with settings sized for a laptop CPU.",
+    )
     sft.add_argument("--config", default=None, help="YAML file of SFTConfig fields")
     sft.set_defaults(run=run_sft, accepts_overrides=True)
     grpo = subparsers.add_parser(
@@ -58,7 +62,8 @@ def run_train(args: argparse.Namespace) -> int:
 def run_sft(args: argparse.Namespace) -> int:
     from dopsd.trainers import SFTConfig, SFTTrainer
 
-    summary = SFTTrainer(config=load_config(SFTConfig, args.config, args.overrides)).train()
+    overrides = with_bundled_preset(args, "sft")
+    summary = SFTTrainer(config=load_config(SFTConfig, args.config, overrides)).train()
     print(json.dumps(summary))
     print(describe("SFT", summary))
     return 0
