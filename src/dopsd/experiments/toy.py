@@ -42,7 +42,7 @@ def toy_verification(task_name: str, *, prompts: int = 500, seed: int = 0, ratio
     examples = random.Random(seed).sample(pool, min(prompts, len(pool)))
     ids = encode_prompts(lm, task, examples, default_prompt_style(lm))
     greedy = SamplerConfig(gen_length=preset["gen_length"], block_length=preset["block_length"],
-                           steps=preset["steps"])
+                           steps=preset.get("steps"))
     resample = SamplerConfig(gen_length=greedy.gen_length, block_length=greedy.block_length, steps=greedy.steps,
                              temperature=passk_temperature)
     generator = torch.Generator().manual_seed(seed)
