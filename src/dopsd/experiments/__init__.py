@@ -26,14 +26,14 @@ LONGER = {"sudoku": 32, "countdown": 32}
 # One design choice changed at a time from the CPU preset of d-OPSD (paper section 4.4).
 ABLATIONS = {
     "default": {},
-    "forward KL": dict(divergence="forward_kl"),
-    "rho 0.10": dict(teacher_retain_ratio=0.10),
     "rho 0.25": dict(teacher_retain_ratio=0.25),
-    "K_t from student": dict(kt_selection="student"),
-    "pass@1": dict(passk=1),
-    "no clip": dict(clip=None),
     "all trajectories": dict(correct_only=False),
+    "pass@1": dict(passk=1),
     "live teacher": dict(teacher="live"),
+    "forward KL": dict(divergence="forward_kl"),
+    "no clip": dict(clip=None),
+    "K_t from student": dict(kt_selection="student"),
+    "rho 0.10": dict(teacher_retain_ratio=0.10),
 }
 
 
