@@ -11,6 +11,7 @@ from dopsd.sampling import Trajectory
 def test_mean_spread_and_markdown():
     assert mean_spread([0.2, 0.3]) == "0.250 ± 0.050"
     assert mean_spread([0.2]) == "0.200"
+    assert mean_spread([10, 20], 0) == "15 ± 5"
     assert markdown_table(["a", "b"], [[1, "x"]]) == "| a | b |\n|---|---|\n| 1 | x |\n"
 
 
@@ -48,3 +49,79 @@ def test_toy_teacher_context_reveals_rho_of_the_later_blocks_only():
         assert int(revealed.sum()) == 8  # floor(0.5 * 16 later positions)
         assert torch.equal(row[revealed], tokens[revealed])  # the trajectory's own tokens
     assert not torch.equal(context[0], context[1])  # drawn independently
+
+
+def test_in_parallel_keeps_order_and_raises_the_first_failure(capsys):
+    import math
+    import operator
+
+    import pytest
+
+    from dopsd.experiments.parallel import in_parallel
+
+    assert in_parallel(operator.mul, [(1, 2), (3, 4), (5, 6)], jobs=2) == [2, 12, 30]
+    assert in_parallel(operator.mul, [(1, 2), (3, 4)], jobs=1) == [2, 12]
+    with pytest.raises(ValueError):
+        in_parallel(math.sqrt, [(4.0,), (-1.0,)], jobs=2, describe=lambda a: f"sqrt of {a[0]}")
+    assert "failed: sqrt of -1.0" in capsys.readouterr().err
+
+
+def finished_run(root, spec, accuracies, samples=10):
+    """A finished run of ``spec``: evaluations every update with ``accuracies``, ``samples`` rollout samples each."""
+    rows = [{"update": 0, "eval_accuracy": accuracies[0], "eval_mean_score": 0.5}]
+    for update, accuracy in enumerate(accuracies[1:], start=1):
+        rows.append({"update": update, "loss": 0.1, "rollout_samples": samples, "rollout_seconds": 1.0,
+                     "update_seconds": 1.0, "overlap_top20": 0.9})
+        rows.append({"update": update, "eval_accuracy": accuracy, "eval_mean_score": 0.5})
+    folder = spec.folder(root)
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(json.dumps({"task": spec.task, "updates": len(accuracies) - 1}))
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def test_main_tables_put_each_run_in_its_cell(tmp_path):
+    """Hand-built finished runs and cached evaluations: every cell of Tables 1 and 2 is the number of its own runs."""
+    from dopsd.experiments import METHODS, main_runs, main_spec, main_tables, run_experiments
+
+    best = {"SFT": (0.3, 0.05), "diffu-GRPO": (0.4, 0.1), "diffu-GRPO, 1 update/rollout": (0.45, 0.15),
+            "d-OPSD": (0.5, 0.2)}
+    assert set(best) == set(METHODS)
+    for name, per_task in best.items():
+        for task, accuracy in zip(("sudoku", "countdown"), per_task):
+            for seed in (0, 1):
+                folder = finished_run(tmp_path, main_spec(name, task, seed), [0.0, accuracy + seed / 100, 0.01],
+                                      samples=6 if name == "diffu-GRPO" else 30)
+                # the best checkpoint's accuracy at the longer length, as if evaluated already
+                (folder / "best-L32.json").write_text(json.dumps({"accuracy": accuracy / 10 + seed / 500}))
+    for task, trained in (("sudoku", 20), ("countdown", 16)):
+        for length, accuracy in ((trained, 0.0), (32, 0.001)):
+            (tmp_path / task / f"base-L{length}.json").write_text(json.dumps({"accuracy": accuracy}))
+    specs = main_runs(["sudoku", "countdown"], [0, 1])
+    assert len(specs) == 16 and len(set(specs)) == 16
+    text = run_experiments(["main"], tmp_path, ["sudoku", "countdown"], [0, 1], jobs=2)  # reads back; trains nothing
+    assert (tmp_path / "main.md").read_text() == text
+    lines = text.splitlines()
+    assert "| method | sudoku L=20 | sudoku L=32 | countdown L=16 | countdown L=32 |" in lines
+    assert "| base | 0.000 | 0.001 | 0.000 | 0.001 |" in lines
+    assert "| SFT | 0.305 ± 0.005 | 0.031 ± 0.001 | 0.055 ± 0.005 | 0.006 ± 0.001 |" in lines
+    assert "| diffu-GRPO | 0.405 ± 0.005 | 0.041 ± 0.001 | 0.105 ± 0.005 | 0.011 ± 0.001 |" in lines
+    assert "| diffu-GRPO, 1 update/rollout | 0.455 ± 0.005 | 0.046 ± 0.001 | 0.155 ± 0.005 | 0.016 ± 0.001 |" in lines
+    assert "| d-OPSD | 0.505 ± 0.005 | 0.051 ± 0.001 | 0.205 ± 0.005 | 0.021 ± 0.001 |" in lines
+    # best at update 1 for every run: one update, its samples and its 2 seconds; samples per update over both updates
+    assert "| sudoku | diffu-GRPO | 0.405 ± 0.005 | 1 ± 0 | 6 ± 0 | 2 ± 0 | 6 ± 0 |" in lines
+    assert "| countdown | d-OPSD | 0.205 ± 0.005 | 1 ± 0 | 30 ± 0 | 2 ± 0 | 30 ± 0 |" in lines
+    assert not any(line.startswith("| sudoku | SFT") for line in lines)  # SFT samples no rollouts
+    assert main_tables(tmp_path, ["sudoku", "countdown"], [0, 1],
+                       {s: run(tmp_path, s.method, s.task, s.seed, s.variant) for s in specs}) == text
+
+
+def test_experiments_share_runs_and_ablations_change_one_field_each():
+    from dopsd.experiments import ABLATIONS, RunSpec, ablation_runs, main_runs, overlap_runs
+
+    ablations = ablation_runs(["sudoku"], [0, 1])
+    assert len(ablations) == 2 * len(ABLATIONS) and len({s.folder("r") for s in ablations}) == len(ablations)
+    default = RunSpec("dopsd", "sudoku", 0)
+    assert default in ablations and default in main_runs(["sudoku"], [0]) and default in overlap_runs(["sudoku"], [0])
+    assert all(len(s.changes) == 1 for s in ablations if s.variant != "default")
+    assert RunSpec("dopsd", "sudoku", 0, "ar-opsd", (("teacher_input", "reference"),)) in overlap_runs(["sudoku"], [0])

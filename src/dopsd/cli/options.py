@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dopsd.models import DiffusionLM, load_diffusion_lm
+from dopsd.models import DiffusionLM, default_device, load_diffusion_lm
 from dopsd.sampling import SamplerConfig
 
 
@@ -20,14 +20,11 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def load_model(args: argparse.Namespace) -> DiffusionLM:
-    import torch
-
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     return load_diffusion_lm(
         args.model,
         trust_remote_code=args.trust_remote_code,
         dtype=args.dtype,
-        device=device,
+        device=args.device or default_device(),
         mask_token_id=args.mask_token_id,
         eos_token_id=args.eos_token_id,
         pad_token_id=args.pad_token_id,

@@ -16,10 +16,19 @@ import json
 from pathlib import Path
 
 from dopsd.bundled import bundled_model_path, cpu_preset
-from dopsd.experiments.runs import Run, best_model_path, evaluate_model, run
+from dopsd.experiments.parallel import in_parallel
+from dopsd.experiments.runs import Run, RunSpec, best_model_path, evaluate_model, run, train_runs
 from dopsd.experiments.tables import markdown_table, mean_spread
 
-METHODS = {"sft": "SFT", "grpo": "diffu-GRPO", "dopsd": "d-OPSD"}
+# Table 1's rows: (method, variant, the config values the variant changes from the method's CPU preset).
+METHODS = {
+    "SFT": ("sft", "default", ()),
+    "diffu-GRPO": ("grpo", "default", ()),
+    # d1's schedule reuses each rollout for 8 updates; this one samples as many prompts per update as d-OPSD (16, six
+    # completions each) and updates once, so the two methods are also compared at equal rollouts per update.
+    "diffu-GRPO, 1 update/rollout": ("grpo", "one-update", (("inner_updates", 1), ("prompts_per_rollout", 16))),
+    "d-OPSD": ("dopsd", "default", ()),
+}
 # The second evaluation length, longer than the one trained at (the paper: 128 and 256 for planning tasks).
 LONGER = {"sudoku": 32, "countdown": 32}
 
@@ -41,72 +50,106 @@ def slug(name: str) -> str:
     return name.lower().replace(" ", "-").replace("@", "").replace(".", "")
 
 
-def main_tables(root: Path, tasks: list[str], seeds: list[int], **overrides) -> str:
-    lengths = {task: (cpu_preset(task)["gen_length"], LONGER[task]) for task in tasks}
+def evaluate_models(calls: list[tuple], jobs: int) -> list[dict]:
+    """:func:`evaluate_model` for each argument tuple, the ones not cached yet ``jobs`` at a time."""
+    missing = [call for call in calls if not Path(call[-1]).is_file()]
+    in_parallel(evaluate_model, missing, jobs, describe=lambda call: f"evaluation {call[-1]}", desc="evaluations")
+    return [evaluate_model(*call) for call in calls]
+
+
+# ----- Tables 1 and 2 ------------------------------------------------------------------------------------------
+def main_spec(name: str, task: str, seed: int) -> RunSpec:
+    method, variant, changes = METHODS[name]
+    return RunSpec(method, task, seed, variant, changes)
+
+
+def main_runs(tasks: list[str], seeds: list[int]) -> list[RunSpec]:
     # d-OPSD first: its runs are also the default run's seeds, the number most worth having early.
-    runs = {(task, method): [run(root, method, task, seed, **overrides) for seed in seeds]
-            for task in tasks for method in ("dopsd", "grpo", "sft")}
-    header = ["method"] + [f"{task} L={length}" for task in tasks for length in lengths[task]]
+    return [main_spec(name, task, seed) for task in tasks for name in reversed(METHODS) for seed in seeds]
+
+
+def main_tables(root: Path, tasks: list[str], seeds: list[int], runs: dict[RunSpec, Run], jobs: int = 1) -> str:
+    lengths = {task: (cpu_preset(task)["gen_length"], LONGER[task]) for task in tasks}
     block = {task: cpu_preset(task)["block_length"] for task in tasks}
-    base_row = ["base"]
-    for task in tasks:
-        for length in lengths[task]:
-            base = evaluate_model(bundled_model_path(task), task, length, block[task], root / task / f"base-L{length}.json")
-            base_row.append(f"{base['accuracy']:.3f}")
-    rows = [base_row]
-    for method, name in METHODS.items():
+    group = {(task, name): [runs[main_spec(name, task, seed)] for seed in seeds] for task in tasks for name in METHODS}
+    base_calls = [(bundled_model_path(task), task, length, block[task], root / task / f"base-L{length}.json")
+                  for task in tasks for length in lengths[task]]
+    longer_calls = [(best_model_path(r), task, lengths[task][1], block[task], r.folder / f"best-L{lengths[task][1]}.json")
+                    for name in METHODS for task in tasks for r in group[task, name]]  # the rows' order
+    results = evaluate_models(base_calls + longer_calls, jobs)
+    base, longer = iter(results[: len(base_calls)]), iter(results[len(base_calls):])
+    header = ["method"] + [f"{task} L={length}" for task in tasks for length in lengths[task]]
+    rows = [["base"] + [f"{next(base)['accuracy']:.3f}" for task in tasks for _ in lengths[task]]]
+    for name in METHODS:
         row = [name]
         for task in tasks:
-            trained, longer = lengths[task]
-            row.append(mean_spread([r.best["accuracy"] for r in runs[task, method]]))
-            row.append(mean_spread([evaluate_model(best_model_path(r), task, longer, block[task],
-                                                   r.folder / f"best-L{longer}.json")["accuracy"]
-                                    for r in runs[task, method]]))
+            row.append(mean_spread([r.best["accuracy"] for r in group[task, name]]))
+            row.append(mean_spread([next(longer)["accuracy"] for _ in group[task, name]]))
         rows.append(row)
     table1 = markdown_table(header, rows)
     rows = []
     for task in tasks:
-        for method in ("grpo", "dopsd"):
-            group = runs[task, method]
-            updates = [r.best["update"] for r in group]
-            samples = [r.through(r.best["update"], "rollout_samples") for r in group]
+        for name in METHODS:
+            if name == "SFT":  # no rollouts
+                continue
+            members = group[task, name]
+            updates = [r.best["update"] for r in members]
+            samples = [r.through(r.best["update"], "rollout_samples") for r in members]
             seconds = [r.through(r.best["update"], "update_seconds") + r.through(r.best["update"], "rollout_seconds")
-                       for r in group]
-            per_update = [r.through(r.summary["updates"], "rollout_samples") / r.summary["updates"] for r in group]
-            rows.append([task, METHODS[method], mean_spread([r.best["accuracy"] for r in group]),
-                         mean_spread(updates), mean_spread(samples), mean_spread(seconds), mean_spread(per_update)])
+                       for r in members]
+            per_update = [r.through(r.summary["updates"], "rollout_samples") / r.summary["updates"] for r in members]
+            rows.append([task, name, mean_spread([r.best["accuracy"] for r in members]),
+                         mean_spread(updates, 0), mean_spread(samples, 0), mean_spread(seconds, 0),
+                         mean_spread(per_update, 0)])
     table2 = markdown_table(["task", "method", "best accuracy", "updates to best", "rollout samples to best",
                              "seconds to best", "rollout samples per update"], rows)
     return (f"### Table 1: held-out accuracy (best evaluation; seeds {seeds}; mean ± std)\n\n{table1}\n"
             f"### Table 2: cost to reach the best accuracy (seeds {seeds})\n\n{table2}")
 
 
-def toy_table(root: Path, tasks: list[str], seeds: list[int], prompts: int = 500, **training_overrides) -> str:
-    """Samples only: ``training_overrides`` (for the training experiments) do not apply."""
+# ----- Table 3 -------------------------------------------------------------------------------------------------
+def toy_cache(root: Path, task: str, prompts: int, seed: int) -> Path:
+    return root / task / f"toy-{prompts}-seed{seed}.json"
+
+
+def toy_result(root: Path, task: str, prompts: int, seed: int) -> dict:
+    cache = toy_cache(root, task, prompts, seed)
+    if cache.is_file():
+        return json.loads(cache.read_text())
     from dopsd.experiments.toy import toy_verification
 
+    result = toy_verification(task, prompts=prompts, seed=seed)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(result) + "\n")
+    return result
+
+
+def toy_table(root: Path, tasks: list[str], seeds: list[int], runs: dict, jobs: int = 1, prompts: int = 500) -> str:
+    """Samples only: no training run is involved."""
+    calls = [(root, task, prompts, seeds[0]) for task in tasks]
+    in_parallel(toy_result, [c for c in calls if not toy_cache(*c).is_file()], jobs, desc="toy verification")
     rows = []
-    for task in tasks:
-        cache = root / task / f"toy-{prompts}-seed{seeds[0]}.json"
-        if cache.is_file():
-            result = json.loads(cache.read_text())
-        else:
-            result = toy_verification(task, prompts=prompts, seed=seeds[0])
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            cache.write_text(json.dumps(result) + "\n")
+    for result in (toy_result(*call) for call in calls):
         teacher = result["teacher"]
-        rows.append([task, result["prompts"], f"{result['pass@1']:.3f}", f"{result['pass@8']:.3f}"]
+        rows.append([result["task"], result["prompts"], f"{result['pass@1']:.3f}", f"{result['pass@8']:.3f}"]
                     + [f"{teacher[k]:.3f}" for k in sorted(teacher)])
     header = ["task", "prompts", "student pass@1", "pass@8"] + [f"teacher rho={k}" for k in ("0.10", "0.25", "0.50")]
     return f"### Table 3: toy verification (training prompts, seed {seeds[0]})\n\n" + markdown_table(header, rows)
 
 
-def overlap_figure(root: Path, tasks: list[str], seeds: list[int], **overrides) -> str:
+# ----- Figure 3 ------------------------------------------------------------------------------------------------
+OVERLAP_VARIANTS = {"d-OPSD": ("default", ()), "AR-style OPSD": ("ar-opsd", (("teacher_input", "reference"),))}
+
+
+def overlap_runs(tasks: list[str], seeds: list[int]) -> list[RunSpec]:
+    return [RunSpec("dopsd", tasks[0], seeds[0], variant, changes) for variant, changes in OVERLAP_VARIANTS.values()]
+
+
+def overlap_figure(root: Path, tasks: list[str], seeds: list[int], runs: dict[RunSpec, Run], jobs: int = 1) -> str:
     from dopsd.experiments.plots import plot_series
 
     task = tasks[0]
-    variants = {"d-OPSD": run(root, "dopsd", task, seeds[0], **overrides),
-                "AR-style OPSD": run(root, "dopsd", task, seeds[0], "ar-opsd", teacher_input="reference", **overrides)}
+    variants = {name: runs[spec] for name, spec in zip(OVERLAP_VARIANTS, overlap_runs(tasks, seeds))}
     key = "overlap_top20"
     path = plot_series({name: r.series(key) for name, r in variants.items()}, root / f"overlap-{task}.png",
                        ylabel="Overlap Top-20 (student vs teacher)", title=f"Figure 3: Overlap Top-20, {task}")
@@ -121,28 +164,49 @@ def overlap_figure(root: Path, tasks: list[str], seeds: list[int], **overrides) 
     return f"### Figure 3: Overlap Top-20 ({task}, seed {seeds[0]})\n\n![overlap]({path.name})\n\n{table}"
 
 
-def ablation_table(root: Path, tasks: list[str], seeds: list[int], **overrides) -> str:
-    task = tasks[0]
+# ----- Ablations -----------------------------------------------------------------------------------------------
+def ablation_spec(task: str, seed: int, name: str) -> RunSpec:
+    changes = ABLATIONS[name]
+    return RunSpec("dopsd", task, seed, slug(name) if changes else "default", tuple(sorted(changes.items())))
+
+
+def ablation_runs(tasks: list[str], seeds: list[int]) -> list[RunSpec]:
+    return [ablation_spec(tasks[0], seed, name) for name in ABLATIONS for seed in seeds]
+
+
+def ablation_table(root: Path, tasks: list[str], seeds: list[int], runs: dict[RunSpec, Run], jobs: int = 1) -> str:
     rows = []
-    for name, changes in ABLATIONS.items():
-        group = [run(root, "dopsd", task, seed, "default" if not changes else slug(name), **changes, **overrides)
-                 for seed in seeds]
+    for name in ABLATIONS:
+        group = [runs[ablation_spec(tasks[0], seed, name)] for seed in seeds]
         rows.append([name, mean_spread([r.best["accuracy"] for r in group]),
-                     mean_spread([r.evals[-1]["accuracy"] for r in group]), mean_spread([r.best["update"] for r in group])])
+                     mean_spread([r.evals[-1]["accuracy"] for r in group]), mean_spread([r.best["update"] for r in group], 0)])
     header = ["variant", "best accuracy", "final accuracy", "best at update"]
-    return f"### Ablations ({task}, seeds {seeds})\n\n" + markdown_table(header, rows)
+    return f"### Ablations ({tasks[0]}, seeds {seeds})\n\n" + markdown_table(header, rows)
 
 
-EXPERIMENTS = {"main": main_tables, "toy": toy_table, "overlap": overlap_figure, "ablations": ablation_table}
+# name -> (the runs it needs, what writes its Markdown from them)
+EXPERIMENTS = {
+    "main": (main_runs, main_tables),
+    "toy": (lambda tasks, seeds: [], toy_table),
+    "overlap": (overlap_runs, overlap_figure),
+    "ablations": (ablation_runs, ablation_table),
+}
 
 
-def run_experiment(name: str, output: str | Path, tasks: list[str], seeds: list[int], **overrides) -> str:
-    """Runs experiment ``name`` and writes ``<output>/<name>.md``."""
+def run_experiments(names: list[str], output: str | Path, tasks: list[str], seeds: list[int], jobs: int = 1,
+                    **overrides) -> str:
+    """Trains every run the named experiments need (each once, ``jobs`` at a time), then writes
+    ``<output>/<name>.md`` for each and returns their text."""
     root = Path(output)
     root.mkdir(parents=True, exist_ok=True)
-    text = EXPERIMENTS[name](root, tasks, seeds, **overrides)
-    (root / f"{name}.md").write_text(text)
-    return text
+    specs = [spec for name in names for spec in EXPERIMENTS[name][0](tasks, seeds)]
+    runs = train_runs(root, specs, jobs, **overrides)
+    texts = []
+    for name in names:
+        text = EXPERIMENTS[name][1](root, tasks, seeds, runs, jobs)
+        (root / f"{name}.md").write_text(text)
+        texts.append(text)
+    return "\n".join(texts)
 
 
-__all__ = ["ABLATIONS", "EXPERIMENTS", "METHODS", "Run", "run", "run_experiment"]
+__all__ = ["ABLATIONS", "EXPERIMENTS", "METHODS", "Run", "RunSpec", "run", "run_experiments", "train_runs"]

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from dopsd.bundled import bundled_data_path, bundled_model_path, cpu_preset
 from dopsd.evaluation import evaluate, load_examples
-from dopsd.models import load_diffusion_lm
+from dopsd.experiments.parallel import in_parallel
+from dopsd.models import default_device, load_diffusion_lm
 from dopsd.sampling import SamplerConfig
 from dopsd.tasks import get_task
 from dopsd.trainers import checkpoint as ckpt
@@ -55,13 +56,40 @@ class Run:
         return [(r["update"], r[key]) for r in self.rows if key in r]
 
 
+@dataclass(frozen=True)
+class RunSpec:
+    """What names a run: method, task, seed, and a variant with the config values it changes from the preset."""
+
+    method: str
+    task: str
+    seed: int
+    variant: str = "default"
+    changes: tuple[tuple[str, object], ...] = ()
+
+    def folder(self, root: Path) -> Path:
+        return Path(root) / self.task / f"{self.method}-{self.variant}-seed{self.seed}"
+
+
+def run_spec(root: Path, spec: RunSpec, overrides: dict) -> Run:
+    return run(root, spec.method, spec.task, spec.seed, spec.variant, **dict(spec.changes), **overrides)
+
+
+def train_runs(root: Path, specs: list[RunSpec], jobs: int = 1, **overrides) -> dict[RunSpec, Run]:
+    """Trains the runs of ``specs`` not finished yet, ``jobs`` at a time, and reads every one back."""
+    unique = list(dict.fromkeys(specs))
+    todo = [spec for spec in unique if not (spec.folder(root) / "summary.json").is_file()]
+    in_parallel(run_spec, [(root, spec, overrides) for spec in todo], jobs,
+                describe=lambda arguments: f"training run {arguments[1].folder(root)}", desc="training runs")
+    return {spec: run_spec(root, spec, overrides) for spec in unique}
+
+
 def run(root: Path, method: str, task: str, seed: int, variant: str = "default", **overrides) -> Run:
     """Trains (or reads back) ``method`` on the bundled ``task`` model with the CPU preset plus ``overrides``.
 
     Every evaluation point keeps a checkpoint (``save_every = eval_every``), so the best one can be re-evaluated at
     another generation length.
     """
-    folder = Path(root) / task / f"{method}-{variant}-seed{seed}"
+    folder = RunSpec(method, task, seed, variant).folder(root)
     if not (folder / "summary.json").is_file():
         config_class, trainer_class = trainer_classes(method)
         values = {**cpu_preset(task, method), "seed": seed, "output_dir": str(folder), "progress": False, **overrides}
@@ -77,7 +105,7 @@ def evaluate_model(model_path: str, task: str, gen_length: int, block_length: in
     cache = Path(cache)
     if cache.is_file():
         return json.loads(cache.read_text())
-    lm = load_diffusion_lm(model_path, device="cpu")
+    lm = load_diffusion_lm(model_path, device=default_device())
     task_object = get_task(task)
     examples = load_examples(task_object, bundled_data_path(task, "heldout"))
     config = SamplerConfig(gen_length=gen_length, block_length=min(block_length, gen_length))

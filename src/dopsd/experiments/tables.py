@@ -5,11 +5,11 @@ from __future__ import annotations
 import statistics
 
 
-def mean_spread(values: list[float]) -> str:
+def mean_spread(values: list[float], digits: int = 3) -> str:
     """``0.231 ± 0.016`` (population std over seeds; a single seed shows no spread)."""
     if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.fmean(values):.3f} ± {statistics.pstdev(values):.3f}"
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.fmean(values):.{digits}f} ± {statistics.pstdev(values):.{digits}f}"
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:

@@ -15,7 +15,7 @@ import torch
 from dopsd.bundled import bundled_data_path, bundled_model_path, cpu_preset
 from dopsd.distill import reveal_future
 from dopsd.evaluation import default_prompt_style, encode_prompts, load_examples
-from dopsd.models import load_diffusion_lm
+from dopsd.models import default_device, load_diffusion_lm
 from dopsd.sampling import BlockDiffusionSampler, SamplerConfig
 from dopsd.tasks import get_task
 from dopsd.trainers.rollout import passk_rollout
@@ -36,7 +36,7 @@ def toy_verification(task_name: str, *, prompts: int = 500, seed: int = 0, ratio
     """Accuracies (share correct) of pass@1, pass@k and the self-teacher at each rho, on ``prompts`` training
     prompts drawn with ``seed``, with the bundled model and the sampler settings of its CPU preset."""
     preset = cpu_preset(task_name, "dopsd")
-    lm = load_diffusion_lm(bundled_model_path(task_name), device="cpu")
+    lm = load_diffusion_lm(bundled_model_path(task_name), device=default_device())
     task = get_task(task_name)
     pool = load_examples(task, bundled_data_path(task_name, "train"))
     examples = random.Random(seed).sample(pool, min(prompts, len(pool)))
@@ -45,7 +45,7 @@ def toy_verification(task_name: str, *, prompts: int = 500, seed: int = 0, ratio
                            steps=preset.get("steps"))
     resample = SamplerConfig(gen_length=greedy.gen_length, block_length=greedy.block_length, steps=greedy.steps,
                              temperature=passk_temperature)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator(device=lm.device).manual_seed(seed)  # the sampler draws its noise there
     with torch.no_grad():
         first = passk_rollout(lm, task, examples, ids, first=greedy, resample=greedy, passk=1, generator=generator)
         best = passk_rollout(lm, task, examples, ids, first=greedy, resample=resample, passk=passk,

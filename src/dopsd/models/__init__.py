@@ -3,7 +3,7 @@
 from dopsd.models.adapter import DiffusionLM, SpecialTokens, resolve_special_tokens
 from dopsd.models.builtin import create_builtin_model
 from dopsd.models.convert import convert_causal_lm
-from dopsd.models.loading import load_diffusion_lm
+from dopsd.models.loading import default_device, load_diffusion_lm
 from dopsd.models.registry import register_builtin_models
 from dopsd.models.tiny import MaskedDiffusionConfig, MaskedDiffusionTransformer
 from dopsd.models.tokenizer import build_char_tokenizer
@@ -16,6 +16,7 @@ __all__ = [
     "build_char_tokenizer",
     "convert_causal_lm",
     "create_builtin_model",
+    "default_device",
     "load_diffusion_lm",
     "register_builtin_models",
     "resolve_special_tokens",

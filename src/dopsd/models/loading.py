@@ -22,6 +22,11 @@ from dopsd.models.convert import diffusion_settings, disable_causal_attention
 SHIFTED_MODEL_TYPES = {"Dream", "dream"}
 
 
+def default_device() -> str:
+    """Where a model goes when nobody says: the GPU when there is one."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def parse_dtype(dtype: str | torch.dtype | None):
     """``"auto"``/``None`` keep the checkpoint's dtype; a name such as ``"bfloat16"`` selects that dtype."""
     if dtype is None or dtype == "auto" or isinstance(dtype, torch.dtype):
