@@ -66,6 +66,23 @@ def test_in_parallel_keeps_order_and_raises_the_first_failure(capsys):
     assert "failed: sqrt of -1.0" in capsys.readouterr().err
 
 
+def test_fill_in_parallel_makes_only_the_missing_calls_and_returns_all(tmp_path):
+    from dopsd.experiments.parallel import fill_in_parallel
+
+    made = []
+
+    def cached(name):
+        path = tmp_path / name
+        if not path.exists():
+            made.append(name)
+            path.write_text(name.upper())
+        return path.read_text()
+
+    (tmp_path / "a").write_text("old")
+    assert fill_in_parallel(cached, [("a",), ("b",)], lambda name: (tmp_path / name).exists()) == ["old", "B"]
+    assert made == ["b"]
+
+
 def finished_run(root, spec, accuracies, samples=10):
     """A finished run of ``spec``: evaluations every update with ``accuracies``, ``samples`` rollout samples each."""
     rows = [{"update": 0, "eval_accuracy": accuracies[0], "eval_mean_score": 0.5}]

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from dopsd.bundled import bundled_model_path, cpu_preset
-from dopsd.experiments.parallel import in_parallel
+from dopsd.experiments.parallel import fill_in_parallel
 from dopsd.experiments.runs import Run, RunSpec, best_model_path, evaluate_model, run, train_runs
 from dopsd.experiments.tables import markdown_table, mean_spread
 
@@ -52,9 +52,8 @@ def slug(name: str) -> str:
 
 def evaluate_models(calls: list[tuple], jobs: int) -> list[dict]:
     """:func:`evaluate_model` for each argument tuple, the ones not cached yet ``jobs`` at a time."""
-    missing = [call for call in calls if not Path(call[-1]).is_file()]
-    in_parallel(evaluate_model, missing, jobs, describe=lambda call: f"evaluation {call[-1]}", desc="evaluations")
-    return [evaluate_model(*call) for call in calls]
+    return fill_in_parallel(evaluate_model, calls, lambda *call: Path(call[-1]).is_file(), jobs,
+                            describe=lambda call: f"evaluation {call[-1]}", desc="evaluations")
 
 
 # ----- Tables 1 and 2 ------------------------------------------------------------------------------------------
@@ -127,9 +126,9 @@ def toy_result(root: Path, task: str, prompts: int, seed: int) -> dict:
 def toy_table(root: Path, tasks: list[str], seeds: list[int], runs: dict, jobs: int = 1, prompts: int = 500) -> str:
     """Samples only: no training run is involved."""
     calls = [(root, task, prompts, seeds[0]) for task in tasks]
-    in_parallel(toy_result, [c for c in calls if not toy_cache(*c).is_file()], jobs, desc="toy verification")
     rows = []
-    for result in (toy_result(*call) for call in calls):
+    for result in fill_in_parallel(toy_result, calls, lambda *call: toy_cache(*call).is_file(), jobs,
+                                   desc="toy verification"):
         teacher = result["teacher"]
         rows.append([result["task"], result["prompts"], f"{result['pass@1']:.3f}", f"{result['pass@8']:.3f}"]
                     + [f"{teacher[k]:.3f}" for k in sorted(teacher)])

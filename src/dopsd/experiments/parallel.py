@@ -49,3 +49,12 @@ def in_parallel(function: Callable, arguments: Sequence[tuple], jobs: int = 1, d
                     results[index] = future.result()
                     bar.update(1)
     return results
+
+
+def fill_in_parallel(function: Callable, arguments: Sequence[tuple], done: Callable, jobs: int = 1,
+                     describe: Callable = str, desc: str = "jobs") -> list:
+    """For calls that cache their result (a finished run, an evaluation file): makes the calls whose ``done(*a)`` is
+    false ``jobs`` at a time, then returns ``[function(*a) for a in arguments]``, every one read back here."""
+    missing = [a for a in arguments if not done(*a)]
+    in_parallel(function, missing, jobs, describe, desc)
+    return [function(*a) for a in arguments]

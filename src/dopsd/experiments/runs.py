@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dopsd.bundled import bundled_data_path, bundled_model_path, cpu_preset
 from dopsd.evaluation import evaluate, load_examples
-from dopsd.experiments.parallel import in_parallel
+from dopsd.experiments.parallel import fill_in_parallel
 from dopsd.models import default_device, load_diffusion_lm
 from dopsd.sampling import SamplerConfig
 from dopsd.tasks import get_task
@@ -77,10 +77,11 @@ def run_spec(root: Path, spec: RunSpec, overrides: dict) -> Run:
 def train_runs(root: Path, specs: list[RunSpec], jobs: int = 1, **overrides) -> dict[RunSpec, Run]:
     """Trains the runs of ``specs`` not finished yet, ``jobs`` at a time, and reads every one back."""
     unique = list(dict.fromkeys(specs))
-    todo = [spec for spec in unique if not (spec.folder(root) / "summary.json").is_file()]
-    in_parallel(run_spec, [(root, spec, overrides) for spec in todo], jobs,
-                describe=lambda arguments: f"training run {arguments[1].folder(root)}", desc="training runs")
-    return {spec: run_spec(root, spec, overrides) for spec in unique}
+    results = fill_in_parallel(run_spec, [(root, spec, overrides) for spec in unique],
+                               lambda root, spec, _: (spec.folder(root) / "summary.json").is_file(), jobs,
+                               describe=lambda arguments: f"training run {arguments[1].folder(root)}",
+                               desc="training runs")
+    return dict(zip(unique, results))
 
 
 def run(root: Path, method: str, task: str, seed: int, variant: str = "default", **overrides) -> Run:
