@@ -70,6 +70,11 @@ class RunSpec:
         return Path(root) / self.task / f"{self.method}-{self.variant}-seed{self.seed}"
 
 
+def finished(folder: Path) -> bool:
+    """A run's folder holding ``summary.json`` is a finished run."""
+    return (Path(folder) / "summary.json").is_file()
+
+
 def run_spec(root: Path, spec: RunSpec, overrides: dict) -> Run:
     return run(root, spec.method, spec.task, spec.seed, spec.variant, **dict(spec.changes), **overrides)
 
@@ -78,7 +83,7 @@ def train_runs(root: Path, specs: list[RunSpec], jobs: int = 1, **overrides) -> 
     """Trains the runs of ``specs`` not finished yet, ``jobs`` at a time, and reads every one back."""
     unique = list(dict.fromkeys(specs))
     results = fill_in_parallel(run_spec, [(root, spec, overrides) for spec in unique],
-                               lambda root, spec, _: (spec.folder(root) / "summary.json").is_file(), jobs,
+                               lambda root, spec, _: finished(spec.folder(root)), jobs,
                                describe=lambda arguments: f"training run {arguments[1].folder(root)}",
                                desc="training runs")
     return dict(zip(unique, results))
@@ -91,7 +96,7 @@ def run(root: Path, method: str, task: str, seed: int, variant: str = "default",
     another generation length.
     """
     folder = RunSpec(method, task, seed, variant).folder(root)
-    if not (folder / "summary.json").is_file():
+    if not finished(folder):
         config_class, trainer_class = trainer_classes(method)
         values = {**cpu_preset(task, method), "seed": seed, "output_dir": str(folder), "progress": False, **overrides}
         values["save_every"] = values["eval_every"]
