@@ -12,6 +12,31 @@ import yaml
 from dopsd.errors import DopsdError
 
 
+GROUPS = ("model", "data", "rollout", "method", "optimization", "evaluation", "run")
+
+
+def option(default=None, help: str = "", group: str = "method", *, factory=None):
+    """A config field with its one-line meaning and ``--help`` group (TRL's ``field(metadata={"help": ...})``).
+
+    A subclass that only changes a default may redeclare the field plainly: its help is found up the class tree.
+    """
+    if group not in GROUPS:
+        raise ValueError(f"unknown option group {group!r}")
+    metadata = {"help": help, "group": group}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def field_help(cls, name: str) -> tuple[str, str]:
+    """``(help, group)`` of field ``name``: from the nearest class in ``cls``'s tree that documents it."""
+    for klass in cls.__mro__:
+        declared = getattr(klass, "__dataclass_fields__", {}).get(name)
+        if declared is not None and declared.metadata.get("help"):
+            return declared.metadata["help"], declared.metadata["group"]
+    raise KeyError(f"{cls.__name__}.{name} has no help text: declare it with dopsd.config.option")
+
+
 class ConfigError(DopsdError, ValueError):
     """A configuration value out of range; the message names the field."""
 

@@ -13,25 +13,8 @@ from tqdm.auto import tqdm
 from dopsd.errors import DopsdError
 from dopsd.models import DiffusionLM
 from dopsd.sampling import BlockDiffusionSampler, SamplerConfig
-from dopsd.tasks import Example, Task, sample_data_path
-from dopsd.tasks.loading import _jsonl_rows as jsonl_rows
-
-PROMPT_STYLES = ("instruct", "compact")
-
-
-def default_prompt_style(lm: DiffusionLM) -> str:
-    """The built-in character-level models read compact prompts; real LLMs read d1-style instructions."""
-    return "compact" if lm.model.config.model_type == "dopsd_mdm" else "instruct"
-
-
-def encode_prompts(lm: DiffusionLM, task: Task, examples: Sequence[Example], style: str,
-                   reference: bool = False) -> list[list[int]]:
-    """Token ids of each rendered prompt (with ``reference``: the AR-style OPSD teacher's); a chat template already
-    holds its special tokens, so none are added."""
-    templated = style == "instruct" and bool(getattr(lm.tokenizer, "chat_template", None))
-    texts = [task.render_prompt(example, style=style, tokenizer=lm.tokenizer, reference=reference)
-             for example in examples]
-    return [lm.tokenizer(text, add_special_tokens=not templated)["input_ids"] for text in texts]
+from dopsd.tasks import PROMPT_STYLES, Example, Task, default_prompt_style, encode_prompts
+from dopsd.tasks.loading import jsonl_rows
 
 
 @dataclass
@@ -141,17 +124,3 @@ def read_completions(path: str | Path) -> list[dict]:
             raise DopsdError(f'{where}: expected {{"index": <int>, "completion": <string>}}')
         rows.append(row)
     return rows
-
-
-def load_examples(task: Task, path: str | None, limit: int | None = None) -> list[Example]:
-    """Examples from a local file, ``sample`` (the bundled sample) or the hub; user errors become DopsdError."""
-    source = sample_data_path(task.name) if path == "sample" else path
-    try:
-        examples = task.load(source, limit=limit)
-    except FileNotFoundError as error:
-        raise DopsdError(f"data file not found: {error.filename or source}") from error
-    except ValueError as error:
-        raise DopsdError(str(error)) from error
-    if not examples:
-        raise DopsdError(f"no examples in {source}")
-    return examples

@@ -142,8 +142,8 @@ def test_config_rejects_out_of_range_values_naming_the_field():
 
 
 def test_passk_resamples_only_unsolved_prompts_together(tmp_path):
-    from dopsd.trainers.rollout import passk_rollout
-    from dopsd.evaluation import encode_prompts
+    from dopsd.sampling import passk_rollout
+    from dopsd.tasks import encode_prompts
 
     trainer = make_trainer(tmp_path, passk=3)
     examples = trainer.train_examples

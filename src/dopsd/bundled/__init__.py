@@ -23,19 +23,6 @@ TASK_PRESETS = {
 SHARED_PRESET = dict(use_lora=False, weight_decay=0.0, max_updates=80, eval_every=20, save_every=40,
                      eval_batch_size=250)
 
-# Per method. d-OPSD differs from the paper's defaults in two choices, for a 1M-parameter model: rho = 0.5, because
-# at 0.25 its self-teacher is barely better than its own pass@1 (`dopsd experiment toy`), and only solved
-# trajectories are kept (score threshold 1.0 instead of Sudoku's 0.25), so that what the teacher sees is right.
-# diffu-GRPO: 8 prompts x 6 samples a rollout, 8 inner updates (d1's mu for Sudoku and Countdown), all 48
-# completions in one forward pass. SFT: the same number of prompts per update as d-OPSD, on the reference solutions.
-METHOD_PRESETS = {
-    "dopsd": dict(learning_rate=5e-5, prompts_per_rollout=16, updates_per_rollout=1, micro_batch_size=64, passk=8,
-                  teacher_retain_ratio=0.5, score_threshold=1.0),
-    "grpo": dict(learning_rate=3e-5, num_generations=6, prompts_per_rollout=8, inner_updates=8, micro_batch_size=48),
-    "sft": dict(learning_rate=5e-5, batch_size=16),
-}
-
-
 def bundle_folder(task: str) -> Path:
     if task not in BUNDLED_TASKS:
         raise DopsdError(f"no bundled model for task {task!r}; bundled: {', '.join(BUNDLED_TASKS)}")
@@ -58,11 +45,14 @@ def bundled_data_path(task: str, split: str) -> str:
 
 
 def cpu_preset(task: str = "sudoku", method: str = "dopsd") -> dict:
-    """The defaults of ``dopsd train`` (``method="dopsd"``), ``dopsd grpo`` (``"grpo"``) or ``dopsd sft`` (``"sft"``)
-    when no model is given: the bundled model, its data, CPU-sized settings."""
+    """The settings of a registered method (``dopsd.methods``: ``dopsd`` for ``dopsd train``, ``grpo``, ``sft``...)
+    when no model is given: the bundled model, its data, CPU-sized settings, then the method's own preset."""
+    from dopsd.methods import get_method
+
+    method_preset = get_method(method).cpu_preset
     bundle_folder(task)
     return dict(
         model=bundled_model_path(task), task=task, train_data=bundled_data_path(task, "train"),
         eval_data=bundled_data_path(task, "heldout"), output_dir=f"runs/{method}-{task}", mixed_precision="no",
-        **TASK_PRESETS[task], **SHARED_PRESET, **METHOD_PRESETS[method],
+        **TASK_PRESETS[task], **SHARED_PRESET, **method_preset,
     )

@@ -6,13 +6,14 @@ import argparse
 import sys
 
 from dopsd.cli import evaluate, experiment, models, sample, train
+from dopsd.cli.parser import CommandParser
 from dopsd.errors import DopsdError
 
 COMMANDS = (sample, evaluate, train, models, experiment)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dopsd", description="On-policy self-distillation for diffusion LMs.")
+    parser = CommandParser(prog="dopsd", description="On-policy self-distillation for diffusion LMs.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
         module.register(subparsers)

@@ -8,10 +8,8 @@ from collections import defaultdict
 
 from dopsd.cli.options import add_model_options, add_sampler_options, load_model, sampler_config
 from dopsd.errors import DopsdError
-from dopsd.evaluation import PROMPT_STYLES, evaluate, load_examples, read_completions, score_row, summarize, write_jsonl
-from dopsd.tasks import TASK_NAMES, get_task
-
-SAMPLE = "sample"
+from dopsd.evaluation import evaluate, read_completions, score_row, summarize, write_jsonl
+from dopsd.tasks import PROMPT_STYLES, SAMPLE, TASK_NAMES, get_task, load_examples
 
 
 def register(subparsers) -> None:
@@ -35,13 +33,14 @@ def register(subparsers) -> None:
 def add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", required=True, choices=TASK_NAMES)
     parser.add_argument("--data", default=None,
-                        help=f"local CSV/JSONL/Parquet file, or '{SAMPLE}' for the bundled sample (default: the hub)")
+                        help=f"local CSV/JSONL/Parquet file, or '{SAMPLE}' for the bundled sample (default: the task's test "
+                        "split on the hub)")
     parser.add_argument("--limit", type=int, default=None, help="first N examples only")
 
 
 def task_examples(args: argparse.Namespace):
     task = get_task(args.task)
-    return task, load_examples(task, args.data, args.limit)
+    return task, load_examples(task, args.data, "test", args.limit)
 
 
 def run_eval(args: argparse.Namespace) -> int:

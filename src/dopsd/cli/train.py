@@ -1,81 +1,120 @@
-"""``dopsd train`` (d-OPSD), ``dopsd sft`` (masked-diffusion SFT) and ``dopsd grpo`` (diffu-GRPO): any config field
-from YAML or ``--field value``."""
+"""One subcommand per registered training method (``dopsd train`` for d-OPSD, ``dopsd grpo``, ``dopsd sft``...):
+every field of the method's config is a flag with its meaning and default, grouped; ``--config FILE.yaml`` sets
+fields first and flags override them."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import difflib
+import functools
 import json
+import types
+import typing
 
-from dopsd.config import load_config, parse_overrides
+from dopsd.cli.parser import CommandParser
+from dopsd.config import GROUPS, CommandLineText, field_help, load_config
+from dopsd.errors import DopsdError
+from dopsd.methods import BUNDLED_NOTE, METHODS, Method
+
+GROUP_TITLES = {
+    "model": "model", "data": "data", "rollout": "rollout (how responses are sampled)", "method": "method",
+    "optimization": "optimisation", "evaluation": "evaluation", "run": "run (output, checkpoints, logging)",
+}
 
 
 def register(subparsers) -> None:
-    train = subparsers.add_parser(
-        "train",
-        help="train with d-OPSD (no arguments: the bundled Sudoku model on this CPU)",
-        description="Run d-OPSD. Any DOPSDConfig field can come from a YAML file and be overridden as --field value "
-        "(e.g. --model PATH --task sudoku --max-updates 50). Without --config or --model, the bundled base model of "
-        "--task (sudoku or countdown) is trained with settings sized for a laptop CPU.",
-    )
-    train.add_argument("--config", default=None, help="YAML file of DOPSDConfig fields")
-    train.set_defaults(run=run_train, accepts_overrides=True)
-    sft = subparsers.add_parser(
-        "sft",
-        help="masked-diffusion supervised fine-tuning (LLaDA's objective)",
-        description="Run masked-diffusion SFT; any SFTConfig field as --field value. Without --config or --model, "
-        "the bundled base model of --task continues SFT on its training set with settings sized for a laptop CPU.",
-    )
-    sft.add_argument("--config", default=None, help="YAML file of SFTConfig fields")
-    sft.set_defaults(run=run_sft, accepts_overrides=True)
-    grpo = subparsers.add_parser(
-        "grpo",
-        help="train with diffu-GRPO, the RLVR baseline (no arguments: the bundled Sudoku model on this CPU)",
-        description="Run diffu-GRPO (d1). Any GRPOConfig field can come from a YAML file and be overridden as "
-        "--field value. Without --config or --model, the bundled base model of --task is trained with settings "
-        "sized for a laptop CPU.",
-    )
-    grpo.add_argument("--config", default=None, help="YAML file of GRPOConfig fields")
-    grpo.set_defaults(run=run_grpo, accepts_overrides=True)
+    """Cheap stubs: a method's fields (which import its trainer) are read only when its subcommand runs."""
+    for method in METHODS.values():
+        stub = subparsers.add_parser(method.command, help=method.summary, add_help=False)
+        stub.set_defaults(run=functools.partial(run_method, method), accepts_overrides=True)
 
 
-def with_bundled_preset(args: argparse.Namespace, method: str) -> dict:
-    """The command line's overrides, on top of the bundled model's CPU preset when neither --config nor --model
+def method_parser(method: Method) -> argparse.ArgumentParser:
+    config_class = method.config_class()
+    parser = CommandParser(
+        prog=f"dopsd {method.command}",
+        usage=f"dopsd {method.command} [--config FILE.yaml] [--field value ...]",
+        formatter_class=lambda prog: argparse.HelpFormatter(prog, max_help_position=40, width=120),
+        description=f"{method.description} Every {config_class.__name__} field can be set in a YAML file (--config) "
+        f"and overridden as --field value (--field-name or --field_name; null for none; lists comma-separated). "
+        f"{BUNDLED_NOTE}",
+    )
+    parser.add_argument("--config", default=None, metavar="FILE.yaml",
+                        help=f"YAML file of {config_class.__name__} fields, read before the flags")
+    groups = {name: parser.add_argument_group(GROUP_TITLES[name]) for name in GROUPS}
+    for spec in dataclasses.fields(config_class):
+        text, group = field_help(config_class, spec.name)
+        default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
+        hint = typing.get_type_hints(config_class)[spec.name]
+        # A bare boolean flag means true: --use-lora is --use-lora true.
+        flag = dict(nargs="?", const=CommandLineText("true")) if hint is bool else {}
+        groups[group].add_argument(f"--{spec.name.replace('_', '-')}", dest=spec.name, type=CommandLineText,
+                                   default=argparse.SUPPRESS, metavar=metavar(hint),
+                                   help=f"(default {yaml_text(default)}) {text}", **flag)
+    return parser
+
+
+def metavar(hint) -> str:
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    names = {bool: "BOOL", int: "N", float: "X", str: "TEXT", type(None): "null"}
+    return "|".join(names.get(option, "A,B") for option in options)
+
+
+def yaml_text(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def parse_fields(method: Method, arguments: list[str]) -> tuple[str | None, dict]:
+    """``(config file, {field: command-line text})`` from the subcommand's arguments; an unknown flag is one error
+    that names the closest field."""
+    parser = method_parser(method)
+    parsed, unknown = parser.parse_known_args([dashed(argument) for argument in arguments])
+    if unknown:
+        flag = next((argument for argument in unknown if argument.startswith("-")), None)
+        if flag is None:
+            raise DopsdError(f"unexpected argument {unknown[0]!r}: fields are set as --field value")
+        name = flag.lstrip("-").partition("=")[0]
+        choices = [spec.name.replace("_", "-") for spec in dataclasses.fields(method.config_class())] + ["config"]
+        close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+        hint = f"did you mean --{close[0]}? " if close else ""
+        raise DopsdError(f"unknown option {flag.partition('=')[0]}: {hint}(dopsd {method.command} --help lists every "
+                         "field)")
+    values = vars(parsed)
+    return values.pop("config"), values
+
+
+def dashed(argument: str) -> str:
+    """``--field_name=value`` as ``--field-name=value``; anything else unchanged."""
+    if not argument.startswith("--"):
+        return argument
+    name, equals, value = argument[2:].partition("=")
+    return f"--{name.replace('_', '-')}{equals}{value}"
+
+
+def with_bundled_preset(method: Method, config_file: str | None, values: dict) -> dict:
+    """The command line's values, on top of the bundled model's CPU preset when neither a config file nor --model
     names what to train."""
-    overrides = parse_overrides(args.overrides)
-    if args.config is None and "model" not in overrides:
+    if config_file is None and "model" not in values:
         from dopsd.bundled import cpu_preset
 
-        overrides = {**cpu_preset(str(overrides.get("task", "sudoku")), method), **overrides}
-    return overrides
+        values = {**cpu_preset(str(values.get("task", "sudoku")), method.name), **values}
+    return values
 
 
-def run_train(args: argparse.Namespace) -> int:
-    from dopsd.trainers import DOPSDConfig, DOPSDTrainer
-
-    overrides = with_bundled_preset(args, "dopsd")
-    summary = DOPSDTrainer(config=load_config(DOPSDConfig, args.config, overrides)).train()
+def run_method(method: Method, args: argparse.Namespace) -> int:
+    config_file, values = parse_fields(method, args.overrides)
+    trainer_class = method.trainer_class()
+    config = load_config(trainer_class.config_class, config_file, with_bundled_preset(method, config_file, values))
+    summary = trainer_class(config=config).train()
     print(json.dumps(summary))
-    print(describe("d-OPSD", summary))
-    return 0
-
-
-def run_sft(args: argparse.Namespace) -> int:
-    from dopsd.trainers import SFTConfig, SFTTrainer
-
-    overrides = with_bundled_preset(args, "sft")
-    summary = SFTTrainer(config=load_config(SFTConfig, args.config, overrides)).train()
-    print(json.dumps(summary))
-    print(describe("SFT", summary))
-    return 0
-
-
-def run_grpo(args: argparse.Namespace) -> int:
-    from dopsd.trainers import GRPOConfig, GRPOTrainer
-
-    overrides = with_bundled_preset(args, "grpo")
-    summary = GRPOTrainer(config=load_config(GRPOConfig, args.config, overrides)).train()
-    print(json.dumps(summary))
-    print(describe("diffu-GRPO", summary))
+    print(describe(method.label, summary))
     return 0
 
 

@@ -1,7 +1,8 @@
-"""d-OPSD's building blocks: the self-teacher's input and the step-level divergence."""
+"""d-OPSD's building blocks: the teacher's input, K_t selection and the step-level divergence."""
 
 from dopsd.distill.divergence import DIVERGENCES, DivergenceResult, overlap_top_k, step_divergence
 from dopsd.distill.selection import most_confident
-from dopsd.distill.teacher import reveal_future
+from dopsd.distill.teacher import PreparedTrajectory, prepare_trajectory, reveal_future
 
-__all__ = ["DIVERGENCES", "DivergenceResult", "most_confident", "overlap_top_k", "reveal_future", "step_divergence"]
+__all__ = ["DIVERGENCES", "DivergenceResult", "PreparedTrajectory", "most_confident", "overlap_top_k",
+           "prepare_trajectory", "reveal_future", "step_divergence"]

@@ -1,13 +1,17 @@
-"""The self-teacher's input: the student's state with part of its own future answer revealed (paper eq. 8).
-
-At step s the teacher sees the student state plus a random subset of the still-masked positions of the blocks after
-the current one, filled with the trajectory's final tokens y_0. The current block is never revealed: those are the
-positions being supervised, and showing them would hand the teacher the answer.
+"""The teacher's input. d-OPSD's self-teacher sees the student's state with part of its own future answer revealed
+(paper eq. 8): at step s, a random subset of the still-masked positions of the blocks after the current one, filled
+with the trajectory's final tokens y_0. The current block is never revealed: those are the positions being
+supervised, and showing them would hand the teacher the answer. AR-style OPSD's teacher (paper section 4.3) instead
+sees the student's state unchanged after a prompt that also carries the task's worked reference solution.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+
+from dopsd.sampling import Trajectory
 
 
 def reveal_future(
@@ -41,3 +45,39 @@ def reveal_future(
     rank = scores.argsort(dim=1).argsort(dim=1)
     reveal = candidates & (rank < count[:, None])
     return torch.where(reveal, final_tokens[None, :].expand_as(states), states)
+
+
+@dataclass
+class PreparedTrajectory:
+    """A kept trajectory with everything its states need for the loss, built once per rollout."""
+
+    trajectory: Trajectory
+    student_states: torch.Tensor  # (steps, gen_length)
+    teacher_states: torch.Tensor  # (steps, gen_length)
+    block_starts: torch.Tensor  # (steps,)
+    block_ends: torch.Tensor  # (steps,)
+    counts: torch.Tensor  # (steps,) positions the student revealed at each step = |K_t|
+    teacher_prompt_ids: list[int] | None = None  # AR-style OPSD's prompt with a reference solution; None: the student's
+
+    @property
+    def teacher_prompt(self) -> list[int]:
+        return self.trajectory.prompt_ids if self.teacher_prompt_ids is None else self.teacher_prompt_ids
+
+    @property
+    def num_steps(self) -> int:
+        return self.student_states.shape[0]
+
+
+def prepare_trajectory(trajectory: Trajectory, retain_ratio: float, generator: torch.Generator,
+                       reference_prompt: list[int] | None = None) -> PreparedTrajectory:
+    """The teacher sees part of the trajectory's own future (d-OPSD), or, given ``reference_prompt`` (AR-style OPSD),
+    the student's states unchanged after that prompt: positions then shift by the prompts' length difference."""
+    steps = trajectory.num_recorded_steps
+    bounds = torch.tensor([trajectory.block_bounds(step) for step in range(steps)], dtype=torch.long).view(-1, 2)
+    counts = torch.bincount(trajectory.reveal_step[trajectory.reveal_step < steps], minlength=steps)
+    states = trajectory.states()
+    if reference_prompt is not None:
+        return PreparedTrajectory(trajectory, states, states, bounds[:, 0], bounds[:, 1], counts, reference_prompt)
+    teacher = reveal_future(states, trajectory.tokens, bounds[:, 1], mask_id=trajectory.mask_id,
+                            retain_ratio=retain_ratio, generator=generator)
+    return PreparedTrajectory(trajectory, states, teacher, bounds[:, 0], bounds[:, 1], counts)

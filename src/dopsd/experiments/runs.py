@@ -12,21 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dopsd.bundled import bundled_data_path, bundled_model_path, cpu_preset
-from dopsd.evaluation import evaluate, load_examples
+from dopsd.evaluation import evaluate
 from dopsd.experiments.parallel import fill_in_parallel
+from dopsd.methods import get_method
 from dopsd.models import default_device, load_diffusion_lm
 from dopsd.sampling import SamplerConfig
-from dopsd.tasks import get_task
+from dopsd.tasks import get_task, load_examples
 from dopsd.trainers import checkpoint as ckpt
 from dopsd.trainers.metrics import read_metrics
-
-
-def trainer_classes(method: str):
-    from dopsd.trainers import DOPSDConfig, DOPSDTrainer, GRPOConfig, GRPOTrainer, SFTConfig, SFTTrainer
-
-    return {"dopsd": (DOPSDConfig, DOPSDTrainer), "grpo": (GRPOConfig, GRPOTrainer), "sft": (SFTConfig, SFTTrainer)}[
-        method
-    ]
 
 
 @dataclass
@@ -97,12 +90,12 @@ def run(root: Path, method: str, task: str, seed: int, variant: str = "default",
     """
     folder = RunSpec(method, task, seed, variant).folder(root)
     if not finished(folder):
-        config_class, trainer_class = trainer_classes(method)
+        trainer_class = get_method(method).trainer_class()
         values = {**cpu_preset(task, method), "seed": seed, "output_dir": str(folder), "progress": False, **overrides}
         values["save_every"] = values["eval_every"]
         if ckpt.latest_checkpoint(folder) is not None:
             values["resume_from"] = "latest"
-        trainer_class(config=config_class(**values)).train()
+        trainer_class(config=trainer_class.config_class(**values)).train()
     return Run(folder, json.loads((folder / "summary.json").read_text()), read_metrics(folder / "metrics.jsonl"))
 
 
@@ -113,7 +106,7 @@ def evaluate_model(model_path: str, task: str, gen_length: int, block_length: in
         return json.loads(cache.read_text())
     lm = load_diffusion_lm(model_path, device=default_device())
     task_object = get_task(task)
-    examples = load_examples(task_object, bundled_data_path(task, "heldout"))
+    examples = load_examples(task_object, bundled_data_path(task, "heldout"), "test")
     config = SamplerConfig(gen_length=gen_length, block_length=min(block_length, gen_length))
     _, summary = evaluate(lm, task_object, examples, config, batch_size=100, progress=False)
     result = {"accuracy": summary.accuracy, "mean_score": summary.mean_score, "n": summary.n,

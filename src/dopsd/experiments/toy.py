@@ -14,11 +14,9 @@ import torch
 
 from dopsd.bundled import bundled_data_path, bundled_model_path, cpu_preset
 from dopsd.distill import reveal_future
-from dopsd.evaluation import default_prompt_style, encode_prompts, load_examples
 from dopsd.models import default_device, load_diffusion_lm
-from dopsd.sampling import BlockDiffusionSampler, SamplerConfig
-from dopsd.tasks import get_task
-from dopsd.trainers.rollout import passk_rollout
+from dopsd.sampling import BlockDiffusionSampler, SamplerConfig, passk_rollout
+from dopsd.tasks import default_prompt_style, encode_prompts, get_task, load_examples
 
 
 def teacher_contexts(trajectories, block_length: int, retain_ratio: float, generator: torch.Generator):
@@ -38,7 +36,7 @@ def toy_verification(task_name: str, *, prompts: int = 500, seed: int = 0, ratio
     preset = cpu_preset(task_name, "dopsd")
     lm = load_diffusion_lm(bundled_model_path(task_name), device=default_device())
     task = get_task(task_name)
-    pool = load_examples(task, bundled_data_path(task_name, "train"))
+    pool = load_examples(task, bundled_data_path(task_name, "train"), "train")
     examples = random.Random(seed).sample(pool, min(prompts, len(pool)))
     ids = encode_prompts(lm, task, examples, default_prompt_style(lm))
     greedy = SamplerConfig(gen_length=preset["gen_length"], block_length=preset["block_length"],

@@ -13,7 +13,6 @@ tokens without relying on the mask.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -21,7 +20,7 @@ import torch
 
 from dopsd.config import ConfigError
 from dopsd.models.adapter import DiffusionLM
-from dopsd.sampling.padding import left_pad_with_responses
+from dopsd.sampling.padding import group_by_length, left_pad_with_responses
 from dopsd.sampling.schedule import plan_blocks
 from dopsd.sampling.trajectory import Trajectory, recorded_steps
 
@@ -118,11 +117,8 @@ class BlockDiffusionSampler:
         lengths = {p.numel() for p in prompts}
         if len(lengths) == 1 or self.lm.handles_padding:
             return self._sample_batch(prompts, generator, on_step, context)
-        groups = defaultdict(list)
-        for index, prompt in enumerate(prompts):
-            groups[prompt.numel()].append(index)
         result: list[Trajectory | None] = [None] * len(prompts)
-        for indices in groups.values():
+        for indices in group_by_length([p.numel() for p in prompts]):
             rows = None if context is None else context[indices]
             for index, trajectory in zip(indices, self._sample_batch([prompts[i] for i in indices], generator, on_step,
                                                                      rows)):

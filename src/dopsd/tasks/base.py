@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dopsd.errors import DopsdError
+from dopsd.tasks.loading import DataError, load_hub_rows, read_rows
 
 # d1's system prompt: reasoning and answer in tags.
 SYSTEM_PROMPT = (
@@ -16,10 +16,6 @@ REFERENCE_INTRO = "Here is a reference solution:"
 REFERENCE_OUTRO = (
     "After understanding the reference solution, please try to solve this problem using your own approach below:"
 )
-
-
-class DataError(DopsdError, ValueError):
-    """A data file that does not parse; the message names the file and the line."""
 
 
 @dataclass
@@ -47,6 +43,7 @@ class Task:
     name: str = ""
     correct_threshold: float = 1.0  # score that counts as correct for accuracy
     hub_dataset: tuple[str, ...] = ()  # arguments of datasets.load_dataset when no local file is given
+    hub_splits: tuple[str, ...] = ("train", "test")  # the splits that hub dataset has
 
     def question_text(self, example: Example) -> str:
         """The instruction-style user message."""
@@ -108,11 +105,14 @@ class Task:
         """The RLVR training reward; the score, unless a task adds credit for a well-formed answer (Countdown)."""
         return self.score(example, completion).value
 
-    def load(self, path: str | Path | None = None, *, split: str = "test", limit: int | None = None) -> list[Example]:
-        """Examples from a local CSV/JSONL/Parquet file, or from the hub when no path is given."""
-        from dopsd.tasks.loading import load_hub_rows, read_rows
-
-        rows = read_rows(path) if path is not None else load_hub_rows(self.hub_dataset, split, self.name)
+    def load(self, path: str | Path | None = None, *, split: str | None = None,
+             limit: int | None = None) -> list[Example]:
+        """Examples from a local CSV/JSONL/Parquet file, or, with no path, from the hub dataset's ``split``
+        (``train`` or ``test``; it must be named: nothing picks a split for the caller)."""
+        if path is None and split is None:
+            raise DataError(f"no {self.name} data: pass a local data file, or name a hub split ('train' or 'test')")
+        rows = read_rows(path) if path is not None else load_hub_rows(self.hub_dataset, split, self.name,
+                                                                       self.hub_splits)
         examples = []
         for index, (where, row) in enumerate(rows):
             if limit is not None and index >= limit:

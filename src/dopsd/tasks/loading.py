@@ -1,13 +1,49 @@
-"""Reading task data: JSONL, CSV and Parquet files with row locations for error messages; the hub when reachable."""
+"""Reading task data: JSONL, CSV and Parquet files with row locations for error messages; the hub when reachable;
+and :func:`load_examples`, the one way the CLI, the trainers and the experiments get a task's examples."""
 
 from __future__ import annotations
 
 import csv
 import json
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 
-from dopsd.tasks.base import DataError
+from dopsd.errors import DopsdError
+
+SPLITS = ("train", "test")
+SAMPLE = "sample"
+SAMPLE_FILES = {"gsm8k": "gsm8k_sample.jsonl", "math500": "math500_sample.jsonl", "sudoku": "sudoku_sample.csv",
+                "countdown": "countdown_sample.jsonl"}
+
+
+class DataError(DopsdError, ValueError):
+    """A data file that does not parse, or data that cannot be had; the message names the file and the line."""
+
+
+def sample_data_path(name: str) -> str:
+    """The small sample data file shipped in the package for task ``name``, for smoke runs (``--data sample``):
+    20 GSM8K training rows, 12 MATH-style problems, 32 generated Sudoku puzzles and Countdown instances."""
+    if name not in SAMPLE_FILES:
+        raise ValueError(f"no sample data for task {name!r}: choose one of {', '.join(SAMPLE_FILES)}")
+    return str(resources.files("dopsd.tasks") / "data" / SAMPLE_FILES[name])
+
+
+def load_examples(task, path: str | None, split: str, limit: int | None = None) -> list:
+    """``task``'s examples from a local file, ``sample`` (the bundled sample) or, with no path, the hub's ``split``
+    (``train`` for training, ``test`` for evaluation: never the other); user errors become one-line DopsdErrors."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
+    source = sample_data_path(task.name) if path == SAMPLE else path
+    try:
+        examples = task.load(source, split=split, limit=limit)
+    except FileNotFoundError as error:
+        raise DopsdError(f"data file not found: {error.filename or source}") from error
+    except ValueError as error:
+        raise DopsdError(str(error)) from error
+    if not examples:
+        raise DopsdError(f"no examples in {source}")
+    return examples
 
 
 def read_rows(path: str | Path) -> list[tuple[str, dict]]:
@@ -17,7 +53,7 @@ def read_rows(path: str | Path) -> list[tuple[str, dict]]:
         raise FileNotFoundError(2, "No such file", str(path))
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json", ".ndjson"):
-        return list(_jsonl_rows(path))
+        return list(jsonl_rows(path))
     if suffix == ".csv":
         return list(_csv_rows(path))
     if suffix == ".parquet":
@@ -25,7 +61,7 @@ def read_rows(path: str | Path) -> list[tuple[str, dict]]:
     raise DataError(f"{path}: unknown data format {suffix!r}; use .jsonl, .csv or .parquet")
 
 
-def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict]]:
+def jsonl_rows(path: Path) -> Iterator[tuple[str, dict]]:
     with path.open(encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -65,9 +101,16 @@ def _parquet_rows(path: Path) -> list[tuple[str, dict]]:
     return [(f"{path} row {i + 1}", row) for i, row in enumerate(frame.to_dict(orient="records"))]
 
 
-def load_hub_rows(dataset: tuple[str, ...], split: str, task: str) -> list[tuple[str, dict]]:
+def load_hub_rows(dataset: tuple[str, ...], split: str, task: str, splits: tuple[str, ...] = SPLITS
+                  ) -> list[tuple[str, dict]]:
+    """Rows of the hub dataset's ``split``; ``splits`` are the ones it has (a missing one is an error, never another
+    split read in its place)."""
+    kind = "training" if split == "train" else "evaluation"
     if not dataset:
-        raise DataError(f"{task} has no hub dataset: pass a local data file")
+        raise DataError(f"{task} has no hub dataset: pass a local data file of {kind} examples")
+    if split not in splits:
+        raise DataError(f"{'/'.join(dataset)} has no {split} split ({task} on the hub has only "
+                        f"{', '.join(splits)}): pass a local data file of {kind} examples")
     try:
         import datasets
 

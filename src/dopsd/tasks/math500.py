@@ -10,6 +10,7 @@ from dopsd.tasks.equivalence import MAX_ANSWER_CHARS, MathVerifier, shared_verif
 class MATH500(Task):
     name = "math500"
     hub_dataset = ("HuggingFaceH4/MATH-500",)
+    hub_splits = ("test",)  # MATH-500 is a test set only: training needs a local file
 
     def __init__(self, verifier: MathVerifier | None = None):
         """``verifier``: a private judge (e.g. with a shorter timeout); by default one shared per process."""

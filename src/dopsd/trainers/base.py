@@ -1,15 +1,21 @@
 """The loop every dopsd trainer shares; a method subclasses :class:`Trainer` and overrides :meth:`compute_update`.
 
 The base class owns what is not the method: accelerate (DDP/FSDP/DeepSpeed via ``accelerate launch``), LoRA or full
-fine-tuning, AdamW with a constant-after-warmup schedule, the prompt stream, held-out evaluation with best-checkpoint
-tracking, metrics (JSONL + TensorBoard), a progress bar, resumable checkpoints and ``summary.json``.
+fine-tuning, AdamW with a constant-after-warmup schedule, the prompt stream (the task's training split; evaluation
+reads its test split), held-out evaluation with best-checkpoint tracking, metrics (JSONL + TensorBoard), a progress
+bar, resumable checkpoints and ``summary.json``. It also holds the pieces methods share: a frozen copy of the initial
+weights, no-grad passes of the initial or current policy, and micro-batched backward passes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 import random
 import time
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -19,10 +25,9 @@ from tqdm.auto import tqdm
 
 from dopsd.config import save_config
 from dopsd.errors import DopsdError
-from dopsd.evaluation import evaluate, load_examples
+from dopsd.evaluation import evaluate
 from dopsd.models import DiffusionLM, load_diffusion_lm
-from dopsd.sampling import SamplerConfig
-from dopsd.tasks import Task, get_task
+from dopsd.tasks import Example, Task, get_task, load_examples
 from dopsd.trainers import checkpoint as ckpt
 from dopsd.trainers.config import BUILTIN_LORA_TARGETS, LORA_TARGETS, TrainingConfig
 from dopsd.trainers.metrics import MetricsLogger
@@ -59,8 +64,7 @@ class Trainer:
         set_seed(config.seed + self.accelerator.process_index)
         self.output_dir = Path(config.output_dir)
         self.task = get_task(task or config.task) if not isinstance(task, Task) else task
-        self.train_examples = load_examples(self.task, config.train_data)
-        self.eval_examples = load_examples(self.task, config.eval_data, config.eval_limit)
+        self.train_examples, self.eval_examples = self.load_data()
         self.resume_folder = ckpt.resolve_resume(self.output_dir, config.resume_from)
         if model is None:
             model = load_diffusion_lm(config.model, trust_remote_code=config.trust_remote_code, dtype=config.dtype)
@@ -111,6 +115,19 @@ class Trainer:
         return [p for p in self.unwrapped.parameters() if p.requires_grad]
 
     # ----- data ------------------------------------------------------------------------------------------------
+    def load_data(self) -> tuple[list[Example], list[Example]]:
+        """Training examples from ``train_data`` (or the task's training split), held-out ones from ``eval_data``
+        (or its test split); a warning when the held-out set shares prompts with the training set."""
+        config = self.config
+        train = load_examples(self.task, config.train_data, "train")
+        held_out = load_examples(self.task, config.eval_data, "test", config.eval_limit)
+        shared = {example.prompt for example in train} & {example.prompt for example in held_out}
+        if shared and self.accelerator.is_main_process:
+            warnings.warn(f"{len(shared)} of the {len(held_out)} held-out prompts are also training prompts "
+                          f"(train_data={config.train_data}, eval_data={config.eval_data}): held-out accuracy is not "
+                          "held out", stacklevel=2)
+        return train, held_out
+
     def next_examples(self, per_process: int):
         """This process's share of the next ``per_process * num_processes`` prompts of a seeded, per-epoch order."""
         world = self.accelerator.num_processes
@@ -139,6 +156,43 @@ class Trainer:
     def load_method_state(self, state: dict) -> None:
         pass
 
+    # ----- pieces methods share --------------------------------------------------------------------------------
+    def frozen_copy(self) -> DiffusionLM:
+        """A copy of the current (initial, when called from ``__init__``) weights that never trains: the fixed
+        teacher or reference under full fine-tuning, or the EMA teacher's starting point."""
+        frozen = copy.deepcopy(self.unwrapped).eval()
+        for parameter in frozen.parameters():
+            parameter.requires_grad_(False)
+        return self.base_lm.rewrap(frozen)
+
+    @contextlib.contextmanager
+    def frozen_pass(self, frozen: DiffusionLM | None = None, initial: bool = False):
+        """Yields the LM for a no-grad, dropout-off pass: ``frozen`` when given; else the training model, as the
+        initial policy (LoRA adapter switched off) when ``initial``, as the current policy otherwise."""
+        if frozen is not None:
+            with torch.no_grad(), self.accelerator.autocast():
+                yield frozen
+            return
+        self.model.eval()
+        adapter_off = self.unwrapped.disable_adapter() if initial else contextlib.nullcontext()
+        try:
+            with torch.no_grad(), adapter_off, self.accelerator.autocast():
+                yield self.base_lm
+        finally:
+            self.model.train()
+
+    def backward_micro_batches(self, batches: Sequence, loss_of: Callable) -> list:
+        """``loss_of(batch) -> (loss, stats)`` and a backward pass for each micro-batch, gradients accumulating;
+        processes synchronise gradients on the last one only. Returns each batch's ``(float loss, stats)``."""
+        results = []
+        for index, batch in enumerate(batches):
+            last = index == len(batches) - 1
+            with contextlib.nullcontext() if last else self.accelerator.no_sync(self.model):
+                loss, stats = loss_of(batch)
+                self.accelerator.backward(loss)
+            results.append((float(loss.detach()), stats))
+        return results
+
     def zero_loss(self) -> torch.Tensor:
         """A loss of 0 from a real forward pass through the wrapper, so a process with nothing to learn still joins
         the others' gradient all-reduce."""
@@ -147,11 +201,6 @@ class Trainer:
         return self.lm.logits(ids).sum() * 0.0
 
     # ----- evaluation ------------------------------------------------------------------------------------------
-    def eval_sampler_config(self) -> SamplerConfig:
-        config = self.config
-        length = config.eval_gen_length or getattr(config, "gen_length", 256)
-        return SamplerConfig(gen_length=length, block_length=min(getattr(config, "block_length", 32), length))
-
     @torch.no_grad()
     def evaluate(self) -> dict:
         """Greedy accuracy on the held-out set, each process taking an equal share (padded), results gathered."""
@@ -159,7 +208,7 @@ class Trainer:
         examples = list(self.eval_examples)
         with accelerator.split_between_processes(examples, apply_padding=True) as shard, accelerator.autocast():
             self.model.eval()
-            rows, _ = evaluate(self.base_lm, self.task, shard, self.eval_sampler_config(),
+            rows, _ = evaluate(self.base_lm, self.task, shard, self.config.eval_sampler_config(),
                                batch_size=self.config.eval_batch_size, style=self.config.prompt_style, progress=False)
             self.model.train()
         gathered = gather_object([(row["index"], row["score"], row["correct"]) for row in rows])

@@ -9,57 +9,76 @@ one student pass projecting only K_t, and the divergence averaged over K_t, then
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import time
 from dataclasses import dataclass
 
 import torch
 
-from dopsd.distill import most_confident, overlap_top_k, reveal_future, step_divergence
-from dopsd.evaluation import default_prompt_style, encode_prompts
+from dopsd.config import option
+from dopsd.distill import PreparedTrajectory, most_confident, overlap_top_k, prepare_trajectory, step_divergence
 from dopsd.models import DiffusionLM
-from dopsd.sampling import Trajectory
-from dopsd.sampling.padding import left_pad_with_responses
+from dopsd.sampling import Trajectory, passk_rollout
+from dopsd.sampling.padding import group_by_length, left_pad_with_responses, micro_batches
+from dopsd.tasks import default_prompt_style, encode_prompts
 from dopsd.trainers.base import Trainer
-from dopsd.trainers.config import DOPSDConfig
-from dopsd.trainers.rollout import passk_rollout
+from dopsd.trainers.config import RolloutConfig, check, check_at_least_one
 
 
 @dataclass
-class PreparedTrajectory:
-    """A kept trajectory with everything its states need for the loss, built once per rollout."""
+class DOPSDConfig(RolloutConfig):
+    """d-OPSD: on-policy self-distillation from the self-future (paper section 3 and appendix C). Every default is
+    the paper's; each field's meaning is in its help (``dopsd train --help``)."""
 
-    trajectory: Trajectory
-    student_states: torch.Tensor  # (steps, gen_length)
-    teacher_states: torch.Tensor  # (steps, gen_length)
-    block_starts: torch.Tensor  # (steps,)
-    block_ends: torch.Tensor  # (steps,)
-    counts: torch.Tensor  # (steps,) positions the student revealed at each step = |K_t|
-    teacher_prompt_ids: list[int] | None = None  # AR-style OPSD's prompt with a reference solution; None: the student's
+    output_dir: str = "runs/dopsd"
+    passk: int = option(8, "rounds of sampling per prompt until a correct trajectory appears (pass@k)", "rollout")
+    passk_temperature: float = option(0.9, "temperature of the pass@k resampling rounds", "rollout")
+    prompts_per_rollout: int = option(1, "prompts sampled together per process per rollout (the authors: 1 per GPU)",
+                                      "rollout")
+    updates_per_rollout: int = option(4, "optimizer updates each rollout's states are split into (the authors: 4)",
+                                      "method")
+    micro_batch_size: int = option(16, "stacked states per forward pass, bounding memory (inputs concatenation)",
+                                   "method")
+    teacher_input: str = option(
+        "future", "what the teacher sees beyond the student's state: future (d-OPSD: part of the trajectory's own "
+        "later blocks) or reference (AR-style OPSD: a prompt that also carries the task's worked solution)", "method")
+    teacher_retain_ratio: float = option(0.25, "rho: share of later-block masked positions the teacher sees filled",
+                                         "method")
+    divergence: str = option("reverse_kl", "reverse_kl (student || teacher), forward_kl or jsd", "method")
+    jsd_beta: float = option(0.5, "mixture weight of the generalized JSD", "method")
+    top_k_loss: int = option(20, "restrict both distributions to the teacher's top-k tokens, renormalised "
+                             "(0: the full vocabulary)", "method")
+    clip: float | None = option(0.05, "pointwise clip on each vocabulary entry's contribution (null: off)", "method")
+    kt_selection: str = option(
+        "teacher", "positions supervised at each step: the k most confident masked positions of the current block "
+        "under the teacher or the student, or the positions the student revealed", "method")
+    correct_only: bool = option(True, "train only on trajectories the task's verifier accepts (others are never run "
+                                "through the model)", "method")
+    score_threshold: float | None = option(None, "score a trajectory needs to count as correct (null: the task's, "
+                                           "0.25 for Sudoku)", "method")
+    teacher: str = option("fixed", "fixed (the initial policy: adapter off, or a frozen copy), live (the current "
+                          "weights) or ema (a moving average of the weights)", "method")
+    ema_decay: float = option(0.99, "decay of the ema teacher", "method")
+    overlap_k: int = option(20, "K of the Overlap Top-K metric", "method")
 
-    @property
-    def teacher_prompt(self) -> list[int]:
-        return self.trajectory.prompt_ids if self.teacher_prompt_ids is None else self.teacher_prompt_ids
-
-    @property
-    def num_steps(self) -> int:
-        return self.student_states.shape[0]
-
-
-def prepare_trajectory(trajectory: Trajectory, retain_ratio: float, generator: torch.Generator,
-                       reference_prompt: list[int] | None = None) -> PreparedTrajectory:
-    """The teacher sees part of the trajectory's own future (d-OPSD), or, given ``reference_prompt`` (AR-style OPSD),
-    the student's states unchanged after that prompt: positions then shift by the prompts' length difference."""
-    steps = trajectory.num_recorded_steps
-    bounds = torch.tensor([trajectory.block_bounds(step) for step in range(steps)], dtype=torch.long).view(-1, 2)
-    counts = torch.bincount(trajectory.reveal_step[trajectory.reveal_step < steps], minlength=steps)
-    states = trajectory.states()
-    if reference_prompt is not None:
-        return PreparedTrajectory(trajectory, states, states, bounds[:, 0], bounds[:, 1], counts, reference_prompt)
-    teacher = reveal_future(states, trajectory.tokens, bounds[:, 1], mask_id=trajectory.mask_id,
-                            retain_ratio=retain_ratio, generator=generator)
-    return PreparedTrajectory(trajectory, states, teacher, bounds[:, 0], bounds[:, 1], counts)
+    def __post_init__(self):
+        super().__post_init__()
+        check_at_least_one(self, "passk", "prompts_per_rollout", "updates_per_rollout", "micro_batch_size", "overlap_k")
+        check(self.passk_temperature >= 0, "passk_temperature", self.passk_temperature, "must be >= 0")
+        check(self.teacher_input in ("future", "reference"), "teacher_input", self.teacher_input,
+              "must be future or reference")
+        check(0.0 <= self.teacher_retain_ratio <= 1.0, "teacher_retain_ratio", self.teacher_retain_ratio,
+              "must be in [0, 1]")
+        check(self.divergence in ("reverse_kl", "forward_kl", "jsd"), "divergence", self.divergence,
+              "must be reverse_kl, forward_kl or jsd")
+        check(0.0 <= self.jsd_beta <= 1.0, "jsd_beta", self.jsd_beta, "must be in [0, 1]")
+        check(self.top_k_loss >= 0, "top_k_loss", self.top_k_loss, "must be >= 0")
+        check(self.clip is None or self.clip > 0, "clip", self.clip, "must be > 0 (or null for no clipping)")
+        check(self.kt_selection in ("teacher", "student", "revealed"), "kt_selection", self.kt_selection,
+              "must be teacher, student or revealed")
+        check(self.score_threshold is None or 0.0 <= self.score_threshold <= 1.0, "score_threshold",
+              self.score_threshold, "must be in [0, 1]")
+        check(self.teacher in ("fixed", "live", "ema"), "teacher", self.teacher, "must be fixed, live or ema")
+        check(0.0 < self.ema_decay < 1.0, "ema_decay", self.ema_decay, "must be in (0, 1)")
 
 
 def split_into_chunks(prepared: list[PreparedTrajectory], chunks: int) -> list[list[tuple[int, int]]]:
@@ -96,25 +115,11 @@ class DOPSDTrainer(Trainer):
         config = self.config
         if config.teacher == "live" or (config.teacher == "fixed" and config.use_lora):
             return None
-        frozen = copy.deepcopy(self.unwrapped).eval()
-        for parameter in frozen.parameters():
-            parameter.requires_grad_(False)
-        return self.base_lm.rewrap(frozen)
+        return self.frozen_copy()
 
-    @contextlib.contextmanager
     def teacher_context(self):
         """Yields the LM to run the teacher pass with: no gradients, dropout off."""
-        if self.teacher_lm is not None:
-            with torch.no_grad():
-                yield self.teacher_lm
-            return
-        self.model.eval()
-        adapter_off = self.unwrapped.disable_adapter() if self.config.teacher == "fixed" else contextlib.nullcontext()
-        try:
-            with torch.no_grad(), adapter_off, self.accelerator.autocast():
-                yield self.base_lm
-        finally:
-            self.model.train()
+        return self.frozen_pass(self.teacher_lm, initial=self.config.teacher == "fixed")
 
     @torch.no_grad()
     def after_optimizer_step(self) -> None:
@@ -139,12 +144,10 @@ class DOPSDTrainer(Trainer):
         examples = self.next_examples(config.prompts_per_rollout)
         style = config.prompt_style or default_prompt_style(self.base_lm)
         prompts = encode_prompts(self.base_lm, self.task, examples, style)
-        self.model.eval()
-        with self.accelerator.autocast():
-            result = passk_rollout(self.base_lm, self.task, examples, prompts, first=config.sampler_config(),
+        with self.frozen_pass() as lm:
+            result = passk_rollout(lm, self.task, examples, prompts, first=config.sampler_config(),
                                    resample=config.sampler_config(config.passk_temperature), passk=config.passk,
                                    generator=self.sample_generator)
-        self.model.train()
         threshold = self.score_threshold()
         keep = [i for i, score in enumerate(result.scores) if score >= threshold or not config.correct_only]
         references = [None] * len(examples)
@@ -186,35 +189,28 @@ class DOPSDTrainer(Trainer):
             self.accelerator.backward(self.zero_loss())
             return {"loss": 0.0, "states": 0}
         total_weight = sum(1.0 / self.prepared[i].num_steps for i, _ in chunk)
-        batches = self.micro_batches(chunk)
-        loss_sum, clip_sum, overlap_sum, positions = 0.0, 0.0, 0.0, 0
-        for index, batch in enumerate(batches):
-            sync = index == len(batches) - 1
-            context = contextlib.nullcontext() if sync else self.accelerator.no_sync(self.model)
-            with context:
-                per_state, clip_ratio, overlap, count = self.states_loss(batch)
-                batch_weights = torch.tensor([1.0 / self.prepared[i].num_steps for i, _ in batch],
-                                             device=per_state.device)
-                loss = (per_state * batch_weights).sum() / total_weight
-                self.accelerator.backward(loss)
-            loss_sum += float(loss.detach())
-            clip_sum += float(clip_ratio) * count
-            overlap_sum += float(overlap) * count
-            positions += count
-        return {"loss": loss_sum, "clip_ratio": clip_sum / positions, f"overlap_top{self.config.overlap_k}":
-                overlap_sum / positions, "states": len(chunk)}
+
+        def loss_of(batch):
+            per_state, clip_ratio, overlap, count = self.states_loss(batch)
+            weights = torch.tensor([1.0 / self.prepared[i].num_steps for i, _ in batch], device=per_state.device)
+            return (per_state * weights).sum() / total_weight, (float(clip_ratio), float(overlap), count)
+
+        results = self.backward_micro_batches(self.micro_batches(chunk), loss_of)
+        positions = sum(count for _, (_, _, count) in results)
+        return {"loss": sum(loss for loss, _ in results),
+                "clip_ratio": sum(clip * count for _, (clip, _, count) in results) / positions,
+                f"overlap_top{self.config.overlap_k}": sum(o * count for _, (_, o, count) in results) / positions,
+                "states": len(chunk)}
 
     def micro_batches(self, chunk: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
         """``micro_batch_size`` states a pass; a model that ignores the attention mask (LLaDA's remote code) only
         gets states whose student and teacher prompts have one length each, so no row is ever padded."""
-        groups = {None: chunk}
+        groups = [chunk]
         if not self.base_lm.handles_padding:
-            groups = {}
-            for pair in chunk:
-                item = self.prepared[pair[0]]
-                groups.setdefault((len(item.trajectory.prompt_ids), len(item.teacher_prompt)), []).append(pair)
-        size = self.config.micro_batch_size
-        return [group[start : start + size] for group in groups.values() for start in range(0, len(group), size)]
+            items = [self.prepared[i] for i, _ in chunk]
+            keys = [(len(item.trajectory.prompt_ids), len(item.teacher_prompt)) for item in items]
+            groups = [[chunk[j] for j in group] for group in group_by_length(keys)]
+        return micro_batches(groups, self.config.micro_batch_size)
 
     def stack_inputs(self, batch):
         """Left-padded (prompt + state) inputs, attention masks and prompt widths of the student and the teacher."""

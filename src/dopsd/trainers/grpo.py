@@ -10,20 +10,18 @@ first stop token, then over completions.
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import time
 from dataclasses import dataclass
 
 import torch
 
-from dopsd.config import ConfigError
-from dopsd.evaluation import default_prompt_style, encode_prompts
+from dopsd.config import option
 from dopsd.models import DiffusionLM
-from dopsd.sampling import BlockDiffusionSampler, SamplerConfig
-from dopsd.sampling.padding import left_pad_with_responses
+from dopsd.sampling import BlockDiffusionSampler
+from dopsd.sampling.padding import group_by_length, left_pad_with_responses, micro_batches
+from dopsd.tasks import default_prompt_style, encode_prompts
 from dopsd.trainers.base import Trainer
-from dopsd.trainers.config import TrainingConfig
+from dopsd.trainers.config import RolloutConfig, check, check_at_least_one
 from dopsd.trainers.grpo_loss import (
     clipped_surrogate,
     clipped_tokens,
@@ -37,63 +35,40 @@ from dopsd.trainers.grpo_rewards import correctness_scale, rollout_reward
 
 
 @dataclass
-class GRPOConfig(TrainingConfig):
-    """diffu-GRPO. Defaults are d1's for GSM8K/MATH unless the line says otherwise.
-
-    Args:
-        learning_rate: AdamW learning rate (3e-6, d1's LoRA setting as scripts built on d1 use it; NOTES gives none).
-        gen_length: Response length of rollouts (256).
-        block_length: Block length of rollouts (32).
-        steps: Denoising steps of rollouts (``None``: ``gen_length / 2``, two tokens a step).
-        temperature: Sampling temperature of rollouts (0.9; the group needs varied completions).
-        num_generations: G, completions sampled per prompt, forming one advantage group (6).
-        prompts_per_rollout: Prompts per process per rollout; each process samples ``prompts_per_rollout * G``
-            completions (d1: 2 per GPU).
-        inner_updates: mu, optimizer updates per rollout, each over all its completions with a fresh prompt mask
-            (12 for GSM8K/MATH; d1 uses 8 for Countdown and Sudoku). ``max_updates`` counts these updates.
-        micro_batch_size: Completions per forward pass, bounding memory.
-        epsilon: PPO clip range of the probability ratio (0.2).
-        beta: Weight of the k3 KL to the reference, the initial policy (0.04; 0 skips the reference passes).
-        prompt_mask_ratio: Probability of masking each real prompt token in the log-prob pass (0.15).
-        correctness_reward_scale: Factor on the task's correctness reward (``None``: 2.0 for GSM8K and MATH500,
-            1.0 for Countdown and Sudoku, as d1). ``instruct`` prompts also earn up to 1.5 for the answer tags.
-    """
+class GRPOConfig(RolloutConfig):
+    """diffu-GRPO. Defaults are d1's for GSM8K/MATH unless the field's help says otherwise (``dopsd grpo --help``)."""
 
     output_dir: str = "runs/grpo"
-    learning_rate: float = 3e-6
-    gen_length: int = 256
-    block_length: int = 32
-    steps: int | None = None
-    temperature: float = 0.9
-    num_generations: int = 6
-    prompts_per_rollout: int = 2
-    inner_updates: int = 12
-    micro_batch_size: int = 6
-    epsilon: float = 0.2
-    beta: float = 0.04
-    prompt_mask_ratio: float = 0.15
-    correctness_reward_scale: float | None = None
+    learning_rate: float = option(3e-6, "AdamW learning rate (3e-6: d1's LoRA setting as scripts built on d1 use it; "
+                                  "NOTES gives none)", "optimization")
+    temperature: float = option(0.9, "sampling temperature of rollouts (the group needs varied completions)",
+                                "rollout")
+    num_generations: int = option(6, "G: completions sampled per prompt, forming one advantage group", "rollout")
+    prompts_per_rollout: int = option(2, "prompts per process per rollout; each process samples prompts_per_rollout "
+                                      "* G completions (d1: 2 per GPU)", "rollout")
+    inner_updates: int = option(12, "mu: optimizer updates per rollout, each over all its completions with a fresh "
+                                "prompt mask (d1: 12 for GSM8K/MATH, 8 for Countdown and Sudoku); max_updates counts "
+                                "these", "method")
+    micro_batch_size: int = option(6, "completions per forward pass, bounding memory", "method")
+    epsilon: float = option(0.2, "PPO clip range of the probability ratio", "method")
+    beta: float = option(0.04, "weight of the k3 KL to the reference, the initial policy (0 skips the reference "
+                         "passes)", "method")
+    prompt_mask_ratio: float = option(0.15, "probability of masking each real prompt token in the log-prob pass",
+                                      "method")
+    correctness_reward_scale: float | None = option(
+        None, "factor on the task's correctness reward (null: 2.0 for GSM8K and MATH500, 1.0 for Countdown and "
+        "Sudoku, as d1); instruct prompts also earn up to 1.5 for the answer tags", "method")
 
     def __post_init__(self):
         super().__post_init__()
-        self.sampler_config()  # validates gen_length, block_length, steps, temperature
-        for name in ("prompts_per_rollout", "inner_updates", "micro_batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(name, getattr(self, name), "must be at least 1")
-        if self.num_generations < 2:
-            raise ConfigError("num_generations", self.num_generations, "must be at least 2 (a group to compare)")
-        if not 0.0 < self.epsilon < 1.0:
-            raise ConfigError("epsilon", self.epsilon, "must be in (0, 1)")
-        if self.beta < 0:
-            raise ConfigError("beta", self.beta, "must be >= 0")
-        if not 0.0 <= self.prompt_mask_ratio < 1.0:
-            raise ConfigError("prompt_mask_ratio", self.prompt_mask_ratio, "must be in [0, 1)")
-        if self.correctness_reward_scale is not None and self.correctness_reward_scale <= 0:
-            raise ConfigError("correctness_reward_scale", self.correctness_reward_scale, "must be > 0 (or null)")
-
-    def sampler_config(self) -> SamplerConfig:
-        return SamplerConfig(gen_length=self.gen_length, block_length=self.block_length, steps=self.steps,
-                             temperature=self.temperature)
+        check_at_least_one(self, "prompts_per_rollout", "inner_updates", "micro_batch_size")
+        check(self.num_generations >= 2, "num_generations", self.num_generations,
+              "must be at least 2 (a group to compare)")
+        check(0.0 < self.epsilon < 1.0, "epsilon", self.epsilon, "must be in (0, 1)")
+        check(self.beta >= 0, "beta", self.beta, "must be >= 0")
+        check(0.0 <= self.prompt_mask_ratio < 1.0, "prompt_mask_ratio", self.prompt_mask_ratio, "must be in [0, 1)")
+        check(self.correctness_reward_scale is None or self.correctness_reward_scale > 0, "correctness_reward_scale",
+              self.correctness_reward_scale, "must be > 0 (or null)")
 
 
 @dataclass
@@ -136,25 +111,7 @@ class GRPOTrainer(Trainer):
         off instead) or when ``beta`` is 0 (no reference needed)."""
         if self.config.beta == 0 or self.config.use_lora:
             return None
-        frozen = copy.deepcopy(self.unwrapped).eval()
-        for parameter in frozen.parameters():
-            parameter.requires_grad_(False)
-        return self.base_lm.rewrap(frozen)
-
-    @contextlib.contextmanager
-    def frozen_pass(self, reference: bool):
-        """Yields the LM for a no-grad pass of the current policy, or of the reference; dropout off."""
-        if reference and self.reference_lm is not None:
-            with torch.no_grad(), self.accelerator.autocast():
-                yield self.reference_lm
-            return
-        self.model.eval()
-        adapter_off = self.unwrapped.disable_adapter() if reference else contextlib.nullcontext()
-        try:
-            with torch.no_grad(), adapter_off, self.accelerator.autocast():
-                yield self.base_lm
-        finally:
-            self.model.train()
+        return self.frozen_copy()
 
     # ----- rollout ---------------------------------------------------------------------------------------------
     def rollout(self) -> float:
@@ -168,11 +125,9 @@ class GRPOTrainer(Trainer):
         group = config.num_generations
         repeated_examples = [example for example in examples for _ in range(group)]
         repeated_prompts = [prompt for prompt in prompts for _ in range(group)]
-        self.model.eval()
-        with self.accelerator.autocast():
-            trajectories = BlockDiffusionSampler(lm, config.sampler_config()).sample(
+        with self.frozen_pass() as policy:
+            trajectories = BlockDiffusionSampler(policy, config.sampler_config()).sample(
                 repeated_prompts, generator=self.sample_generator)
-        self.model.train()
         sampled = torch.stack([t.tokens for t in trajectories]).to(self.accelerator.device)
         completions = [lm.decode(tokens) for tokens in sampled]
         scale = correctness_scale(self.task.name, config.correctness_reward_scale)
@@ -205,14 +160,13 @@ class GRPOTrainer(Trainer):
         """Micro-batches as (row indices, leading padding columns to drop). A model that ignores the attention mask
         (LLaDA's remote code) only gets rows of one prompt length, trimmed so that none is padded."""
         batch, size = self.batch, self.config.micro_batch_size
-        prompt_lengths = batch.attention[:, : batch.width].sum(dim=1).tolist()
-        groups = {0: list(range(batch.size))}
+        groups, trims = [list(range(batch.size))], [0]
         if not self.base_lm.handles_padding:
-            groups = {}
-            for row, length in enumerate(prompt_lengths):
-                groups.setdefault(batch.width - int(length), []).append(row)
-        return [(torch.tensor(rows[start : start + size], device=batch.ids.device), trim)
-                for trim, rows in groups.items() for start in range(0, len(rows), size)]
+            lengths = batch.attention[:, : batch.width].sum(dim=1).tolist()
+            groups = group_by_length(lengths)
+            trims = [batch.width - int(lengths[group[0]]) for group in groups]
+        return [(torch.tensor(rows, device=batch.ids.device), trim)
+                for group, trim in zip(groups, trims) for rows in micro_batches([group], size)]
 
     def rows_logprobs(self, lm: DiffusionLM, rows: torch.Tensor, trim: int, index: int) -> torch.Tensor:
         """(rows, L) log-probs of the chosen completions under inner update ``index``'s prompt mask."""
@@ -225,7 +179,7 @@ class GRPOTrainer(Trainer):
         batch = self.batch
         passes = torch.zeros((batch.prompt_masks.shape[0], batch.size, batch.completion_mask.shape[1]),
                              device=batch.ids.device)
-        with self.frozen_pass(reference) as lm:
+        with self.frozen_pass(self.reference_lm if reference else None, initial=reference) as lm:
             for index in range(passes.shape[0]):
                 for rows, trim in self.row_batches():
                     passes[index, rows] = self.rows_logprobs(lm, rows, trim, index).float()
@@ -246,19 +200,16 @@ class GRPOTrainer(Trainer):
         """Backward passes of inner update ``index`` over every completion of the rollout, micro-batched; gradients
         are synchronised across processes on the last micro-batch only."""
         batch = self.batch
-        micro_batches = self.row_batches()
-        loss_sum, kl_sum, clipped_sum, tokens = 0.0, 0.0, 0.0, 0
-        for number, (rows, trim) in enumerate(micro_batches):
-            last = number == len(micro_batches) - 1
-            with contextlib.nullcontext() if last else self.accelerator.no_sync(self.model):
-                per_completion, kl, clipped, count = self.completions_loss(index, rows, trim)
-                loss = per_completion.sum() / batch.size
-                self.accelerator.backward(loss)
-            loss_sum += float(loss.detach())
-            kl_sum += kl
-            clipped_sum += clipped
-            tokens += count
-        return {"loss": loss_sum, "clip_ratio": clipped_sum / tokens, "kl": kl_sum / tokens, "inner_update": index}
+
+        def loss_of(micro_batch):
+            rows, trim = micro_batch
+            per_completion, kl, clipped, count = self.completions_loss(index, rows, trim)
+            return per_completion.sum() / batch.size, (kl, clipped, count)
+
+        results = self.backward_micro_batches(self.row_batches(), loss_of)
+        tokens = sum(count for _, (_, _, count) in results)
+        return {"loss": sum(loss for loss, _ in results), "clip_ratio": sum(c for _, (_, c, _) in results) / tokens,
+                "kl": sum(kl for _, (kl, _, _) in results) / tokens, "inner_update": index}
 
     def completions_loss(self, index: int, rows: torch.Tensor, trim: int = 0):
         """Per-completion loss (its tokens' mean), and the summed KL, number of clipped tokens and token count."""

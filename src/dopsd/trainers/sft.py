@@ -12,40 +12,29 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from dopsd.config import ConfigError
+from dopsd.config import option
 from dopsd.errors import DopsdError
-from dopsd.evaluation import default_prompt_style, encode_prompts
-from dopsd.sampling import SamplerConfig
-from dopsd.sampling.padding import left_pad_with_responses
+from dopsd.sampling.padding import group_by_length, left_pad_with_responses
+from dopsd.tasks import default_prompt_style, encode_prompts
 from dopsd.trainers.base import Trainer
-from dopsd.trainers.config import TrainingConfig
+from dopsd.trainers.config import TrainingConfig, check, check_at_least_one
 
 
 @dataclass
 class SFTConfig(TrainingConfig):
-    """Masked-diffusion SFT on (prompt, reference completion) pairs.
-
-    Args:
-        gen_length: Response length: completions are padded with EOS to it (and evaluated at it).
-        block_length: Block length of evaluation sampling.
-        batch_size: Examples per process per update.
-        min_mask_ratio: Lower end eps of the masking ratio t ~ U(eps, 1).
-    """
+    """Masked-diffusion SFT on (prompt, reference completion) pairs; completions are padded with EOS to
+    ``gen_length`` (and evaluated at it)."""
 
     output_dir: str = "runs/sft"
-    learning_rate: float = 1e-4
-    gen_length: int = 256
-    block_length: int = 32
-    batch_size: int = 16
-    min_mask_ratio: float = 1e-3
+    learning_rate: float = option(1e-4, "AdamW learning rate (1e-4: what trains the bundled models from scratch)",
+                                  "optimization")
+    batch_size: int = option(16, "examples per process per update", "method")
+    min_mask_ratio: float = option(1e-3, "lower end eps of the masking ratio t ~ U(eps, 1)", "method")
 
     def __post_init__(self):
         super().__post_init__()
-        SamplerConfig(gen_length=self.gen_length, block_length=self.block_length)  # the settings evaluation samples with
-        if self.batch_size < 1:
-            raise ConfigError("batch_size", self.batch_size, "must be at least 1")
-        if not 0.0 < self.min_mask_ratio < 1.0:
-            raise ConfigError("min_mask_ratio", self.min_mask_ratio, "must be in (0, 1)")
+        check_at_least_one(self, "batch_size")
+        check(0.0 < self.min_mask_ratio < 1.0, "min_mask_ratio", self.min_mask_ratio, "must be in (0, 1)")
 
 
 class SFTTrainer(Trainer):
@@ -61,9 +50,16 @@ class SFTTrainer(Trainer):
 
     def encode_batch(self, examples) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Left-padded prompts followed by EOS-padded responses; returns ids, attention mask, prompt width."""
+        return left_pad_with_responses(self.encode_prompts(examples), self.encode_responses(examples),
+                                       self.base_lm.tokens.pad)
+
+    def encode_prompts(self, examples) -> list[list[int]]:
+        return encode_prompts(self.base_lm, self.task, examples, self.config.prompt_style)
+
+    def encode_responses(self, examples) -> torch.Tensor:
+        """(batch, gen_length) reference completions, each padded with EOS to ``gen_length`` as LLaDA pads."""
         lm, config = self.base_lm, self.config
         style = config.prompt_style or default_prompt_style(lm)
-        prompts = encode_prompts(lm, self.task, examples, style)
         responses = []
         for example in examples:
             response = lm.tokenizer(self.task.reference_completion(example, style), add_special_tokens=False)["input_ids"]
@@ -71,25 +67,31 @@ class SFTTrainer(Trainer):
                 raise DopsdError(f"example {example.index}: its {len(response)}-token completion does not fit "
                                  f"gen_length={config.gen_length} with an EOS")
             responses.append(response + [lm.tokens.eos] * (config.gen_length - len(response)))
-        responses = torch.tensor(responses, device=self.accelerator.device)
-        return left_pad_with_responses(prompts, responses, lm.tokens.pad)
+        return torch.tensor(responses, device=self.accelerator.device)
 
     def compute_update(self) -> dict:
-        config = self.config
-        ids, attention, width = self.encode_batch(self.next_examples(config.batch_size))
-        response = ids[:, width:]
-        device = ids.device
+        config, lm = self.config, self.base_lm
+        examples = self.next_examples(config.batch_size)
+        prompts = self.encode_prompts(examples)
+        responses = self.encode_responses(examples)
+        device = responses.device
         ratio = config.min_mask_ratio + (1 - config.min_mask_ratio) * torch.rand(
-            (ids.shape[0], 1), generator=self.mask_generator, device=device)
-        masked = torch.rand(response.shape, generator=self.mask_generator, device=device) < ratio
-        noisy = ids.clone()
-        noisy[:, width:] = torch.where(masked, torch.full_like(response, self.base_lm.tokens.mask), response)
-        positions = width + torch.arange(config.gen_length, device=device)
-        logits = self.lm.logits_at(noisy, positions, attention)
-        cross_entropy = F.cross_entropy(logits.float().transpose(1, 2), response, reduction="none")
-        loss = ((cross_entropy * masked / ratio).sum(1) / config.gen_length).mean()
-        self.accelerator.backward(loss)
-        return {"loss": float(loss.detach()), "mask_ratio": float(masked.float().mean())}
+            (len(examples), 1), generator=self.mask_generator, device=device)
+        masked = torch.rand(responses.shape, generator=self.mask_generator, device=device) < ratio
+        noisy = torch.where(masked, torch.full_like(responses, lm.tokens.mask), responses)
+        # One pass for the whole batch; a model that ignores the attention mask gets one pass per prompt length.
+        groups = [list(range(len(examples)))] if lm.handles_padding else group_by_length(map(len, prompts))
+
+        def loss_of(rows):
+            ids, attention, width = left_pad_with_responses([prompts[i] for i in rows], noisy[rows], lm.tokens.pad)
+            positions = width + torch.arange(config.gen_length, device=device)
+            logits = self.lm.logits_at(ids, positions, attention)
+            cross_entropy = F.cross_entropy(logits.float().transpose(1, 2), responses[rows], reduction="none")
+            per_example = (cross_entropy * masked[rows] / ratio[rows]).sum(1) / config.gen_length
+            return per_example.sum() / len(examples), None
+
+        loss = sum(value for value, _ in self.backward_micro_batches(groups, loss_of))
+        return {"loss": loss, "mask_ratio": float(masked.float().mean())}
 
     def method_state(self) -> dict:
         return {"mask_generator": self.mask_generator.get_state()}

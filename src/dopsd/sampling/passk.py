@@ -1,4 +1,5 @@
-"""Batched pass@k rollouts: every prompt of a rollout sampled together, the unsolved ones resampled together."""
+"""Batched pass@k rollouts: every prompt of a rollout sampled together, the unsolved ones resampled together,
+scored by the task's verifier (d-OPSD's rollouts and the self-teacher verification of `dopsd experiment toy`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from dataclasses import dataclass, field
 import torch
 
 from dopsd.models import DiffusionLM
-from dopsd.sampling import BlockDiffusionSampler, SamplerConfig, Trajectory
+from dopsd.sampling.sampler import BlockDiffusionSampler, SamplerConfig
+from dopsd.sampling.trajectory import Trajectory
 from dopsd.tasks import Example, Task
 
 

@@ -1,0 +1,95 @@
+"""The registry of training methods: the one place that names them.
+
+The CLI builds one subcommand per entry (every config field a flag), the experiment runner trains runs by method
+name, and the bundled CPU presets are each entry's ``cpu_preset`` on top of the task's. Adding a method is one file
+(``trainers/<name>.py`` with its ``XConfig`` and ``XTrainer``) plus one entry here. Nothing heavy is imported until a
+trainer is asked for, so the registry costs nothing to read.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+from dopsd.errors import DopsdError
+
+
+@dataclass(frozen=True)
+class Method:
+    """One training method.
+
+    Args:
+        name: Registry key, used in run folders and by the experiment runner.
+        command: The ``dopsd`` subcommand that runs it.
+        label: How tables and closing summaries name it.
+        summary: One line for ``dopsd --help``.
+        description: The subcommand's ``--help`` paragraph.
+        trainer: ``module:Class`` of its trainer; the trainer's ``config_class`` is its config.
+        cpu_preset: Its settings on a bundled base model (on top of ``dopsd.bundled``'s per-task and shared ones),
+            with the reason for each one that is not the method's default.
+    """
+
+    name: str
+    command: str
+    label: str
+    summary: str
+    description: str
+    trainer: str
+    cpu_preset: dict = field(default_factory=dict)
+
+    def trainer_class(self):
+        module, _, name = self.trainer.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+    def config_class(self):
+        return self.trainer_class().config_class
+
+
+BUNDLED_NOTE = ("Without --config or --model, the bundled base model of --task (sudoku or countdown) is trained with "
+                "settings sized for a laptop CPU.")
+
+METHODS = {method.name: method for method in (
+    Method(
+        name="dopsd",
+        command="train",
+        label="d-OPSD",
+        summary="train with d-OPSD (no arguments: the bundled Sudoku model on this CPU)",
+        description="Run d-OPSD: the student samples its own denoising trajectory, the same model shown part of that "
+        "trajectory's final answer is the teacher, and the student matches it on the positions each step decides.",
+        trainer="dopsd.trainers.dopsd:DOPSDTrainer",
+        # rho 0.5: at 0.25 the 1M-parameter model's self-teacher is barely better than its own pass@1 (`dopsd
+        # experiment toy`); score threshold 1.0 (Sudoku's own is 0.25): only solved trajectories are distilled.
+        cpu_preset=dict(learning_rate=5e-5, prompts_per_rollout=16, updates_per_rollout=1, micro_batch_size=64,
+                        passk=8, teacher_retain_ratio=0.5, score_threshold=1.0),
+    ),
+    Method(
+        name="grpo",
+        command="grpo",
+        label="diffu-GRPO",
+        summary="train with diffu-GRPO, the RLVR baseline (no arguments: the bundled Sudoku model on this CPU)",
+        description="Run diffu-GRPO (d1): G completions per prompt, group-mean advantages, mu inner updates with "
+        "random prompt masks, the clipped surrogate plus beta times the k3 KL to the initial policy.",
+        trainer="dopsd.trainers.grpo:GRPOTrainer",
+        # 8 prompts x 6 samples a rollout, 8 inner updates (d1's mu for Sudoku and Countdown), all 48 completions in
+        # one forward pass.
+        cpu_preset=dict(learning_rate=3e-5, num_generations=6, prompts_per_rollout=8, inner_updates=8,
+                        micro_batch_size=48),
+    ),
+    Method(
+        name="sft",
+        command="sft",
+        label="SFT",
+        summary="masked-diffusion supervised fine-tuning (LLaDA's objective)",
+        description="Run masked-diffusion SFT on the task's reference completions: each response token masked with "
+        "probability t ~ U(eps, 1), cross-entropy on the masked tokens weighted by 1/t.",
+        trainer="dopsd.trainers.sft:SFTTrainer",
+        # The same number of prompts per update as d-OPSD's preset, on the reference solutions.
+        cpu_preset=dict(learning_rate=5e-5, batch_size=16),
+    ),
+)}
+
+
+def get_method(name: str) -> Method:
+    if name not in METHODS:
+        raise DopsdError(f"unknown method {name!r}: choose one of {', '.join(METHODS)}")
+    return METHODS[name]
