@@ -1,5 +1,6 @@
 import json
 
+import pytest
 import torch
 
 from dopsd.cli import main
@@ -50,3 +51,31 @@ def test_sft_cli_writes_the_run_folder_with_a_plot(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["updates"] == 2 and (out / "training.png").stat().st_size > 1000
     assert (out / "checkpoint-2" / "model" / "model.safetensors").is_file()
+
+
+def test_a_model_ignoring_the_attention_mask_trains_on_unpadded_rows_with_the_same_loss(tmp_path):
+    from conftest import IgnoresAttentionMask
+    from dopsd.models import DiffusionLM
+
+    def trainer(wrap: bool):
+        lm = create_builtin_model(seed=0, hidden_size=32, num_hidden_layers=2, num_attention_heads=2)
+        lm.model.double()
+        if wrap:
+            lm = DiffusionLM(IgnoresAttentionMask(lm.model), lm.tokenizer, tokens=lm.tokens)
+        values = dict(task="countdown", train_data=sample_data_path("countdown"), eval_data=sample_data_path("countdown"),
+                      gen_length=16, output_dir=str(tmp_path / f"sft{wrap}"))
+        return make(tmp_path, **values) if not wrap else SFTTrainer(lm, config=SFTConfig(**{
+            **dict(model="unused", eval_limit=8, max_updates=2, use_lora=False, learning_rate=3e-3, block_length=4,
+                   batch_size=8, progress=False, mixed_precision="no"), **values}))
+
+    honest, blind = trainer(False), trainer(True)
+    honest.unwrapped.double()
+    assert honest.base_lm.handles_padding and not blind.base_lm.handles_padding
+    seen = []
+    blind.base_lm.model.inner.register_forward_pre_hook(lambda m, a, k: seen.append(k["input_ids"]), with_kwargs=True)
+    losses = [t.compute_update()["loss"] for t in (honest, blind)]
+    # one pass per prompt length, none of them padded
+    assert len(seen) > 1 and all(bool((ids[:, 0] != blind.base_lm.tokens.pad).all()) for ids in seen)
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)  # the cross-entropy runs in float32
+    for (name, a), (_, b) in zip(honest.unwrapped.named_parameters(), blind.base_lm.model.inner.named_parameters()):
+        assert torch.allclose(a.grad, b.grad, rtol=1e-5, atol=1e-7), name

@@ -20,9 +20,9 @@ TASK_NAMES = tuple(TASKS)
 
 
 def get_task(name: str) -> Task:
-    """A fresh instance of the named task; ValueError naming the choices for an unknown name."""
+    """A fresh instance of the named task; a one-line error (a ValueError) naming the choices for an unknown name."""
     if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}: choose one of {', '.join(TASK_NAMES)}")
+        raise DataError(f"unknown task {name!r}: choose one of {', '.join(TASK_NAMES)}")
     return TASKS[name]()
 
 

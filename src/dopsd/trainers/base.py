@@ -121,7 +121,8 @@ class Trainer:
         config = self.config
         train = load_examples(self.task, config.train_data, "train")
         held_out = load_examples(self.task, config.eval_data, "test", config.eval_limit)
-        shared = {example.prompt for example in train} & {example.prompt for example in held_out}
+        question = self.task.question_text
+        shared = {question(example) for example in train} & {question(example) for example in held_out}
         if shared and self.accelerator.is_main_process:
             warnings.warn(f"{len(shared)} of the {len(held_out)} held-out prompts are also training prompts "
                           f"(train_data={config.train_data}, eval_data={config.eval_data}): held-out accuracy is not "

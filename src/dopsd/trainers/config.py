@@ -36,7 +36,7 @@ class TrainingConfig:
     trust_remote_code: bool = option(False, "run code shipped with the checkpoint (LLaDA, Dream)", "model")
     dtype: str = option("auto", "weights' dtype: auto keeps the checkpoint's; or float32, bfloat16, float16", "model")
     use_lora: bool = option(True, "train a LoRA adapter (true) or every weight (false)", "model")
-    lora_r: int = option(128, "LoRA rank", "model")
+    lora_r: int = option(128, "LoRA rank r", "model")
     lora_alpha: int = option(64, "LoRA scaling alpha", "model")
     lora_dropout: float = option(0.05, "LoRA dropout", "model")
     lora_target_modules: list[str] | None = option(
