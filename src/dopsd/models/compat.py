@@ -103,9 +103,15 @@ def _wrap_init(cls: type) -> str:
     def __init__(self, *args, **kwargs):
         original(self, *args, **kwargs)
         # Only the class being built finishes construction (a subclass's __init__ may still be running ours).
-        if type(self).__init__ is __init__ and not hasattr(self, "all_tied_weights_keys"):
+        if type(self).__init__ is not __init__:
+            return
+        if not hasattr(self, "all_tied_weights_keys"):
             self.post_init()
             self._dopsd_post_init_added = True
+        listed = getattr(type(self), "_tied_weights_keys", None)
+        if isinstance(listed, (list, tuple)):
+            # transformers 5 also reads the attribute itself as a mapping (e.g. when saving).
+            self._tied_weights_keys = _tied_mapping(self, listed)
 
     cls.__init__ = _marked(__init__, "post_init_checked")
     return "post_init_checked"
@@ -134,11 +140,16 @@ def _wrap_tied_keys(cls: type) -> str:
             return original(self, all_submodels=all_submodels)
         if not getattr(self.config, "tie_word_embeddings", False):
             return {}
-        source = _parameter_name(self, self.get_input_embeddings().weight)
-        return {target: source for target in listed if target != source}
+        return _tied_mapping(self, listed)
 
     cls.get_expanded_tied_weights_keys = _marked(get_expanded_tied_weights_keys, "tied_weights_list")
     return "tied_weights_list"
+
+
+def _tied_mapping(model: torch.nn.Module, listed) -> dict:
+    """transformers 4's meaning of a list of tied weights: each is tied to the input embeddings."""
+    source = _parameter_name(model, model.get_input_embeddings().weight)
+    return {target: source for target in listed if target != source}
 
 
 def _parameter_name(model: torch.nn.Module, parameter) -> str:
