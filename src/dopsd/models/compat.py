@@ -198,7 +198,7 @@ def _patch_rope_table(module) -> list[str]:
 # ----- config fixes ------------------------------------------------------------------------------------------------
 def fix_config(config) -> list[str]:
     """Fills what transformers 5 dropped from a remote config and the model's code still reads."""
-    if not hasattr(config, "use_cache"):
+    if type(config).__module__.startswith(REMOTE_PREFIX) and not hasattr(config, "use_cache"):
         config.use_cache = False
         return ["use_cache"]
     return []

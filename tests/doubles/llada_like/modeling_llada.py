@@ -73,9 +73,9 @@ class RotaryEmbedding(nn.Module):
     def forward(self, q, k):
         sin, cos = self.table(k.shape[-2], q.device)
         qf, kf = q.float(), k.float()
-        q = qf * cos + self.rotate(qf) * sin
-        k = kf * cos + self.rotate(kf) * sin
-        return q.type_as(k), k
+        rotated_q = qf * cos + self.rotate(qf) * sin
+        rotated_k = kf * cos + self.rotate(kf) * sin
+        return rotated_q.type_as(q), rotated_k.type_as(k)
 
 
 class LLaDABlock(nn.Module):
