@@ -139,8 +139,7 @@ DREAM_ATTENTION_CLASSES = {"eager": DreamAttention, "sdpa": DreamSdpaAttention}
 class DreamDecoderLayer(nn.Module):
     def __init__(self, config: DreamConfig, layer_idx: int):
         super().__init__()
-        implementation = config._attn_implementation if config._attn_implementation in DREAM_ATTENTION_CLASSES else "sdpa"
-        self.self_attn = DREAM_ATTENTION_CLASSES[implementation](config, layer_idx)
+        self.self_attn = DREAM_ATTENTION_CLASSES[config._attn_implementation](config, layer_idx)
         self.mlp = DreamMLP(config)
         self.input_layernorm = DreamRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.post_attention_layernorm = DreamRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
