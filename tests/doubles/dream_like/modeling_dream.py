@@ -168,9 +168,22 @@ class DreamPreTrainedModel(PreTrainedModel):
             module.weight.data.normal_(mean=0.0, std=std)
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        model = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
-        model.generation_config = DreamGenerationConfig.from_pretrained(pretrained_model_name_or_path)
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, config=None, cache_dir=None,
+                        force_download=False, local_files_only=False, token=None, revision="main", **kwargs):
+        model = super().from_pretrained(
+            pretrained_model_name_or_path, *model_args, config=config, cache_dir=cache_dir,
+            force_download=force_download, local_files_only=local_files_only, token=token, revision=revision,
+            **kwargs,
+        )
+        # Dream reloads its own generation config (the generic one lacks its diffusion fields), forwarding the
+        # download options of transformers 4, resume_download and proxies included.
+        model.generation_config = DreamGenerationConfig.from_pretrained(
+            pretrained_model_name_or_path, cache_dir=cache_dir, force_download=force_download,
+            resume_download=kwargs.get("resume_download"), proxies=kwargs.get("proxies"),
+            local_files_only=local_files_only, token=token, revision=revision,
+            subfolder=kwargs.get("subfolder", ""), _from_auto=kwargs.get("_from_auto", False),
+            _from_pipeline=kwargs.get("_from_pipeline"),
+        )
         return model
 
 
