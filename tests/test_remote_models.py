@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from transformers import AutoModel
 
 from doubles import LLADA_MASK, write_dream_like, write_llada_like
@@ -146,3 +146,26 @@ def test_cli_sample_and_eval_run_on_the_doubles(double, llada_folder, dream_fold
     assert len(prompts) > 1  # prompts of different lengths share a batch of 4
     # Batched (left-padded for Dream, grouped by length for LLaDA) or one by one: the same greedy completions.
     assert completions["1"] == completions["4"]
+
+
+def test_a_tied_weights_list_ties_the_listed_weights_to_the_input_embeddings(tmp_path):
+    folder = write_dream_like(tmp_path / "dream_tied")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(dict(config, tie_word_embeddings=True)))
+    weights = load_file(folder / "model.safetensors")
+    del weights["lm_head.weight"]
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    model = load(folder).model
+    assert model.all_tied_weights_keys == {"lm_head.weight": "model.embed_tokens.weight"}
+    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+
+
+def test_library_and_builtin_classes_are_never_patched():
+    from transformers import LlamaForCausalLM
+
+    from dopsd.models import MaskedDiffusionTransformer
+    from dopsd.models.compat import patch_remote_code
+
+    assert patch_remote_code(LlamaForCausalLM) == []
+    assert patch_remote_code(MaskedDiffusionTransformer) == []
+    assert "__dopsd_fix__" not in dir(LlamaForCausalLM.__init__)

@@ -216,7 +216,10 @@ def _rope_theta(config) -> float:
 
 def rotary_dim(config) -> int:
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    return int(head_dim * getattr(config, "partial_rotary_factor", 1.0))
+    factor = getattr(config, "partial_rotary_factor", None)
+    if factor is None:
+        factor = (getattr(config, "rope_parameters", None) or {}).get("partial_rotary_factor", 1.0)
+    return int(head_dim * factor)
 
 
 def _rope_type(module, config) -> str:
@@ -231,13 +234,21 @@ def expected_inv_freq(module: torch.nn.Module, config) -> torch.Tensor | None:
     """The ``inv_freq`` a rotary module should hold, in float32, or ``None`` when dopsd cannot tell."""
     device = module.inv_freq.device
     own_config = getattr(module, "config", None) or config
-    init_fn = getattr(module, "rope_init_fn", None)
-    if callable(init_fn):
-        inv_freq = init_fn(own_config, device, **(getattr(module, "rope_kwargs", None) or {}))[0]
-        return inv_freq.float()
-    if _rope_type(module, own_config) == "default":
-        return default_rope_parameters(own_config, device)[0]
-    return None
+    init_fn = getattr(module, "rope_init_fn", None)  # remote code written for transformers 4 keeps it
+    kwargs = getattr(module, "rope_kwargs", None) or {}
+    if not callable(init_fn) and _rope_type(module, own_config) == "default":
+        # transformers 5 models define their own; anything else gets the plain formula.
+        init_fn = getattr(module, "compute_default_rope_parameters", None) or default_rope_parameters
+        kwargs = {}
+    if not callable(init_fn):
+        return None
+    try:
+        inv_freq = init_fn(own_config, device, **kwargs)[0]
+    except Exception:  # noqa: BLE001  (a RoPE variant this check cannot reproduce: nothing to compare with)
+        return None
+    if not isinstance(inv_freq, torch.Tensor) or inv_freq.shape != module.inv_freq.shape:
+        return None
+    return inv_freq.float()
 
 
 def repair_rotary_tables(model: torch.nn.Module) -> list[str]:
@@ -250,7 +261,7 @@ def repair_rotary_tables(model: torch.nn.Module) -> list[str]:
                 continue
             expected = expected_inv_freq(module, config)
             current = module.inv_freq
-            if expected is None or expected.shape != current.shape:
+            if expected is None:
                 continue
             if torch.equal(current.float(), expected):
                 continue
@@ -275,10 +286,16 @@ def check_rotary_tables(model: torch.nn.Module) -> None:
         if expected is None:
             continue
         tolerance = 1e-6 if table.dtype in (torch.float32, torch.float64) else 1e-2
-        if expected.shape != table.shape or not torch.allclose(table.float(), expected, rtol=tolerance, atol=0):
+        if not torch.allclose(table.float(), expected, rtol=tolerance, atol=0):
             theta = _rope_theta(getattr(module, "config", None) or config)
             raise DopsdError(f"{where} is not what the config implies (rope_theta {theta:g}, "
                              f"{2 * expected.numel()} rotary dimensions): the model's RoPE is broken")
+
+
+def check_loaded_model(lm) -> None:
+    """Both post-load checks; callers that load on the CPU and then move the model run this on the device."""
+    check_rotary_tables(lm.model)
+    check_finite_logits(lm)
 
 
 @torch.no_grad()

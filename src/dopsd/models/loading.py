@@ -135,7 +135,8 @@ def load_diffusion_lm(
     taken from the config class's defaults). ``shift_logits`` defaults to what the checkpoint says (dopsd-converted
     models record it; Dream shifts). Remote code written for transformers 4 gets the fixes of
     :mod:`dopsd.models.compat` (listed in ``lm.compat_fixes``); with ``check`` the rotary tables and the logits of
-    a tiny input are checked after loading. Errors a user can fix raise :class:`DopsdError`.
+    a tiny input are checked after loading (``check=False`` and :func:`dopsd.models.compat.check_loaded_model`
+    later, to check on the device the model is moved to). Errors a user can fix raise :class:`DopsdError`.
     """
     path = str(path)
     if not Path(path).exists() and (path.startswith((".", "/", "~")) or path.count("/") != 1):
@@ -185,6 +186,5 @@ def load_diffusion_lm(
     )
     lm.compat_fixes = tuple(sorted(set(fixes)))
     if check:
-        compat.check_rotary_tables(model)
-        compat.check_finite_logits(lm)
+        compat.check_loaded_model(lm)
     return lm
