@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
@@ -20,6 +21,8 @@ from dopsd.errors import DopsdError
 from dopsd.models import compat
 from dopsd.models.adapter import DiffusionLM, resolve_special_tokens
 from dopsd.models.convert import diffusion_settings, disable_causal_attention
+
+logger = logging.getLogger(__name__)
 
 # Remote-code models known to read their logits one position to the left (Dream).
 SHIFTED_MODEL_TYPES = {"Dream", "dream"}
@@ -185,6 +188,8 @@ def load_diffusion_lm(
         handles_padding=handles_padding,
     )
     lm.compat_fixes = tuple(sorted(set(fixes)))
+    if lm.compat_fixes:
+        logger.info("%s: applied transformers-5 compatibility fixes: %s", path, ", ".join(lm.compat_fixes))
     if check:
         compat.check_loaded_model(lm)
     return lm
