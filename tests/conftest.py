@@ -93,3 +93,19 @@ class IgnoresAttentionMask(nn.Module):
 
     def get_input_embeddings(self):
         return self.inner.get_input_embeddings()
+
+
+@pytest.fixture(scope="session")
+def llada_folder(tmp_path_factory):
+    """A tiny LLaDA-like remote-code checkpoint folder (see tests/doubles)."""
+    from doubles import write_llada_like
+
+    return write_llada_like(tmp_path_factory.mktemp("doubles") / "llada_like")
+
+
+@pytest.fixture(scope="session")
+def dream_folder(tmp_path_factory):
+    """A tiny Dream-like remote-code checkpoint folder (see tests/doubles)."""
+    from doubles import write_dream_like
+
+    return write_dream_like(tmp_path_factory.mktemp("doubles") / "dream_like")

@@ -1,9 +1,12 @@
-"""Masked diffusion LMs: the adapter every part of dopsd talks to, loaders, the built-in family, conversion."""
+"""Masked diffusion LMs: the adapter every part of dopsd talks to, loaders (with fixes for transformers-4 remote code),
+the built-in family, conversion, LoRA targets and gradient checkpointing for any architecture."""
 
 from dopsd.models.adapter import DiffusionLM, SpecialTokens, resolve_special_tokens
 from dopsd.models.builtin import create_builtin_model
+from dopsd.models.checkpointing import enable_gradient_checkpointing
 from dopsd.models.convert import convert_causal_lm
 from dopsd.models.loading import default_device, load_diffusion_lm
+from dopsd.models.lora import lora_target_modules
 from dopsd.models.registry import register_builtin_models
 from dopsd.models.tiny import MaskedDiffusionConfig, MaskedDiffusionTransformer
 from dopsd.models.tokenizer import build_char_tokenizer
@@ -17,7 +20,9 @@ __all__ = [
     "convert_causal_lm",
     "create_builtin_model",
     "default_device",
+    "enable_gradient_checkpointing",
     "load_diffusion_lm",
+    "lora_target_modules",
     "register_builtin_models",
     "resolve_special_tokens",
 ]

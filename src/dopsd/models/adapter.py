@@ -20,6 +20,9 @@ from transformers import PreTrainedModel
 
 from dopsd.errors import DopsdError
 
+# Forms of the padding mask the padding probe tries, in order (see DiffusionLM's ``mask_form``).
+MASK_FORMS = ("2d", "4d_bool")
+
 # Tokens that end an assistant turn in common chat formats, looked up by name in the tokenizer's vocabulary.
 END_OF_TURN_TOKENS = ("<|eot_id|>", "<|im_end|>", "<|endoftext|>", "<|end|>")
 
@@ -103,10 +106,13 @@ class DiffusionLM:
         shift_logits: Logits at position i are read from position i-1, as Dream and converted AR models do.
         bidirectional_mask: Give the model a 4D additive mask with no causal part. Needed by autoregressive
             architectures converted with :func:`dopsd.models.convert.convert_causal_lm`, whose forward would otherwise
-            build a causal mask.
+            build a causal mask. Same as ``mask_form="4d_additive"``.
+        mask_form: How the padding mask reaches the model (see :data:`MASK_FORMS`): ``"2d"`` (the usual 0/1
+            ``(batch, length)`` mask), ``"4d_bool"`` (``(batch, 1, length, length)``, True = may attend, as Dream's
+            code wants) or ``"4d_additive"``. ``None`` lets the padding probe pick the first form that works.
         handles_padding: Whether a left-padded row computes what the unpadded row computes. ``None`` probes it once
-            on a tiny input; models whose remote code ignores the attention mask (LLaDA's) fail the probe, and the
-            sampler then batches only prompts of equal length.
+            on a tiny input, trying each mask form; models whose remote code ignores the attention mask (LLaDA's)
+            fail the probe, and the sampler then batches only prompts of equal length.
     """
 
     def __init__(
@@ -117,6 +123,7 @@ class DiffusionLM:
         tokens: SpecialTokens | None = None,
         shift_logits: bool = False,
         bidirectional_mask: bool = False,
+        mask_form: str | None = None,
         handles_padding: bool | None = None,
     ):
         self.model = model
@@ -124,13 +131,22 @@ class DiffusionLM:
         self.tokens = tokens or resolve_special_tokens(model, tokenizer)
         self.shift_logits = shift_logits
         self.bidirectional_mask = bidirectional_mask
+        if bidirectional_mask:
+            mask_form = "4d_additive"
+        if mask_form is not None and mask_form not in MASK_FORMS + ("4d_additive",):
+            raise ValueError(f"unknown mask form {mask_form!r}")
         # Results of one-off checks, shared with every with_runner() view (a shallow copy shares this dict).
-        self._checks: dict[str, bool] = {}
+        self._checks: dict = {}
+        if mask_form is not None:
+            self._checks["mask_form"] = mask_form
         if handles_padding is not None:
             self._checks["padding"] = handles_padding
+            self._checks.setdefault("mask_form", MASK_FORMS[0])
         base = model.get_base_model() if hasattr(model, "get_base_model") else model  # see through PEFT wrappers
         self._accepts_position_ids = "position_ids" in inspect.signature(base.forward).parameters
         self.runner = model
+        # Load-time compatibility fixes applied to this model's remote code (see dopsd.models.compat).
+        self.compat_fixes: tuple[str, ...] = ()
 
     def with_runner(self, runner) -> "DiffusionLM":
         """A view whose forward passes go through ``runner`` (e.g. the DDP/FSDP wrapper accelerate returns).
@@ -143,8 +159,16 @@ class DiffusionLM:
 
     def rewrap(self, model) -> "DiffusionLM":
         """The same settings around another model (a PEFT-wrapped or frozen copy of this one)."""
-        return DiffusionLM(model, self.tokenizer, tokens=self.tokens, shift_logits=self.shift_logits,
-                           bidirectional_mask=self.bidirectional_mask, handles_padding=self._checks.get("padding"))
+        view = DiffusionLM(model, self.tokenizer, tokens=self.tokens, shift_logits=self.shift_logits,
+                           bidirectional_mask=self.bidirectional_mask, mask_form=self._checks.get("mask_form"),
+                           handles_padding=self._checks.get("padding"))
+        view.compat_fixes = self.compat_fixes
+        return view
+
+    @property
+    def mask_form(self) -> str | None:
+        """The mask form in use (``None`` until the padding probe has chosen one)."""
+        return self._checks.get("mask_form")
 
     @property
     def device(self) -> torch.device:
@@ -161,14 +185,21 @@ class DiffusionLM:
     def _model_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> dict:
         if attention_mask is not None and bool(attention_mask.all()):
             attention_mask = None
+        if attention_mask is not None and "mask_form" not in self._checks:
+            self.handles_padding  # noqa: B018  (the probe picks the mask form this model understands)
+        form = self._checks.get("mask_form", MASK_FORMS[0])
         inputs = {"input_ids": input_ids}
         if attention_mask is not None and self._accepts_position_ids:
             inputs["position_ids"] = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        if self.bidirectional_mask:
+        if form == "4d_additive":
             keys = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
             blocked = torch.finfo(self.dtype).min
             additive = torch.zeros(keys.shape, dtype=self.dtype, device=input_ids.device).masked_fill(~keys, blocked)
             inputs["attention_mask"] = additive[:, None, None, :]
+        elif attention_mask is not None and form == "4d_bool":
+            # Key mask repeated for every query row: padded rows attend to real tokens, so no row is all-masked.
+            keys = attention_mask.bool()
+            inputs["attention_mask"] = keys[:, None, None, :].expand(-1, 1, keys.shape[1], -1)
         elif attention_mask is not None:
             inputs["attention_mask"] = attention_mask
         return inputs
@@ -210,8 +241,8 @@ class DiffusionLM:
             return (picked, *args[1:])
 
         head = self.model.get_output_embeddings()
-        if head is None:
-            raise _SelectionUnsupported("the model exposes no output head module")
+        if head is None or isinstance(head, torch.nn.Embedding):
+            raise _SelectionUnsupported("the model exposes no separate output head module")
         handle = head.register_forward_pre_hook(gather_hidden)
         try:
             logits = self.runner(**self._model_inputs(input_ids, attention_mask)).logits
@@ -254,14 +285,28 @@ class DiffusionLM:
 
     @torch.no_grad()
     def _probe_padding(self) -> bool:
+        """Tries each mask form (or the one given) and keeps the first under which padding changes nothing."""
         tokens = self.tokens
+        forms = [self._checks["mask_form"]] if "mask_form" in self._checks else list(MASK_FORMS)
         row = torch.tensor([[tokens.eos, tokens.mask, tokens.eos, tokens.mask, tokens.mask]], device=self.device)
-        alone = self.logits(row)
+        # With shifted logits a row's first position reads the position before it (padding, when padded): it
+        # predicts no token of any response, so it is left out of the comparison.
+        start = 1 if self.shift_logits else 0
+        alone = self.logits(row)[:, start:]
         padded = torch.cat([torch.full((1, 3), tokens.pad, device=self.device), row], dim=1)
         mask = torch.ones_like(padded)
         mask[:, :3] = 0
-        together = self.logits(padded, mask)[:, 3:]
-        return bool(torch.allclose(alone, together, **_tolerance(alone)))
+        for form in forms:
+            self._checks["mask_form"] = form
+            try:
+                together = self.logits(padded, mask)[:, 3 + start :]
+            except Exception:  # noqa: BLE001  (a model that rejects this form of mask)
+                continue
+            if together.shape == alone.shape and bool(torch.allclose(alone, together, **_tolerance(alone))):
+                return True
+        # No form makes padding harmless: the mask is then never needed (equal-length batches only).
+        self._checks["mask_form"] = forms[0]
+        return False
 
     def decode(self, token_ids) -> str:
         """Text of a response: everything before the first stop token, special tokens dropped."""

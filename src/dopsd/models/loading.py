@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
@@ -11,15 +12,26 @@ from transformers import (
     AutoModelForCausalLM,
     AutoModelForMaskedLM,
     AutoTokenizer,
+    PretrainedConfig,
 )
+from transformers.dynamic_module_utils import get_class_from_dynamic_module
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 from dopsd.errors import DopsdError
+from dopsd.models import compat
 from dopsd.models.adapter import DiffusionLM, resolve_special_tokens
 from dopsd.models.convert import diffusion_settings, disable_causal_attention
 
+logger = logging.getLogger(__name__)
+
 # Remote-code models known to read their logits one position to the left (Dream).
 SHIFTED_MODEL_TYPES = {"Dream", "dream"}
+
+# Auto classes a remote-code folder's ``auto_map`` is searched for, in order.
+REMOTE_AUTO_CLASSES = ("AutoModelForMaskedLM", "AutoModel", "AutoModelForCausalLM")
+
+# Names a mask token goes by in tokenizers that do not declare it as their ``mask_token`` (LLaDA's: ``<|mdm_mask|>``).
+MASK_TOKEN_NAMES = ("<|mdm_mask|>", "<|mask|>", "[MASK]", "<mask>")
 
 
 def default_device() -> str:
@@ -58,6 +70,53 @@ def _model_class(config, trust_remote_code: bool):
     return AutoModel
 
 
+def _remote_model_class(config, path: str, trust_remote_code: bool):
+    """``(auto class name, model class)`` from the folder's ``auto_map``, or ``None`` for library models."""
+    auto_map = getattr(config, "auto_map", None) or {}
+    if not (auto_map and trust_remote_code) or diffusion_settings(config):
+        return None
+    for name in REMOTE_AUTO_CLASSES:
+        if name in auto_map:
+            reference = auto_map[name]
+            reference = reference[0] if isinstance(reference, (list, tuple)) else reference
+            return name, get_class_from_dynamic_module(reference, path)
+    return None
+
+
+def _declared_config(path: str, extra: dict) -> dict:
+    """The checkpoint's config as written (no class defaults filled in)."""
+    try:
+        return PretrainedConfig.get_config_dict(path, **extra)[0]
+    except (OSError, ValueError):
+        return {}
+
+
+def _mask_from_tokenizer(tokenizer) -> int | None:
+    """The tokenizer's mask token: the one it declares, else one of :data:`MASK_TOKEN_NAMES` in its vocabulary."""
+    if getattr(tokenizer, "mask_token_id", None) is not None:
+        return int(tokenizer.mask_token_id)
+    vocab = tokenizer.get_vocab() if tokenizer is not None else {}
+    return next((int(vocab[name]) for name in MASK_TOKEN_NAMES if name in vocab), None)
+
+
+def _undeclared_mask_id(config, declared: dict, tokenizer, path: str) -> int | None:
+    """The mask id when config.json does not state one: never the config class's default.
+
+    LLaDA's config class defaults ``mask_token_id`` to GPT-2's 50256, while the real model's mask is 126336
+    (``<|mdm_mask|>`` in its tokenizer); a folder whose config.json omits the id would silently use the wrong token.
+    The id is then taken from the tokenizer, or refused.
+    """
+    if "mask_token_id" in declared or getattr(config, "mask_token_id", None) is None:
+        return None
+    from_tokenizer = _mask_from_tokenizer(tokenizer)
+    if from_tokenizer is None:
+        raise DopsdError(
+            f"{path}: config.json sets no mask_token_id and the tokenizer has no mask token; the config class's "
+            f"default ({config.mask_token_id}) is not trusted: pass the model's mask id with --mask-token-id"
+        )
+    return from_tokenizer
+
+
 def load_diffusion_lm(
     path: str | Path,
     *,
@@ -71,25 +130,42 @@ def load_diffusion_lm(
     pad_token_id: int | None = None,
     shift_logits: bool | None = None,
     handles_padding: bool | None = None,
+    check: bool = True,
 ) -> DiffusionLM:
     """Loads a checkpoint folder (or hub name) as a diffusion LM, in eval mode.
 
-    Token ids not given come from the tokenizer, then the config. ``shift_logits`` defaults to what the checkpoint
-    says (dopsd-converted models record it; Dream shifts). Errors a user can fix raise :class:`DopsdError`.
+    Token ids not given come from the tokenizer, then the config (a mask id config.json does not state is never
+    taken from the config class's defaults). ``shift_logits`` defaults to what the checkpoint says (dopsd-converted
+    models record it; Dream shifts). Remote code written for transformers 4 gets the fixes of
+    :mod:`dopsd.models.compat` (listed in ``lm.compat_fixes``); with ``check`` the rotary tables and the logits of
+    a tiny input are checked after loading (``check=False`` and :func:`dopsd.models.compat.check_loaded_model`
+    later, to check on the device the model is moved to). Errors a user can fix raise :class:`DopsdError`.
     """
     path = str(path)
     if not Path(path).exists() and (path.startswith((".", "/", "~")) or path.count("/") != 1):
         raise DopsdError(f"no model folder at {path!r}")
     extra = {"gguf_file": gguf_file} if gguf_file else {}
+    options = dict(trust_remote_code=trust_remote_code, dtype=parse_dtype(dtype), **extra)
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, **extra)
-        model_class = _model_class(config, trust_remote_code)
-        model = model_class.from_pretrained(path, trust_remote_code=trust_remote_code, dtype=parse_dtype(dtype), **extra)
+        fixes = compat.fix_config(config)
+        remote = _remote_model_class(config, path, trust_remote_code)
+        if remote is not None:
+            auto_name, model_class = remote
+            fixes += compat.patch_remote_code(model_class)
+            model_class.register_for_auto_class(auto_name)  # save_pretrained then copies the code along
+        else:
+            model_class = _model_class(config, trust_remote_code)
+        model = model_class.from_pretrained(path, config=config, **options)
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_path or path, trust_remote_code=trust_remote_code, **extra)
     except DopsdError:
         raise
     except (OSError, ValueError) as error:
         raise DopsdError(f"cannot load a model from {path!r}: {str(error).splitlines()[0]}") from error
+    if getattr(model, "_dopsd_post_init_added", False):
+        fixes.append("post_init")
+    if compat.repair_rotary_tables(model):
+        fixes.append("inv_freq")
     if device is not None:
         model.to(device)
     model.eval()
@@ -98,10 +174,12 @@ def load_diffusion_lm(
         disable_causal_attention(model)
     if shift_logits is None:
         shift_logits = bool(settings.get("shift_logits", config.model_type in SHIFTED_MODEL_TYPES))
+    if mask_token_id is None:
+        mask_token_id = _undeclared_mask_id(config, _declared_config(path, extra), tokenizer, path)
     tokens = resolve_special_tokens(
         model, tokenizer, mask_token_id=mask_token_id, eos_token_id=eos_token_id, pad_token_id=pad_token_id
     )
-    return DiffusionLM(
+    lm = DiffusionLM(
         model,
         tokenizer,
         tokens=tokens,
@@ -109,3 +187,9 @@ def load_diffusion_lm(
         bidirectional_mask=bool(settings.get("bidirectional")),
         handles_padding=handles_padding,
     )
+    lm.compat_fixes = tuple(sorted(set(fixes)))
+    if lm.compat_fixes:
+        logger.info("%s: applied transformers-5 compatibility fixes: %s", path, ", ".join(lm.compat_fixes))
+    if check:
+        compat.check_loaded_model(lm)
+    return lm
