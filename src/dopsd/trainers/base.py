@@ -27,19 +27,14 @@ from dopsd.config import save_config
 from dopsd.errors import DopsdError
 from dopsd.evaluation import evaluate
 from dopsd.models import DiffusionLM, load_diffusion_lm
+from dopsd.models.checkpointing import enable_gradient_checkpointing
+from dopsd.models.compat import check_loaded_model
+from dopsd.models.lora import describe_targets, lora_target_modules
 from dopsd.tasks import Example, Task, get_task, load_examples
 from dopsd.trainers import checkpoint as ckpt
-from dopsd.trainers.config import BUILTIN_LORA_TARGETS, LORA_TARGETS, TrainingConfig
+from dopsd.trainers.config import TrainingConfig
 from dopsd.trainers.metrics import MetricsLogger
 from dopsd.trainers.plot import plot_run
-
-
-def lora_targets(model) -> list[str]:
-    names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
-    targets = [t for t in LORA_TARGETS + BUILTIN_LORA_TARGETS if t in names]
-    if not targets:
-        raise DopsdError("found no attention/MLP projections to adapt: set lora_target_modules")
-    return targets
 
 
 class Trainer:
@@ -66,11 +61,16 @@ class Trainer:
         self.task = get_task(task or config.task) if not isinstance(task, Task) else task
         self.train_examples, self.eval_examples = self.load_data()
         self.resume_folder = ckpt.resolve_resume(self.output_dir, config.resume_from)
-        if model is None:
-            model = load_diffusion_lm(config.model, trust_remote_code=config.trust_remote_code, dtype=config.dtype)
+        loaded = model is None
+        if loaded:
+            model = load_diffusion_lm(config.model, trust_remote_code=config.trust_remote_code, dtype=config.dtype,
+                                      mask_token_id=config.mask_token_id, eos_token_id=config.eos_token_id,
+                                      pad_token_id=config.pad_token_id, check=False)
         elif not isinstance(model, DiffusionLM):
             model = DiffusionLM(model, tokenizer)
         model.model.to(self.accelerator.device)
+        if loaded:
+            check_loaded_model(model)  # rotary tables and finite logits, where the model now lives
         self.base_lm = model
         self.setup_model()
         trainable = [p for p in self.base_lm.model.parameters() if p.requires_grad]
@@ -90,21 +90,24 @@ class Trainer:
 
     # ----- model -----------------------------------------------------------------------------------------------
     def setup_model(self) -> None:
-        """Wraps the model with LoRA (or leaves every weight trainable) and enables gradient checkpointing."""
+        """Wraps the model with LoRA (or leaves every weight trainable) and enables gradient checkpointing.
+
+        LoRA's targets are the paper's seven projection kinds on architectures dopsd knows (LLaDA's and Dream's
+        names included), every linear layer but the output head otherwise; the list is printed and written to the
+        run's ``config.yaml`` (``lora_target_modules``)."""
         config, model = self.config, self.base_lm.model
         if config.use_lora:
             from peft import LoraConfig, get_peft_model
 
-            lora = LoraConfig(
-                r=config.lora_r,
-                lora_alpha=config.lora_alpha,
-                lora_dropout=config.lora_dropout,
-                target_modules=config.lora_target_modules or lora_targets(model),
-            )
+            config.lora_target_modules = config.lora_target_modules or lora_target_modules(model)
+            if self.accelerator.is_main_process:
+                print(f"LoRA adapts {describe_targets(config.lora_target_modules)}", flush=True)
+            lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                              target_modules=config.lora_target_modules)
             model = get_peft_model(model, lora)
             self.base_lm = self.base_lm.rewrap(model)
         if config.gradient_checkpointing:
-            model.gradient_checkpointing_enable()
+            enable_gradient_checkpointing(model)
         model.train()
 
     @property

@@ -8,10 +8,6 @@ from dataclasses import dataclass
 from dopsd.config import ConfigError, option
 from dopsd.sampling import SamplerConfig
 
-LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-BUILTIN_LORA_TARGETS = ["qkv", "out", "gate_up", "down"]
-
-
 def check(condition: bool, name: str, value, requirement: str) -> None:
     """Raises the one-line ConfigError naming ``name`` unless ``condition`` holds."""
     if not condition:
@@ -35,12 +31,16 @@ class TrainingConfig:
                         "model")
     trust_remote_code: bool = option(False, "run code shipped with the checkpoint (LLaDA, Dream)", "model")
     dtype: str = option("auto", "weights' dtype: auto keeps the checkpoint's; or float32, bfloat16, float16", "model")
+    mask_token_id: int | None = option(None, "the mask token's id; null: from the tokenizer, then the config", "model")
+    eos_token_id: int | None = option(None, "the end-of-sequence id; null: from the tokenizer, then the config", "model")
+    pad_token_id: int | None = option(None, "the padding id; null: from the tokenizer, then the config", "model")
     use_lora: bool = option(True, "train a LoRA adapter (true) or every weight (false)", "model")
     lora_r: int = option(128, "LoRA rank r", "model")
     lora_alpha: int = option(64, "LoRA scaling alpha", "model")
     lora_dropout: float = option(0.05, "LoRA dropout", "model")
     lora_target_modules: list[str] | None = option(
-        None, "module names to adapt, comma-separated; null: the attention and MLP projections", "model")
+        None, "module names to adapt, comma-separated; null: the paper's q,k,v,o,gate,up,down projections (LLaDA's "
+        "and Dream's names known), every linear layer but the output head on other architectures", "model")
     gradient_checkpointing: bool = option(False, "recompute activations in the student's backward (less memory)",
                                           "model")
     mixed_precision: str = option("auto", "no, bf16 or fp16 (passed to accelerate); auto: bf16 on GPUs that have it",
