@@ -53,3 +53,16 @@ def test_user_errors_are_one_line(tmp_path, capsys):
 def test_out_of_range_option_names_the_field(random_model, capsys):
     assert main(["sample", "--model", str(random_model), "--prompt", "x", "--steps", "1000"]) == 2
     assert "'steps'" in capsys.readouterr().err
+
+
+def test_the_command_line_answers_help_without_importing_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom dopsd.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit as e:\n"
+            "    assert e.code == 0\nheavy = [m for m in ('torch', 'transformers', 'accelerate') if m in sys.modules]\n"
+            "assert not heavy, heavy\ntry:\n    main(['nosuch'])\nexcept SystemExit as e:\n    assert e.code == 2\n"
+            "assert 'torch' not in sys.modules\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "usage: dopsd" in result.stdout and result.stderr.strip().startswith("error: argument COMMAND")

@@ -30,7 +30,9 @@ def bundle_folder(task: str) -> Path:
 
 
 def bundled_model_path(task: str) -> str:
-    """Folder of the bundled base model for ``task`` (load it with ``AutoModel.from_pretrained``)."""
+    """Folder of the bundled base model for ``task`` (load it with ``AutoModel.from_pretrained``: this registers the
+    built-in family with the Auto classes)."""
+    import dopsd.models  # noqa: F401
     folder = bundle_folder(task) / "model"
     if not (folder / "config.json").is_file():
         raise DopsdError(f"the bundled {task} model is missing from {folder}: run scripts/build_base_models.py")

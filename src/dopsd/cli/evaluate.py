@@ -8,7 +8,6 @@ from collections import defaultdict
 
 from dopsd.cli.options import add_model_options, add_sampler_options, load_model, sampler_config
 from dopsd.errors import DopsdError
-from dopsd.evaluation import evaluate, read_completions, score_row, summarize, write_jsonl
 from dopsd.tasks import PROMPT_STYLES, SAMPLE, TASK_NAMES, get_task, load_examples
 
 
@@ -44,6 +43,8 @@ def task_examples(args: argparse.Namespace):
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from dopsd.evaluation import evaluate, write_jsonl
+
     task, examples = task_examples(args)
     lm = load_model(args)
     all_rows, summaries = [], []
@@ -65,6 +66,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_score(args: argparse.Namespace) -> int:
+    from dopsd.evaluation import read_completions, score_row, summarize
+
     task, examples = task_examples(args)
     groups = defaultdict(list)
     for row in read_completions(args.completions):

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import argparse
 
+from dopsd.cli.parser import CommandParser
+
+SUMMARY = "reproduce tables and figures of the paper on the bundled models (dopsd experiment --help lists them)"
+
 
 def register(subparsers) -> None:
+    """A cheap stub: the experiments (which import the trainers) are read only when the subcommand runs."""
+    stub = subparsers.add_parser("experiment", help=SUMMARY, add_help=False)
+    stub.set_defaults(run=run_experiment_command, accepts_overrides=True)
+
+
+def experiment_parser() -> argparse.ArgumentParser:
     from dopsd.experiments import EXPERIMENTS
 
-    parser = subparsers.add_parser(
-        "experiment",
-        help="reproduce tables and figures of the paper on the bundled models (main, toy, overlap, ablations)",
+    parser = CommandParser(
+        prog="dopsd experiment",
         description="Train (or read back finished) runs under --output and write <output>/<name>.md: main = Tables 1 "
         "and 2, toy = Table 3, overlap = Figure 3, ablations = d-OPSD's design choices. Several names share their "
         "runs (each trained once). Finished runs are reused, so an interrupted experiment continues; use a new "
@@ -25,15 +34,17 @@ def register(subparsers) -> None:
                         help="runs and evaluations at a time, each in its own process with an equal share of the "
                         "CPU threads (default 1: one after another in this process)")
     parser.add_argument("--max-updates", type=int, default=None, help="override every run's preset update count")
-    parser.set_defaults(run=run_experiment_command)
+    return parser
 
 
 def run_experiment_command(args: argparse.Namespace) -> int:
     from dopsd.errors import DopsdError
     from dopsd.experiments import run_experiments
 
-    if args.jobs < 1:
-        raise DopsdError(f"--jobs must be at least 1, got {args.jobs}")
-    overrides = {} if args.max_updates is None else {"max_updates": args.max_updates}
-    print(run_experiments(list(dict.fromkeys(args.names)), args.output, args.tasks, args.seeds, args.jobs, **overrides))
+    options = experiment_parser().parse_args(args.overrides)
+    if options.jobs < 1:
+        raise DopsdError(f"--jobs must be at least 1, got {options.jobs}")
+    overrides = {} if options.max_updates is None else {"max_updates": options.max_updates}
+    print(run_experiments(list(dict.fromkeys(options.names)), options.output, options.tasks, options.seeds,
+                          options.jobs, **overrides))
     return 0

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from dopsd.models import DiffusionLM, default_device, load_diffusion_lm
-from dopsd.sampling import SamplerConfig
-
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
@@ -19,7 +16,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--pad-token-id", type=int, default=None, help="override the padding token id")
 
 
-def load_model(args: argparse.Namespace) -> DiffusionLM:
+def load_model(args: argparse.Namespace):
+    from dopsd.models import default_device, load_diffusion_lm
+
     return load_diffusion_lm(
         args.model,
         trust_remote_code=args.trust_remote_code,
@@ -44,7 +43,9 @@ def add_sampler_options(parser: argparse.ArgumentParser, *, gen_length_many: boo
     group.add_argument("--threshold", type=float, default=None, help="confidence-threshold parallel decoding")
 
 
-def sampler_config(args: argparse.Namespace, gen_length: int | None = None) -> SamplerConfig:
+def sampler_config(args: argparse.Namespace, gen_length: int | None = None):
+    from dopsd.sampling import SamplerConfig
+
     return SamplerConfig(
         gen_length=gen_length if gen_length is not None else args.gen_length,
         block_length=args.block_length,

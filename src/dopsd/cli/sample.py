@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 
 from dopsd.cli.options import add_model_options, add_sampler_options, load_model, sampler_config
-from dopsd.models import DiffusionLM
-from dopsd.sampling import BlockDiffusionSampler, Trajectory
 
 MASK_GLYPH = "░"
 
@@ -22,7 +20,7 @@ def register(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
-def encode_prompt(lm: DiffusionLM, text: str, chat: bool) -> list[int]:
+def encode_prompt(lm, text: str, chat: bool) -> list[int]:
     tokenizer = lm.tokenizer
     if chat:
         if not getattr(tokenizer, "chat_template", None):
@@ -34,7 +32,7 @@ def encode_prompt(lm: DiffusionLM, text: str, chat: bool) -> list[int]:
     return tokenizer(text)["input_ids"]
 
 
-def format_step(lm: DiffusionLM, trajectory: Trajectory, step: int) -> str:
+def format_step(lm, trajectory, step: int) -> str:
     """The response after ``step``: masks as ``░``, tokens revealed at this step in brackets."""
     state = trajectory.state(step + 1)
     fresh = set(trajectory.revealed_at(step).tolist())
@@ -49,6 +47,8 @@ def format_step(lm: DiffusionLM, trajectory: Trajectory, step: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dopsd.sampling import BlockDiffusionSampler
+
     lm = load_model(args)
     sampler = BlockDiffusionSampler(lm, sampler_config(args))
     trajectory = sampler.sample([encode_prompt(lm, args.prompt, args.chat)], seed=args.seed)[0]

@@ -11,6 +11,8 @@ from dopsd.models.registry import register_builtin_models
 from dopsd.models.tiny import MaskedDiffusionConfig, MaskedDiffusionTransformer
 from dopsd.models.tokenizer import build_char_tokenizer
 
+register_builtin_models()  # AutoConfig / AutoModel / AutoModelForMaskedLM know the built-in family from here on
+
 __all__ = [
     "DiffusionLM",
     "MaskedDiffusionConfig",
