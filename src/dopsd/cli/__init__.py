@@ -44,5 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        resume = " (continue a training run with the same command and --resume-from latest)" if getattr(
+            args, "accepts_overrides", False) else ""
+        print(f"interrupted{resume}", file=sys.stderr)
         return 130

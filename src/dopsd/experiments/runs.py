@@ -95,6 +95,8 @@ def run(root: Path, method: str, task: str, seed: int, variant: str = "default",
         values["save_every"] = values["eval_every"]
         if ckpt.latest_checkpoint(folder) is not None:
             values["resume_from"] = "latest"
+        else:  # the runner's own folder, interrupted before its first checkpoint
+            values["overwrite_output_dir"] = True
         trainer_class(config=trainer_class.config_class(**values)).train()
     return Run(folder, json.loads((folder / "summary.json").read_text()), read_metrics(folder / "metrics.jsonl"))
 

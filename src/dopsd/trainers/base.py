@@ -58,9 +58,13 @@ class Trainer:
         )
         set_seed(config.seed + self.accelerator.process_index)
         self.output_dir = Path(config.output_dir)
+        if self.output_dir.exists() and not self.output_dir.is_dir():
+            raise DopsdError(f"output_dir {self.output_dir} is a file: name a folder")
+        self.resume_folder = ckpt.resolve_resume(self.output_dir, config.resume_from)
+        if self.resume_folder is None and not config.overwrite_output_dir:
+            self.refuse_earlier_run()
         self.task = get_task(task or config.task) if not isinstance(task, Task) else task
         self.train_examples, self.eval_examples = self.load_data()
-        self.resume_folder = ckpt.resolve_resume(self.output_dir, config.resume_from)
         loaded = model is None
         if loaded:
             model = load_diffusion_lm(config.model, trust_remote_code=config.trust_remote_code, dtype=config.dtype,
@@ -85,6 +89,8 @@ class Trainer:
         self.lm = self.base_lm.with_runner(self.model)
         self.update = 0
         self.cursor = 0
+        self.seconds_before = 0.0  # wall time of the run before the checkpoint it resumed from
+        self.clock = time.perf_counter()
         self.history: list[dict] = []
         self.logger = MetricsLogger(self.output_dir, enabled=False)
 
@@ -116,6 +122,16 @@ class Trainer:
 
     def trainable_parameters(self):
         return [p for p in self.unwrapped.parameters() if p.requires_grad]
+
+    def refuse_earlier_run(self) -> None:
+        """An output folder holding an earlier run is never silently restarted or appended to."""
+        found = ckpt.run_files(self.output_dir)
+        if not found:
+            return
+        latest = ckpt.latest_checkpoint(self.output_dir)
+        resume = f"--resume-from latest to continue it from {latest.name}, " if latest else ""
+        raise DopsdError(f"{self.output_dir} already holds a run ({', '.join(found[:4])}): pass {resume}"
+                         "--overwrite-output-dir to start over, or another --output-dir")
 
     # ----- data ------------------------------------------------------------------------------------------------
     def load_data(self) -> tuple[list[Example], list[Example]]:
@@ -233,10 +249,10 @@ class Trainer:
             ckpt.begin(folder)
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            self.unwrapped.save_pretrained(partial / "model")
-            self.base_lm.tokenizer.save_pretrained(partial / "model")
+            self.save_model(partial / "model")
             torch.save(
                 {
+                    "wall_seconds": self.elapsed(),
                     "update": self.update,
                     "cursor": self.cursor,
                     "optimizer": self.optimizer.state_dict(),
@@ -253,6 +269,26 @@ class Trainer:
             ckpt.commit(partial, folder)
         accelerator.wait_for_everyone()
         return folder
+
+    def save_model(self, folder: Path) -> None:
+        """The weights (adapter or full) and tokenizer in ``save_pretrained`` form, with the decoding settings
+        (``sampling.json``) that ``dopsd eval`` and ``dopsd sample`` default to for this model."""
+        self.unwrapped.save_pretrained(folder)
+        self.base_lm.tokenizer.save_pretrained(folder)
+        sampling = self.config.eval_sampler_config()
+        settings = {"gen_length": sampling.gen_length, "block_length": sampling.block_length, "task": self.task.name}
+        (folder / ckpt.SAMPLING_FILE).write_text(json.dumps(settings) + "\n")
+
+    def save_best(self, entry: dict) -> None:
+        """``output_dir/best``: the weights of the best evaluation so far, and that evaluation (``eval.json``)."""
+        folder = self.output_dir / ckpt.BEST
+        partial = ckpt.begin(folder)
+        self.save_model(partial)
+        (partial / "eval.json").write_text(json.dumps(entry) + "\n")
+        ckpt.commit(partial, folder)
+
+    def elapsed(self) -> float:
+        return self.seconds_before + time.perf_counter() - self.clock
 
     def load_checkpoint(self, folder: Path) -> None:
         from safetensors.torch import load_file
@@ -271,6 +307,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.update, self.cursor, self.history = state["update"], state["cursor"], state["history"]
+        self.seconds_before = state.get("wall_seconds", 0.0)
         if state["rank"] is not None:
             ckpt.set_rng_state(state["rank"]["rng"])
             self.load_method_state(state["rank"]["method"])
@@ -279,8 +316,10 @@ class Trainer:
     def train(self) -> dict:
         """Runs to ``max_updates`` and returns the summary (also written to ``summary.json``)."""
         config, accelerator = self.config, self.accelerator
-        started = time.perf_counter()
+        self.clock = time.perf_counter()
         if accelerator.is_main_process:
+            if self.resume_folder is None and config.overwrite_output_dir:
+                ckpt.clear_run(self.output_dir)
             self.output_dir.mkdir(parents=True, exist_ok=True)
             save_config(config, self.output_dir / "config.yaml")
         self.logger = MetricsLogger(self.output_dir, enabled=accelerator.is_main_process)
@@ -304,7 +343,7 @@ class Trainer:
             bar.set_postfix({k: f"{v:.3g}" for k, v in metrics.items() if k in self.progress_keys})
         bar.close()
         self.logger.close()
-        summary = self.summary(time.perf_counter() - started)
+        summary = self.summary(self.elapsed())
         if accelerator.is_main_process:
             summary["plot"] = str(plot_run(self.output_dir, f"{type(self).__name__} on {self.task.name}"))
             (self.output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -332,14 +371,20 @@ class Trainer:
 
     def record_eval(self, result: dict) -> dict:
         entry = {"update": self.update, **result}
+        improved = all(entry["accuracy"] > earlier["accuracy"] for earlier in self.history)
         self.history.append(entry)
         if self.accelerator.is_main_process:
             self.logger.log(self.update, {f"eval_{k}": v for k, v in result.items()})
+            if improved and self.update > 0 and self.config.keep_best:
+                self.save_best(entry)
         return entry
 
     def summary(self, seconds: float) -> dict:
         best = max(self.history, key=lambda e: (e["accuracy"], -e["update"]))
-        best_folder = ckpt.checkpoint_folder(self.output_dir, best["update"])
+        best_folder = ckpt.checkpoint_folder(self.output_dir, best["update"]) / "model"
+        kept = self.output_dir / ckpt.BEST
+        if (kept / "eval.json").is_file() and json.loads((kept / "eval.json").read_text())["update"] == best["update"]:
+            best_folder = kept
         return {
             "task": self.task.name,
             "updates": self.update,

@@ -16,6 +16,9 @@ import torch
 from dopsd.errors import DopsdError
 
 PREFIX = "checkpoint-"
+BEST = "best"
+SAMPLING_FILE = "sampling.json"  # beside a saved model: the decoding settings it was trained and evaluated with
+RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "training.png", "tensorboard", BEST)
 
 
 def rng_state() -> dict:
@@ -49,6 +52,22 @@ def resolve_resume(output_dir: str | Path, resume_from: str | None) -> Path | No
     if folder is None or not (folder / "trainer_state.pt").is_file():
         raise DopsdError(f"no complete checkpoint to resume from at {resume_from!r} (output dir {output_dir})")
     return folder
+
+
+def run_files(output_dir: str | Path) -> list[str]:
+    """What an earlier run left in ``output_dir`` (its logs, plot, summary, best weights and checkpoints)."""
+    folder = Path(output_dir)
+    if not folder.is_dir():
+        return []
+    checkpoints = sorted(p.name for p in folder.glob(f"{PREFIX}*"))
+    return [name for name in RUN_FILES if (folder / name).exists()] + checkpoints
+
+
+def clear_run(output_dir: str | Path) -> None:
+    """Removes what :func:`run_files` lists, and nothing else in the folder."""
+    for name in run_files(output_dir):
+        path = Path(output_dir) / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def begin(folder: Path) -> Path:

@@ -77,6 +77,11 @@ class TrainingConfig:
     log_every: int = option(1, "write metrics every N updates", "run")
     resume_from: str | None = option(None, "a checkpoint folder to continue from, or 'latest' (newest in output_dir)",
                                      "run")
+    overwrite_output_dir: bool = option(False, "start over in an output_dir that holds an earlier run, deleting its "
+                                        "logs, checkpoints and best weights (otherwise such a folder is refused)",
+                                        "run")
+    keep_best: bool = option(True, "copy the weights to output_dir/best whenever an evaluation beats every earlier "
+                             "one", "run")
     progress: bool = option(True, "show progress bars", "run")
 
     def __post_init__(self):
