@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from dopsd.models import create_builtin_model
+from dopsd.sampling.defaults import save_sampling_defaults
 from dopsd.tasks import countdown_splits, sudoku_splits
 from dopsd.tasks.countdown import write_countdown_jsonl
 from dopsd.tasks.sudoku import write_sudoku_csv
@@ -64,6 +65,7 @@ def build(task: str, output: Path) -> dict:
     shutil.rmtree(model_dir, ignore_errors=True)
     lm.model.save_pretrained(model_dir)
     lm.tokenizer.save_pretrained(model_dir)
+    save_sampling_defaults(model_dir, config.gen_length, config.block_length, task)
     card = {"task": task, "sft_updates": summary["updates"], "heldout": summary["eval_after"],
             "recipe": {k: v for k, v in recipe.items() if k in ("model", "sft")}}
     (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n")

@@ -78,6 +78,7 @@ def evaluate(
     if batch_size < 1:
         raise DopsdError(f"batch size must be at least 1, got {batch_size}")
     prompts = encode_prompts(lm, task, examples, style)
+    lm.check_fits(max(map(len, prompts), default=0), sampler_config.gen_length)  # before any generation
     order = sorted(range(len(examples)), key=lambda i: len(prompts[i]))
     sampler = BlockDiffusionSampler(lm, sampler_config)
     rows: list[dict | None] = [None] * len(examples)

@@ -37,7 +37,7 @@ def test_an_output_folder_holding_a_run_is_refused_until_resumed_or_overwritten(
 
 def test_an_output_dir_that_is_a_file_is_refused(tmp_path):
     (tmp_path / "run").write_text("not a folder")
-    with pytest.raises(DopsdError, match="is a file"):
+    with pytest.raises(DopsdError, match="output_dir .* is a file: name a folder"):
         trainer(tmp_path)
 
 

@@ -33,6 +33,7 @@ def fake_hub(monkeypatch):
         return [hub_row(task, split, i) for i in range(5)]
 
     monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
+    monkeypatch.setattr("dopsd.hub.hub_unreachable", lambda: None)  # the fake hub is always there
     return calls
 
 

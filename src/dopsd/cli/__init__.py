@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     except DopsdError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a file that cannot be read or written: its path and why, in one line
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         resume = " (continue a training run with the same command and --resume-from latest)" if getattr(
             args, "accepts_overrides", False) else ""

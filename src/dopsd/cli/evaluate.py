@@ -6,7 +6,7 @@ import argparse
 import json
 from collections import defaultdict
 
-from dopsd.cli.options import add_model_options, add_sampler_options, load_model, sampler_config
+from dopsd.cli.options import add_model_options, add_sampler_options, apply_model_defaults, load_model, sampler_config
 from dopsd.errors import DopsdError
 from dopsd.tasks import PROMPT_STYLES, SAMPLE, TASK_NAMES, get_task, load_examples
 
@@ -45,7 +45,12 @@ def task_examples(args: argparse.Namespace):
 def run_eval(args: argparse.Namespace) -> int:
     from dopsd.evaluation import evaluate, write_jsonl
 
+    from dopsd.paths import check_writable_file
+
+    if args.output:
+        check_writable_file(args.output, "--output")
     task, examples = task_examples(args)
+    apply_model_defaults(args, many=True)
     lm = load_model(args)
     all_rows, summaries = [], []
     for gen_length in args.gen_length:
@@ -66,14 +71,26 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_score(args: argparse.Namespace) -> int:
+    import sys
+
     from dopsd.evaluation import read_completions, score_row, summarize
 
     task, examples = task_examples(args)
-    groups = defaultdict(list)
+    groups = defaultdict(dict)
     for row in read_completions(args.completions):
-        if not 0 <= row["index"] < len(examples):
-            raise DopsdError(f"{args.completions}: index {row['index']} is outside the {len(examples)} data rows")
-        groups[row.get("gen_length")].append(score_row(task, examples[row["index"]], row["completion"]))
+        index, length = row["index"], row.get("gen_length")
+        if not 0 <= index < len(examples):
+            raise DopsdError(f"{args.completions}: index {index} is outside the {len(examples)} data rows")
+        if index in groups[length]:
+            raise DopsdError(f"{args.completions}: index {index} appears twice" +
+                             (f" at gen_length {length}" if length is not None else "") + ": keep one completion each")
+        groups[length][index] = score_row(task, examples[index], row["completion"])
     for gen_length, rows in groups.items():
-        print(json.dumps(summarize(task, rows, gen_length).to_dict()))
+        missing = len(examples) - len(rows)
+        if missing:
+            where = f" at gen_length {gen_length}" if gen_length is not None else ""
+            print(f"warning: {missing} of the {len(examples)} data rows have no completion{where}; the summary "
+                  f"counts the {len(rows)} that do", file=sys.stderr)
+        summary = summarize(task, list(rows.values()), gen_length).to_dict()
+        print(json.dumps({**summary, "missing": missing}))
     return 0

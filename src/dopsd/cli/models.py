@@ -27,8 +27,20 @@ def register(subparsers) -> None:
     convert.set_defaults(run=run_convert)
 
 
+def refuse_existing(output: str) -> None:
+    """A model is written into a new or empty folder only: never over a file or an earlier model."""
+    from pathlib import Path
+
+    path = Path(output)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        kind = "a folder that is not empty" if path.is_dir() else "a file"
+        raise DopsdError(f"{output} is {kind}: choose a new folder for the model")
+
+
 def run_create(args: argparse.Namespace) -> int:
     from dopsd.models import create_builtin_model
+
+    refuse_existing(args.output)
 
     lm = create_builtin_model(
         seed=args.seed,
@@ -50,6 +62,7 @@ def run_convert(args: argparse.Namespace) -> int:
     from dopsd.models.convert import DEFAULT_MASK_TOKEN, convert_causal_lm
     from dopsd.models.loading import parse_dtype
 
+    refuse_existing(args.output)
     extra = {"gguf_file": args.gguf_file} if args.gguf_file else {}
     try:
         model = AutoModelForCausalLM.from_pretrained(args.model, dtype=parse_dtype(args.dtype), **extra)

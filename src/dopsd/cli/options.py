@@ -7,7 +7,8 @@ import argparse
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
-    group.add_argument("--model", required=True, help="checkpoint folder or hub name")
+    group.add_argument("--model", required=True,
+                       help="model folder, hub name, training checkpoint folder, or bundled:sudoku / bundled:countdown")
     group.add_argument("--trust-remote-code", action="store_true", help="run code shipped with the checkpoint")
     group.add_argument("--dtype", default="auto", help="auto (checkpoint's), float32, bfloat16 or float16")
     group.add_argument("--device", default=None, help="e.g. cpu, cuda, cuda:1 (default: cuda if available)")
@@ -33,14 +34,38 @@ def load_model(args: argparse.Namespace):
 def add_sampler_options(parser: argparse.ArgumentParser, *, gen_length_many: bool = False) -> None:
     group = parser.add_argument_group("sampling")
     if gen_length_many:
-        group.add_argument("--gen-length", type=int, nargs="+", default=[256], help="response length(s) in tokens")
+        group.add_argument("--gen-length", type=int, nargs="+", default=None,
+                           help="response length(s) in tokens (default: the model's sampling.json, else 256)")
     else:
-        group.add_argument("--gen-length", type=int, default=256, help="response length in tokens")
-    group.add_argument("--block-length", type=int, default=32, help="tokens per block")
+        group.add_argument("--gen-length", type=int, default=None,
+                           help="response length in tokens (default: the model's sampling.json, else 256)")
+    group.add_argument("--block-length", type=int, default=None,
+                       help="tokens per block (default: the model's sampling.json, else 32)")
     group.add_argument("--steps", type=int, default=None, help="denoising steps (default: gen_length / 2)")
     group.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     group.add_argument("--remasking", choices=("low_confidence", "random"), default="low_confidence")
     group.add_argument("--threshold", type=float, default=None, help="confidence-threshold parallel decoding")
+
+
+def apply_model_defaults(args: argparse.Namespace, *, many: bool = False) -> None:
+    """Lengths not given on the command line: the model folder's own (``sampling.json``: the bundled models and
+    every dopsd checkpoint have one), else the paper's 256 tokens in blocks of 32; said on stderr when taken."""
+    import sys
+
+    from dopsd.models.loading import resolve_model_path
+    from dopsd.sampling.defaults import load_sampling_defaults
+
+    own = load_sampling_defaults(resolve_model_path(args.model))
+    taken = []
+    if args.gen_length is None:
+        length = own.get("gen_length", 256)
+        args.gen_length = [length] if many else length
+        taken.append(f"gen_length {length}")
+    if args.block_length is None:
+        args.block_length = own.get("block_length", 32)
+        taken.append(f"block_length {args.block_length}")
+    if own and taken:
+        print(f"using the model's own {' and '.join(taken)} (its sampling.json)", file=sys.stderr)
 
 
 def sampler_config(args: argparse.Namespace, gen_length: int | None = None):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dopsd.cli.options import add_model_options, add_sampler_options, load_model, sampler_config
+from dopsd.cli.options import add_model_options, add_sampler_options, apply_model_defaults, load_model, sampler_config
 
 MASK_GLYPH = "░"
 
@@ -12,12 +12,36 @@ MASK_GLYPH = "░"
 def register(subparsers) -> None:
     parser = subparsers.add_parser("sample", help="sample a completion from a diffusion LM")
     add_model_options(parser)
-    parser.add_argument("--prompt", required=True, help="prompt text")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--prompt", help="prompt text ('-' reads it from standard input)")
+    source.add_argument("--prompt-file", help="a file holding the prompt text ('-': standard input)")
     parser.add_argument("--chat", action="store_true", help="wrap the prompt in the tokenizer's chat template")
     add_sampler_options(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--trajectory", action="store_true", help="print every denoising step")
     parser.set_defaults(run=run)
+
+
+def prompt_text(args: argparse.Namespace) -> str:
+    """The prompt from --prompt, --prompt-file or standard input; an empty one is refused."""
+    import sys
+
+    from dopsd.errors import DopsdError
+
+    source = args.prompt_file if args.prompt_file is not None else args.prompt
+    if source == "-":
+        text = sys.stdin.read()
+    elif args.prompt_file is not None:
+        try:
+            with open(args.prompt_file, encoding="utf-8") as handle:
+                text = handle.read()
+        except (OSError, UnicodeDecodeError) as error:
+            raise DopsdError(f"cannot read the prompt file {args.prompt_file}: {error}") from error
+    else:
+        text = args.prompt
+    if not text.strip():
+        raise DopsdError("the prompt is empty: give some text with --prompt or --prompt-file")
+    return text
 
 
 def encode_prompt(lm, text: str, chat: bool) -> list[int]:
@@ -49,9 +73,11 @@ def format_step(lm, trajectory, step: int) -> str:
 def run(args: argparse.Namespace) -> int:
     from dopsd.sampling import BlockDiffusionSampler
 
+    text = prompt_text(args)
+    apply_model_defaults(args)
     lm = load_model(args)
     sampler = BlockDiffusionSampler(lm, sampler_config(args))
-    trajectory = sampler.sample([encode_prompt(lm, args.prompt, args.chat)], seed=args.seed)[0]
+    trajectory = sampler.sample([encode_prompt(lm, text, args.chat)], seed=args.seed)[0]
     if args.trajectory:
         width = len(str(trajectory.num_steps))
         for step in range(trajectory.num_steps):

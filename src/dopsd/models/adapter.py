@@ -129,6 +129,7 @@ class DiffusionLM:
         self.model = model
         self.tokenizer = tokenizer
         self.tokens = tokens or resolve_special_tokens(model, tokenizer)
+        self._check_token_ids()
         self.shift_logits = shift_logits
         self.bidirectional_mask = bidirectional_mask
         if bidirectional_mask:
@@ -169,6 +170,35 @@ class DiffusionLM:
     def mask_form(self) -> str | None:
         """The mask form in use (``None`` until the padding probe has chosen one)."""
         return self._checks.get("mask_form")
+
+    def _check_token_ids(self) -> None:
+        """Every special id must index the model's embedding table: a wrong --mask-token-id fails here, in one line."""
+        embeddings = self.model.get_input_embeddings() if hasattr(self.model, "get_input_embeddings") else None
+        rows = getattr(embeddings, "num_embeddings", None)
+        if rows is None:
+            return
+        for name, value in (("mask", self.tokens.mask), ("eos", self.tokens.eos), ("pad", self.tokens.pad)):
+            if not 0 <= value < rows:
+                raise DopsdError(f"{name} token id {value} is outside this model's vocabulary (ids 0-{rows - 1}): "
+                                 f"check --{name}-token-id")
+
+    @property
+    def max_positions(self) -> int | None:
+        """The longest sequence the model is configured for (``None`` when its config does not say)."""
+        config = getattr(self.model, "config", None)
+        for name in ("max_position_embeddings", "max_sequence_length", "n_positions", "n_ctx", "seq_length"):
+            value = getattr(config, name, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return None
+
+    def check_fits(self, prompt_length: int, gen_length: int) -> None:
+        """Refuses, before any work, a prompt plus response longer than the model's positions."""
+        limit = self.max_positions
+        if limit is not None and prompt_length + gen_length > limit:
+            raise DopsdError(f"a prompt of {prompt_length} tokens plus a response of {gen_length} needs "
+                             f"{prompt_length + gen_length} positions, more than this model's {limit}: use a shorter "
+                             "prompt or gen_length")
 
     @property
     def device(self) -> torch.device:

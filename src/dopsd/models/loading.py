@@ -18,6 +18,7 @@ from transformers.dynamic_module_utils import get_class_from_dynamic_module
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 from dopsd.errors import DopsdError
+from dopsd.hub import cached_on_disk, hub_unreachable
 from dopsd.models import compat
 from dopsd.models.adapter import DiffusionLM, resolve_special_tokens
 from dopsd.models.convert import diffusion_settings, disable_causal_attention
@@ -117,6 +118,23 @@ def _undeclared_mask_id(config, declared: dict, tokenizer, path: str) -> int | N
     return from_tokenizer
 
 
+BUNDLED_PREFIX = "bundled:"
+
+
+def resolve_model_path(path: str | Path) -> str:
+    """``bundled:NAME`` is the bundled base model of task NAME; a training checkpoint folder (``checkpoint-N``,
+    holding ``model/``) means the model inside it; anything else is returned as given."""
+    path = str(path)
+    if path.startswith(BUNDLED_PREFIX):
+        from dopsd.bundled import bundled_model_path
+
+        return bundled_model_path(path[len(BUNDLED_PREFIX):])
+    folder = Path(path)
+    if folder.is_dir() and not (folder / "config.json").exists() and (folder / "model").is_dir():
+        return str(folder / "model")
+    return path
+
+
 def load_diffusion_lm(
     path: str | Path,
     *,
@@ -132,7 +150,8 @@ def load_diffusion_lm(
     handles_padding: bool | None = None,
     check: bool = True,
 ) -> DiffusionLM:
-    """Loads a checkpoint folder (or hub name) as a diffusion LM, in eval mode.
+    """Loads a checkpoint folder (or hub name, or ``bundled:NAME``, or a training ``checkpoint-N`` folder) as a
+    diffusion LM, in eval mode.
 
     Token ids not given come from the tokenizer, then the config (a mask id config.json does not state is never
     taken from the config class's defaults). ``shift_logits`` defaults to what the checkpoint says (dopsd-converted
@@ -141,9 +160,17 @@ def load_diffusion_lm(
     a tiny input are checked after loading (``check=False`` and :func:`dopsd.models.compat.check_loaded_model`
     later, to check on the device the model is moved to). Errors a user can fix raise :class:`DopsdError`.
     """
-    path = str(path)
+    path = resolve_model_path(path)
     if not Path(path).exists() and (path.startswith((".", "/", "~")) or path.count("/") != 1):
         raise DopsdError(f"no model folder at {path!r}")
+    if not Path(path).exists() and not cached_on_disk(path) and (reason := hub_unreachable()):
+        raise DopsdError(f"{path!r} is not a local folder and the Hugging Face hub is out of reach ({reason}): "
+                         "pass a local model folder")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise DopsdError(f"device {device!r}: this machine has no CUDA device torch can use: use --device cpu")
+    if (Path(path) / "adapter_config.json").is_file() and not (Path(path) / "config.json").is_file():
+        raise DopsdError(f"{path} holds a LoRA adapter, not a whole model: load its base model and the adapter with "
+                         "peft (a merge-and-export command is planned)")
     extra = {"gguf_file": gguf_file} if gguf_file else {}
     options = dict(trust_remote_code=trust_remote_code, dtype=parse_dtype(dtype), **extra)
     try:

@@ -111,6 +111,7 @@ class BlockDiffusionSampler:
         prompts = [torch.as_tensor(p, dtype=torch.long).flatten() for p in prompts]
         if any(p.numel() == 0 for p in prompts):
             raise ValueError("every prompt needs at least one token")
+        self.lm.check_fits(max(p.numel() for p in prompts), self.config.gen_length)
         if context is not None and tuple(context.shape) != (len(prompts), self.config.gen_length):
             raise ValueError(f"context must be (prompts, gen_length) = ({len(prompts)}, {self.config.gen_length}), "
                              f"got {tuple(context.shape)}")

@@ -13,6 +13,7 @@ from dopsd.errors import DopsdError
 
 SPLITS = ("train", "test")
 SAMPLE = "sample"
+BUNDLED_PREFIX = "bundled:"
 SAMPLE_FILES = {"gsm8k": "gsm8k_sample.jsonl", "math500": "math500_sample.jsonl", "sudoku": "sudoku_sample.csv",
                 "countdown": "countdown_sample.jsonl"}
 
@@ -30,11 +31,16 @@ def sample_data_path(name: str) -> str:
 
 
 def load_examples(task, path: str | None, split: str, limit: int | None = None) -> list:
-    """``task``'s examples from a local file, ``sample`` (the bundled sample) or, with no path, the hub's ``split``
+    """``task``'s examples from a local file, ``sample`` (the package's small sample), ``bundled:NAME`` (the bundled
+    NAME model's training set for ``train``, its held-out set for ``test``) or, with no path, the hub's ``split``
     (``train`` for training, ``test`` for evaluation: never the other); user errors become one-line DopsdErrors."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
     source = sample_data_path(task.name) if path == SAMPLE else path
+    if isinstance(path, str) and path.startswith(BUNDLED_PREFIX):  # a bundled model's own training/held-out set
+        from dopsd.bundled import bundled_data_path
+
+        source = bundled_data_path(path[len(BUNDLED_PREFIX):], "train" if split == "train" else "heldout")
     try:
         examples = task.load(source, split=split, limit=limit)
     except FileNotFoundError as error:
@@ -111,6 +117,11 @@ def load_hub_rows(dataset: tuple[str, ...], split: str, task: str, splits: tuple
     if split not in splits:
         raise DataError(f"{'/'.join(dataset)} has no {split} split ({task} on the hub has only "
                         f"{', '.join(splits)}): pass a local data file of {kind} examples")
+    from dopsd.hub import hub_unreachable
+
+    if reason := hub_unreachable():
+        raise DataError(f"no data file given for {task} and the Hugging Face hub is out of reach ({reason}): pass a "
+                        f"local data file of {kind} examples")
     try:
         import datasets
 

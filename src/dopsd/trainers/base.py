@@ -27,9 +27,11 @@ from dopsd.config import save_config
 from dopsd.errors import DopsdError
 from dopsd.evaluation import evaluate
 from dopsd.models import DiffusionLM, load_diffusion_lm
+from dopsd.paths import check_writable_folder
 from dopsd.models.checkpointing import enable_gradient_checkpointing
 from dopsd.models.compat import check_loaded_model
 from dopsd.models.lora import describe_targets, lora_target_modules
+from dopsd.sampling.defaults import save_sampling_defaults
 from dopsd.tasks import Example, Task, get_task, load_examples
 from dopsd.trainers import checkpoint as ckpt
 from dopsd.trainers.config import TrainingConfig
@@ -58,8 +60,7 @@ class Trainer:
         )
         set_seed(config.seed + self.accelerator.process_index)
         self.output_dir = Path(config.output_dir)
-        if self.output_dir.exists() and not self.output_dir.is_dir():
-            raise DopsdError(f"output_dir {self.output_dir} is a file: name a folder")
+        check_writable_folder(self.output_dir, "output_dir")
         self.resume_folder = ckpt.resolve_resume(self.output_dir, config.resume_from)
         if self.resume_folder is None and not config.overwrite_output_dir:
             self.refuse_earlier_run()
@@ -276,8 +277,7 @@ class Trainer:
         self.unwrapped.save_pretrained(folder)
         self.base_lm.tokenizer.save_pretrained(folder)
         sampling = self.config.eval_sampler_config()
-        settings = {"gen_length": sampling.gen_length, "block_length": sampling.block_length, "task": self.task.name}
-        (folder / ckpt.SAMPLING_FILE).write_text(json.dumps(settings) + "\n")
+        save_sampling_defaults(folder, sampling.gen_length, sampling.block_length, self.task.name)
 
     def save_best(self, entry: dict) -> None:
         """``output_dir/best``: the weights of the best evaluation so far, and that evaluation (``eval.json``)."""

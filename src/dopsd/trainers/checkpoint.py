@@ -17,7 +17,6 @@ from dopsd.errors import DopsdError
 
 PREFIX = "checkpoint-"
 BEST = "best"
-SAMPLING_FILE = "sampling.json"  # beside a saved model: the decoding settings it was trained and evaluated with
 RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "training.png", "tensorboard", BEST)
 
 
