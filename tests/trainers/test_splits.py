@@ -78,7 +78,7 @@ def test_the_bundled_presets_train_and_evaluate_on_disjoint_files(name):
 def test_a_held_out_set_that_overlaps_the_training_set_is_warned_about(tmp_path):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        DOPSDTrainer(tiny_lm(), task=ToyTask(), config=toy_config(tmp_path, use_lora=False))  # one file for both
+        DOPSDTrainer(tiny_lm(), task=ToyTask(), config=toy_config(tmp_path, use_lora=False)).train()  # one file
     assert any("6 of the 6 held-out prompts are also training prompts" in str(w.message) for w in caught)
 
 

@@ -137,17 +137,19 @@ class Trainer:
     # ----- data ------------------------------------------------------------------------------------------------
     def load_data(self) -> tuple[list[Example], list[Example]]:
         """Training examples from ``train_data`` (or the task's training split), held-out ones from ``eval_data``
-        (or its test split); a warning when the held-out set shares prompts with the training set."""
+        (or its test split)."""
         config = self.config
-        train = load_examples(self.task, config.train_data, "train")
-        held_out = load_examples(self.task, config.eval_data, "test", config.eval_limit)
+        return (load_examples(self.task, config.train_data, "train"),
+                load_examples(self.task, config.eval_data, "test", config.eval_limit))
+
+    def warn_if_not_held_out(self) -> None:
+        """A warning, as the run starts, when held-out questions are also training questions."""
         question = self.task.question_text
-        shared = {question(example) for example in train} & {question(example) for example in held_out}
+        shared = {question(example) for example in self.train_examples} & {question(e) for e in self.eval_examples}
         if shared and self.accelerator.is_main_process:
-            warnings.warn(f"{len(shared)} of the {len(held_out)} held-out prompts are also training prompts "
-                          f"(train_data={config.train_data}, eval_data={config.eval_data}): held-out accuracy is not "
-                          "held out", stacklevel=2)
-        return train, held_out
+            warnings.warn(f"{len(shared)} of the {len(self.eval_examples)} held-out prompts are also training prompts "
+                          f"(train_data={self.config.train_data}, eval_data={self.config.eval_data}): held-out "
+                          "accuracy is not held out", stacklevel=3)
 
     def next_examples(self, per_process: int):
         """This process's share of the next ``per_process * num_processes`` prompts of a seeded, per-epoch order."""
@@ -317,6 +319,7 @@ class Trainer:
         """Runs to ``max_updates`` and returns the summary (also written to ``summary.json``)."""
         config, accelerator = self.config, self.accelerator
         self.clock = time.perf_counter()
+        self.warn_if_not_held_out()
         if accelerator.is_main_process:
             if self.resume_folder is None and config.overwrite_output_dir:
                 ckpt.clear_run(self.output_dir)

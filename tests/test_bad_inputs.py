@@ -1,0 +1,155 @@
+"""Mistaken and hostile inputs across the command line: each ends with exit status 2 and exactly one `error:` line on
+stderr, no traceback, and nothing created or changed on disk."""
+
+import json
+import os
+
+import pytest
+
+from dopsd.cli import main
+
+BAD_YAML = "passk: [\n"
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("model") / "random"
+    assert main(["create-model", str(folder), "--hidden-size", "32", "--layers", "1", "--heads", "2"]) == 0
+    return str(folder)
+
+
+def workspace(root):
+    """Files the cases point at, made before each case and compared after it."""
+    (root / "bad.yaml").write_text(BAD_YAML)
+    (root / "list.yaml").write_text("- 1\n- 2\n")
+    (root / "unknown.yaml").write_text("unknown_field: 1\n")
+    (root / "bad.csv").write_text("Puzzle,Solution\n1234,5678\n")
+    (root / "dup.jsonl").write_text('{"index": 0, "completion": "1"}\n{"index": 0, "completion": "2"}\n')
+    (root / "outside.jsonl").write_text('{"index": 999, "completion": "1"}\n')
+    (root / "malformed.jsonl").write_text('{"index": 0, "completion": \n')
+    (root / "afile.txt").write_text("a file, not a folder\n")
+    (root / "nonempty").mkdir()
+    (root / "nonempty" / "keep.txt").write_text("keep\n")
+    (root / "oldrun").mkdir()
+    (root / "oldrun" / "metrics.jsonl").write_text('{"update": 0}\n')
+    (root / "adapter").mkdir()
+    (root / "adapter" / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "x"}))
+
+
+def snapshot(root) -> dict:
+    return {str(path.relative_to(root)): (path.stat().st_size, path.stat().st_mtime_ns)
+            for path in sorted(root.rglob("*"))}
+
+
+TRAIN = ["--task", "sudoku", "--train-data", "sample", "--eval-data", "sample"]
+
+CASES = {
+    # the command line itself
+    "unknown command": (["nosuch"], "invalid choice"),
+    "unknown field": (["train", "--passs", "3"], "did you mean --passk?"),
+    "stray word": (["train", "stray"], "unexpected argument"),
+    "field of another method": (["sft", "--passk", "2"], "unknown option --passk"),
+    "abbreviated field": (["train", "--teacher-ret", "0.5"], "unknown option --teacher-ret"),
+    "missing prompt": (["sample", "--model", "{model}"], "--prompt"),
+    "unknown experiment": (["experiment", "nosuch"], "invalid choice"),
+    "no jobs": (["experiment", "main", "--jobs", "0"], "--jobs must be at least 1"),
+    # config values and files
+    "not a number": (["train", "--passk", "many"], "'passk' = 'many' must be int"),
+    "zero passk": (["train", "--passk", "0"], "'passk' = 0 must be at least 1"),
+    "rho above one": (["train", "--teacher-retain-ratio", "1.5"], "'teacher_retain_ratio'"),
+    "negative clip": (["train", "--clip", "-1"], "'clip'"),
+    "unknown divergence": (["train", "--divergence", "l2"], "'divergence'"),
+    "unknown precision": (["train", "--mixed-precision", "fp8"], "'mixed_precision'"),
+    "one generation": (["grpo", "--num-generations", "1"], "'num_generations'"),
+    "negative beta": (["grpo", "--beta", "-1"], "'beta'"),
+    "empty batch": (["sft", "--batch-size", "0"], "'batch_size'"),
+    "steps out of range": (["train", "--steps", "1000"], "'steps'"),
+    "missing config": (["train", "--config", "missing.yaml"], "config file not found"),
+    "unparseable config": (["train", "--config", "bad.yaml"], "bad.yaml:2: not valid YAML"),
+    "config not a mapping": (["train", "--config", "list.yaml"], "expected a mapping"),
+    "unknown config field": (["train", "--config", "unknown.yaml"], "unknown config field"),
+    # data and tasks
+    "unknown task": (["train", "--task", "nosuch", "--model", "{model}"], "unknown task 'nosuch'"),
+    "no training split": (["train", "--task", "math500", "--model", "{model}"], "has no train split"),
+    "no hub set": (["train", "--task", "sudoku", "--model", "{model}"], "pass a local data file"),
+    "missing data file": (["eval", "--model", "{model}", "--task", "sudoku", "--data", "missing.csv"],
+                          "data file not found"),
+    "malformed data row": (["eval", "--model", "{model}", "--task", "sudoku", "--data", "bad.csv"], "bad.csv:2"),
+    "unknown bundle data": (["eval", "--model", "{model}", "--task", "sudoku", "--data", "bundled:nosuch"],
+                            "no bundled model for task 'nosuch'"),
+    # output places
+    "output dir is a file": (["train", "--model", "{model}", "--output-dir", "afile.txt", *TRAIN], "is a file"),
+    "output dir holds a run": (["train", "--model", "{model}", "--output-dir", "oldrun", *TRAIN],
+                               "already holds a run"),
+    "output dir under a file": (["train", "--model", "{model}", "--output-dir", "afile.txt/run", *TRAIN],
+                                "cannot be created"),
+    "nothing to resume": (["train", "--model", "{model}", "--output-dir", "fresh", "--resume-from", "latest", *TRAIN],
+                          "no complete checkpoint"),
+    "eval output is a folder": (["eval", "--model", "{model}", "--task", "sudoku", "--data", "sample", "--output",
+                                 "nonempty"], "is a folder"),
+    "eval output under a file": (["eval", "--model", "{model}", "--task", "sudoku", "--data", "sample", "--output",
+                                  "afile.txt/rows.jsonl"], "is a file"),
+    "create over a file": (["create-model", "afile.txt"], "is a file"),
+    "create over a model": (["create-model", "nonempty"], "not empty"),
+    # models
+    "no model folder": (["sample", "--model", "/nonexistent/model", "--prompt", "x"], "no model folder"),
+    "training a missing model": (["train", "--model", "./missing-model", *TRAIN, "--output-dir", "run"],
+                                 "no model folder"),
+    "unreachable hub model": (["sample", "--model", "someorg/somemodel", "--prompt", "x"], "out of reach"),
+    "unknown bundled model": (["sample", "--model", "bundled:nosuch", "--prompt", "x"], "no bundled model"),
+    "adapter folder": (["sample", "--model", "adapter", "--prompt", "x"], "holds a LoRA adapter"),
+    "convert a missing model": (["convert", "--model", "/nonexistent/lm", "--output", "converted"], "cannot load"),
+    "mask id beyond vocabulary": (["sample", "--model", "{model}", "--prompt", "x", "--mask-token-id", "99999"],
+                                  "outside this model's vocabulary"),
+    "cuda without cuda": (["sample", "--model", "{model}", "--prompt", "x", "--device", "cuda"], "no CUDA device"),
+    # sampling
+    "empty prompt": (["sample", "--model", "{model}", "--prompt", ""], "the prompt is empty"),
+    "blank prompt": (["sample", "--model", "{model}", "--prompt", "   \n"], "the prompt is empty"),
+    "missing prompt file": (["sample", "--model", "{model}", "--prompt-file", "missing.txt"],
+                            "cannot read the prompt file"),
+    "response too long": (["sample", "--model", "{model}", "--prompt", "x", "--gen-length", "1000"],
+                          "more than this model's 512"),
+    "prompt too long": (["sample", "--model", "{model}", "--prompt", "x" * 600], "more than this model's 512"),
+    "eval too long": (["eval", "--model", "{model}", "--task", "sudoku", "--data", "sample", "--gen-length", "600"],
+                      "more than this model's 512"),
+    "unknown remasking": (["sample", "--model", "{model}", "--prompt", "x", "--remasking", "nope"], "invalid choice"),
+    "threshold above one": (["sample", "--model", "{model}", "--prompt", "x", "--threshold", "2"], "'threshold'"),
+    # scoring saved completions
+    "missing completions": (["score", "--task", "sudoku", "--data", "sample", "--completions", "missing.jsonl"],
+                            "completions file not found"),
+    "duplicated index": (["score", "--task", "sudoku", "--data", "sample", "--completions", "dup.jsonl"],
+                         "index 0 appears twice"),
+    "index outside the data": (["score", "--task", "sudoku", "--data", "sample", "--completions", "outside.jsonl"],
+                               "index 999 is outside"),
+    "malformed completions": (["score", "--task", "sudoku", "--data", "sample", "--completions", "malformed.jsonl"],
+                              "malformed.jsonl:1"),
+}
+
+
+def test_the_table_is_large():
+    assert len(CASES) >= 40
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_a_bad_input_is_one_error_line_and_changes_nothing(name, model, tmp_path, monkeypatch, capsys):
+    arguments, message = CASES[name]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the hub is out of reach in every environment this runs in
+    from dopsd.hub import hub_unreachable
+
+    hub_unreachable.cache_clear()
+    workspace(tmp_path)
+    before = snapshot(tmp_path)
+    try:
+        code = main([argument.replace("{model}", model) for argument in arguments])
+    except SystemExit as exit_info:
+        code = exit_info.code
+    hub_unreachable.cache_clear()
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert message in lines[0]
+    assert snapshot(tmp_path) == before
+    assert os.listdir(tmp_path)  # the workspace is still there
