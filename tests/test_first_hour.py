@@ -64,3 +64,27 @@ def test_create_model_writes_into_a_new_folder_only(tmp_path, capsys):
     assert "config.json" in written and "model.safetensors" in written
     assert main(["create-model", str(target)]) == 2
     assert sorted(p.name for p in target.iterdir()) == written
+
+
+def test_interrupting_a_training_run_says_how_to_continue(monkeypatch, capsys):
+    from dopsd.cli import train
+
+    def interrupted(method, args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "run_method", interrupted)
+    assert main(["train"]) == 130
+    assert "--resume-from latest" in capsys.readouterr().err
+
+
+def test_a_read_only_output_place_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    import os
+
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: False if str(path) == str(tmp_path) else real_access(path, mode))
+    for arguments in (["train", "--output-dir", str(tmp_path / "run")],
+                      ["eval", "--model", "bundled:sudoku", "--task", "sudoku", "--data", "sample", "--output",
+                       str(tmp_path / "rows.jsonl")]):
+        assert main(arguments) == 2
+        assert "is not writable" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
