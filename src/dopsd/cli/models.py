@@ -26,6 +26,15 @@ def register(subparsers) -> None:
     convert.add_argument("--dtype", default="auto")
     convert.set_defaults(run=run_convert)
 
+    export = subparsers.add_parser("export", help="a trained checkpoint as a full model folder with a model card "
+                                   "(LoRA merged in)")
+    export.add_argument("source", help="a run's checkpoint-N, checkpoint-N/model or best folder (or any model folder)")
+    export.add_argument("output", help="new folder to write (save_pretrained form, tokenizer, sampling.json, README.md)")
+    export.add_argument("--base", default=None, help="base model of a LoRA adapter (default: the one it names)")
+    export.add_argument("--trust-remote-code", action="store_true", help="run code shipped with the base model")
+    export.add_argument("--push-to-hub", default=None, metavar="REPO_ID", help="also upload the folder to this repo")
+    export.set_defaults(run=run_export)
+
 
 def refuse_existing(output: str) -> None:
     """A model is written into a new or empty folder only: never over a file or an earlier model."""
@@ -75,4 +84,13 @@ def run_convert(args: argparse.Namespace) -> int:
     model.save_pretrained(args.output)
     tokenizer.save_pretrained(args.output)
     print(f"saved a masked diffusion LM (mask token id {tokenizer.mask_token_id}) to {args.output}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from dopsd.models.export import export_model
+
+    output = export_model(args.source, args.output, base_model=args.base, trust_remote_code=args.trust_remote_code,
+                          push_to_hub=args.push_to_hub)
+    print(f"exported {args.source} to {output}" + (f" and pushed it to {args.push_to_hub}" if args.push_to_hub else ""))
     return 0

@@ -10,6 +10,8 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model", required=True,
                        help="model folder, hub name, training checkpoint folder, or bundled:sudoku / bundled:countdown")
     group.add_argument("--trust-remote-code", action="store_true", help="run code shipped with the checkpoint")
+    group.add_argument("--base", default=None,
+                       help="base model of a LoRA adapter folder (default: the one the adapter names)")
     group.add_argument("--dtype", default="auto", help="auto (checkpoint's), float32, bfloat16 or float16")
     group.add_argument("--device", default=None, help="e.g. cpu, cuda, cuda:1 (default: cuda if available)")
     group.add_argument("--mask-token-id", type=int, default=None, help="override the mask token id")
@@ -28,6 +30,7 @@ def load_model(args: argparse.Namespace):
         mask_token_id=args.mask_token_id,
         eos_token_id=args.eos_token_id,
         pad_token_id=args.pad_token_id,
+        base_model=args.base,
     )
 
 

@@ -149,6 +149,7 @@ def load_diffusion_lm(
     shift_logits: bool | None = None,
     handles_padding: bool | None = None,
     check: bool = True,
+    base_model: str | Path | None = None,
 ) -> DiffusionLM:
     """Loads a checkpoint folder (or hub name, or ``bundled:NAME``, or a training ``checkpoint-N`` folder) as a
     diffusion LM, in eval mode.
@@ -158,7 +159,9 @@ def load_diffusion_lm(
     models record it; Dream shifts). Remote code written for transformers 4 gets the fixes of
     :mod:`dopsd.models.compat` (listed in ``lm.compat_fixes``); with ``check`` the rotary tables and the logits of
     a tiny input are checked after loading (``check=False`` and :func:`dopsd.models.compat.check_loaded_model`
-    later, to check on the device the model is moved to). Errors a user can fix raise :class:`DopsdError`.
+    later, to check on the device the model is moved to). A LoRA adapter folder (a LoRA run's checkpoint) loads as
+    its base model (``base_model``, else the one the adapter names) with the adapter merged in. Errors a user can
+    fix raise :class:`DopsdError`.
     """
     path = resolve_model_path(path)
     if not Path(path).exists() and (path.startswith((".", "/", "~")) or path.count("/") != 1):
@@ -169,8 +172,9 @@ def load_diffusion_lm(
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise DopsdError(f"device {device!r}: this machine has no CUDA device torch can use: use --device cpu")
     if (Path(path) / "adapter_config.json").is_file() and not (Path(path) / "config.json").is_file():
-        raise DopsdError(f"{path} holds a LoRA adapter, not a whole model: load its base model and the adapter with "
-                         "peft (a merge-and-export command is planned)")
+        return _load_adapter(path, base_model, trust_remote_code=trust_remote_code, dtype=dtype, device=device,
+                             mask_token_id=mask_token_id, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
+                             shift_logits=shift_logits, handles_padding=handles_padding, check=check)
     extra = {"gguf_file": gguf_file} if gguf_file else {}
     options = dict(trust_remote_code=trust_remote_code, dtype=parse_dtype(dtype), **extra)
     try:
@@ -217,6 +221,37 @@ def load_diffusion_lm(
     lm.compat_fixes = tuple(sorted(set(fixes)))
     if lm.compat_fixes:
         logger.info("%s: applied transformers-5 compatibility fixes: %s", path, ", ".join(lm.compat_fixes))
+    if check:
+        compat.check_loaded_model(lm)
+    return lm
+
+
+def _load_adapter(path: str, base_model, **options) -> DiffusionLM:
+    """The adapter's base model with the LoRA weights merged in; the tokenizer saved beside the adapter."""
+    import json
+
+    from peft import PeftModel
+
+    declared = json.loads((Path(path) / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    base_path = base_model or declared
+    if not base_path:
+        raise DopsdError(f"{path} holds a LoRA adapter that does not name its base model: pass --base PATH")
+    check = options.pop("check")
+    try:
+        base = load_diffusion_lm(base_path, check=False, **options)
+    except DopsdError as error:
+        raise DopsdError(f"{path} holds a LoRA adapter whose base model {base_path!r} does not load ({error}): pass "
+                         "--base PATH") from error
+    try:
+        merged = PeftModel.from_pretrained(base.model, path).merge_and_unload()
+    except (OSError, ValueError, RuntimeError) as error:
+        raise DopsdError(f"cannot apply the LoRA adapter in {path} to {base_path}: {str(error).splitlines()[0]}") from error
+    tokenizer = AutoTokenizer.from_pretrained(path) if (Path(path) / "tokenizer_config.json").is_file() else base.tokenizer
+    lm = DiffusionLM(merged.eval(), tokenizer, tokens=base.tokens, shift_logits=base.shift_logits,
+                     bidirectional_mask=base.bidirectional_mask, mask_form=base.mask_form,
+                     handles_padding=options.get("handles_padding"))
+    lm.compat_fixes = base.compat_fixes
+    lm.adapter_base = str(base_path)
     if check:
         compat.check_loaded_model(lm)
     return lm

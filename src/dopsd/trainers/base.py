@@ -389,6 +389,7 @@ class Trainer:
         if (kept / "eval.json").is_file() and json.loads((kept / "eval.json").read_text())["update"] == best["update"]:
             best_folder = kept
         return {
+            "trainer": type(self).__name__,
             "task": self.task.name,
             "updates": self.update,
             "eval_before": self.history[0],
