@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
+import importlib.util
 import json
 import random
 import time
@@ -36,7 +38,12 @@ from dopsd.tasks import Example, Task, get_task, load_examples
 from dopsd.trainers import checkpoint as ckpt
 from dopsd.trainers.config import TrainingConfig
 from dopsd.trainers.metrics import MetricsLogger
+from dopsd.trainers.schedule import lr_factor
 from dopsd.trainers.plot import plot_run
+
+
+def package_missing(name: str) -> bool:
+    return importlib.util.find_spec(name) is None
 
 
 class Trainer:
@@ -61,6 +68,8 @@ class Trainer:
         set_seed(config.seed + self.accelerator.process_index)
         self.output_dir = Path(config.output_dir)
         check_writable_folder(self.output_dir, "output_dir")
+        if "wandb" in config.report_to and package_missing("wandb"):
+            raise DopsdError("report_to wandb needs the wandb package: pip install wandb (or drop wandb from report_to)")
         self.resume_folder = ckpt.resolve_resume(self.output_dir, config.resume_from)
         if self.resume_folder is None and not config.overwrite_output_dir:
             self.refuse_earlier_run()
@@ -81,10 +90,8 @@ class Trainer:
         trainable = [p for p in self.base_lm.model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
         self.model, self.optimizer = self.accelerator.prepare(self.base_lm.model, optimizer)
-        warmup = config.warmup_steps
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
-        )
+            self.optimizer, lambda step: lr_factor(step, config.lr_scheduler, config.warmup_steps, config.max_updates))
         # Student passes go through the (DDP) wrapper so gradients are synchronised; sampling, evaluation and teacher
         # passes use the bare model: they need no gradient sync, and processes run different numbers of them.
         self.lm = self.base_lm.with_runner(self.model)
@@ -325,7 +332,8 @@ class Trainer:
                 ckpt.clear_run(self.output_dir)
             self.output_dir.mkdir(parents=True, exist_ok=True)
             save_config(config, self.output_dir / "config.yaml")
-        self.logger = MetricsLogger(self.output_dir, enabled=accelerator.is_main_process)
+        self.logger = MetricsLogger(self.output_dir, enabled=accelerator.is_main_process, report_to=config.report_to,
+                                    run_config=dataclasses.asdict(config))
         if self.resume_folder is not None:
             self.load_checkpoint(self.resume_folder)
             self.logger.truncate_after(self.update)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from dopsd.config import ConfigError, option
 from dopsd.sampling import SamplerConfig
+from dopsd.trainers.schedule import SCHEDULES
 
 def check(condition: bool, name: str, value, requirement: str) -> None:
     """Raises the one-line ConfigError naming ``name`` unless ``condition`` holds."""
@@ -61,7 +62,9 @@ class TrainingConfig:
     max_updates: int = option(500, "optimizer updates to run (the authors evaluate up to 500)", "optimization")
     learning_rate: float = option(5e-6, "AdamW learning rate", "optimization")
     weight_decay: float = option(0.1, "AdamW weight decay", "optimization")
-    warmup_steps: int = option(0, "linear warmup updates before the constant learning rate", "optimization")
+    warmup_steps: int = option(0, "warmup updates: the rate times (update + 1) / warmup_steps", "optimization")
+    lr_scheduler: str = option("constant", "after warmup: constant, linear (to 0 at max_updates) or cosine (to 0)",
+                               "optimization")
     max_grad_norm: float | None = option(0.2, "gradient clipping norm; null disables", "optimization")
     # ----- evaluation -----
     eval_every: int = option(25, "evaluate on the held-out set every N updates (and before the first and after the "
@@ -83,6 +86,8 @@ class TrainingConfig:
     keep_best: bool = option(True, "copy the weights to output_dir/best whenever an evaluation beats every earlier "
                              "one", "run")
     progress: bool = option(True, "show progress bars", "run")
+    report_to: list[str] = option(None, "where metrics go besides metrics.jsonl: tensorboard, wandb (needs the wandb "
+                                  "package), none; comma-separated", "run", factory=lambda: ["tensorboard"])
 
     def __post_init__(self):
         check_at_least_one(self, "max_updates", "lora_r", "eval_every", "save_every", "log_every", "eval_batch_size")
@@ -96,6 +101,9 @@ class TrainingConfig:
         check(self.eval_limit is None or self.eval_limit >= 1, "eval_limit", self.eval_limit, "must be at least 1")
         check(self.prompt_style in (None, "instruct", "compact"), "prompt_style", self.prompt_style,
               "must be instruct or compact")
+        check(self.lr_scheduler in SCHEDULES, "lr_scheduler", self.lr_scheduler, f"must be {', '.join(SCHEDULES)}")
+        check(set(self.report_to) <= {"tensorboard", "wandb", "none"}, "report_to", self.report_to,
+              "must list tensorboard, wandb or none")
         self.eval_sampler_config()  # validates gen_length, block_length and eval_gen_length
 
     def eval_sampler_config(self) -> SamplerConfig:

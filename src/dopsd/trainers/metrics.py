@@ -7,19 +7,30 @@ from pathlib import Path
 
 
 class MetricsLogger:
-    """Appends ``{"update": n, ...}`` rows to ``metrics.jsonl`` and the same scalars to TensorBoard."""
+    """Appends ``{"update": n, ...}`` rows to ``metrics.jsonl``, and the same scalars to the trackers of
+    ``report_to``: TensorBoard (``output_dir/tensorboard``) and Weights & Biases (project ``dopsd``, the run named
+    after its folder, its config attached)."""
 
-    def __init__(self, output_dir: str | Path, enabled: bool = True):
+    def __init__(self, output_dir: str | Path, enabled: bool = True, report_to=("tensorboard",),
+                 run_config: dict | None = None):
         self.enabled = enabled
         self.path = Path(output_dir) / "metrics.jsonl"
         self._writer = None
-        if enabled:
+        self._wandb = None
+        if not enabled or "none" in report_to:
+            return
+        if "tensorboard" in report_to:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
                 self._writer = SummaryWriter(log_dir=str(Path(output_dir) / "tensorboard"))
             except ImportError:  # tensorboard is optional; JSONL is always written
                 self._writer = None
+        if "wandb" in report_to:
+            import wandb
+
+            self._wandb = wandb.init(project="dopsd", name=Path(output_dir).name, config=run_config or {},
+                                     dir=str(output_dir))
 
     def log(self, update: int, metrics: dict) -> None:
         if not self.enabled:
@@ -27,11 +38,14 @@ class MetricsLogger:
         row = {"update": update, **metrics}
         with self.path.open("a") as handle:
             handle.write(json.dumps(row) + "\n")
+        scalars = {key: value for key, value in metrics.items()
+                   if isinstance(value, (int, float)) and not isinstance(value, bool)}
         if self._writer is not None:
-            for key, value in metrics.items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    self._writer.add_scalar(key, value, update)
+            for key, value in scalars.items():
+                self._writer.add_scalar(key, value, update)
             self._writer.flush()
+        if self._wandb is not None:
+            self._wandb.log(scalars, step=update)
 
     def truncate_after(self, update: int) -> None:
         """Drops rows logged after ``update`` (a resumed run rewrites them)."""
@@ -43,6 +57,8 @@ class MetricsLogger:
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
+        if self._wandb is not None:
+            self._wandb.finish()
 
 
 def read_metrics(path: str | Path) -> list[dict]:
