@@ -10,6 +10,7 @@ from dopsd.cli.options import add_model_options, add_sampler_options, load_model
 from dopsd.errors import DopsdError
 from dopsd.evaluation import PROMPT_STYLES, evaluate, load_examples, read_completions, score_row, summarize, write_jsonl
 from dopsd.tasks import TASK_NAMES, get_task
+from dopsd.tasks.published import SCORING_MODES
 
 SAMPLE = "sample"
 
@@ -22,13 +23,14 @@ def register(subparsers) -> None:
     evaluation.add_argument("--batch-size", type=int, default=16)
     evaluation.add_argument("--prompt-style", choices=PROMPT_STYLES, default=None,
                             help="default: compact for built-in models, instruct otherwise")
-    evaluation.add_argument("--output", default=None, help="JSONL file of per-example rows")
+    evaluation.add_argument("--output", default=None, help="JSONL file of per-example rows, with each extraction")
     evaluation.add_argument("--no-progress", action="store_true", help="no progress bar")
     evaluation.set_defaults(run=run_eval)
 
     scoring = subparsers.add_parser("score", help="score saved completions against a task's data")
     add_data_options(scoring)
     scoring.add_argument("--completions", required=True, help='JSONL of {"index": i, "completion": "..."}')
+    scoring.add_argument("--output", default=None, help="JSONL file of the rescored rows, with each extraction")
     scoring.set_defaults(run=run_score)
 
 
@@ -37,6 +39,9 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None,
                         help=f"local CSV/JSONL/Parquet file, or '{SAMPLE}' for the bundled sample (default: the hub)")
     parser.add_argument("--limit", type=int, default=None, help="first N examples only")
+    parser.add_argument("--scoring", choices=SCORING_MODES, default="dopsd",
+                        help="dopsd: this library's extraction policy (README, Tasks); d1: as the d1 / d-OPSD "
+                             "evaluation scripts score, for comparison with published tables")
 
 
 def task_examples(args: argparse.Namespace):
@@ -52,7 +57,7 @@ def run_eval(args: argparse.Namespace) -> int:
         config = sampler_config(args, gen_length)
         rows, summary = evaluate(
             lm, task, examples, config, batch_size=args.batch_size, style=args.prompt_style,
-            progress=not args.no_progress,
+            progress=not args.no_progress, scoring=args.scoring,
         )
         for row in rows:
             row["gen_length"] = gen_length
@@ -71,7 +76,12 @@ def run_score(args: argparse.Namespace) -> int:
     for row in read_completions(args.completions):
         if not 0 <= row["index"] < len(examples):
             raise DopsdError(f"{args.completions}: index {row['index']} is outside the {len(examples)} data rows")
-        groups[row.get("gen_length")].append(score_row(task, examples[row["index"]], row["completion"]))
+        scored = score_row(task, examples[row["index"]], row["completion"], args.scoring)
+        if row.get("gen_length") is not None:
+            scored["gen_length"] = row["gen_length"]
+        groups[row.get("gen_length")].append(scored)
+    if args.output:
+        write_jsonl(args.output, [row for rows in groups.values() for row in rows])
     for gen_length, rows in groups.items():
-        print(json.dumps(summarize(task, rows, gen_length).to_dict()))
+        print(json.dumps(summarize(task, rows, gen_length, scoring=args.scoring).to_dict()))
     return 0

@@ -127,7 +127,7 @@ class Task:
             elif extraction.status == HEDGED:
                 value = float(self.score_alternatives(example, extraction.candidates))
                 if value > 0:  # alternatives that are all right are one answer written several ways
-                    extraction = replace(extraction, status=ANSWERED, answer=extraction.candidates[-1])
+                    extraction = replace(extraction, status=ANSWERED, answer=extraction.shown)
             else:
                 value = 0.0
         except (ValueError, ArithmeticError, RecursionError, TypeError, OverflowError):

@@ -24,6 +24,7 @@ SPELLINGS = [(re.compile(r"\\times|\\cdot|[×·∗⋅]"), "*"), (re.compile(r"\\
              (re.compile(r"[−–—]"), "-"), (re.compile(r"\\left|\\right|\\[()\[\]]|\$|^\s*\*\*|\*\*\s*$|\\[,;! ]"), ""),
              (re.compile(r"[\[{]"), "("), (re.compile(r"[\]}]"), ")")]
 LATEX_FRACTION = re.compile(r"\\[dt]?frac\{([^{}]*)\}\{([^{}]*)\}")
+UNFINISHED = ("=", "+", "-", "*", "/", "(")  # a last line cut off in the middle of a calculation
 EXPRESSION_CHARS = re.compile(r"[\d\s+\-*/()]+")
 
 
@@ -123,7 +124,7 @@ class Countdown(Task):
 
     def bare_answer(self, completion: str) -> str | None:
         lines = last_lines(completion, 1)
-        line = lines[-1] if lines and len(lines[-1]) <= 200 else ""
+        line = lines[-1] if lines and len(lines[-1]) <= 200 and not lines[-1].endswith(UNFINISHED) else ""
         return line if is_expression(normalize_expression(line).replace("=", " ").rstrip(".")) else None
 
     def check(self, example: Example, expression: str) -> tuple[bool, bool]:
