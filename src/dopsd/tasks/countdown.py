@@ -20,7 +20,7 @@ TOLERANCE = 1e-5
 PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
 ATOM = 3
 # LaTeX and Unicode spellings of the four operations and of brackets, as the safe parser reads them
-SPELLINGS = [(re.compile(r"\\times|\\cdot|[×·∗⋅]"), "*"), (re.compile(r"\\div|[÷∕]"), "/"),
+SPELLINGS = [(re.compile(r"\\times|\\cdot|\\ast|[×·∗⋅]|(?<=[\d)\s])[xX](?=[\s\d(])"), "*"), (re.compile(r"\\div|[÷∕]"), "/"),
              (re.compile(r"[−–—]"), "-"), (re.compile(r"\\left|\\right|\\[()\[\]]|\$|^\s*\*\*|\*\*\s*$|\\[,;! ]"), ""),
              (re.compile(r"[\[{]"), "("), (re.compile(r"[\]}]"), ")")]
 LATEX_FRACTION = re.compile(r"\\[dt]?frac\{([^{}]*)\}\{([^{}]*)\}")

@@ -10,7 +10,8 @@ from dopsd.tasks.base import Example, Task
 from dopsd.tasks.distinct import draw_distinct
 
 # any layout of the 16 digits: rows, spaces, commas, bars, lists of lists, "Row 1:" labels
-LAYOUT = re.compile(r"[\s,|;\-\[\](){}.`'\"]+|\brow\s*[1-4]\s*:?|\b4\s*x\s*4\b", re.IGNORECASE)
+LAYOUT = re.compile(r"^[ \t]*[1-4][:)][ \t]|\brow\s*[1-4]\s*:?|\b4\s*x\s*4\b|[\s,|;\-\[\](){}.`'\"]+",
+                    re.IGNORECASE | re.MULTILINE)
 GRID_LINE = re.compile(r"[\d\s,|;\-\[\](){}.`'\"]+")
 SEPARATE_GRIDS = re.compile(r"(?<!\d)\d{16}(?!\d)")
 UNITS = [
