@@ -48,6 +48,9 @@ def test_whole_training_set_references_score_one_in_every_answer_style():
         ("-5", "<answer>-5</answer>"),
         ("18", "She pays 20 - 2 = 18.\nThe answer is 18."),
         ("18", "She pays 20 - 2 = 18.\n\n**18**"),
+        ("448000", "<answer>\\boxed{448{,}000}</answer>"),
+        ("448000", "\\boxed{448\\,000}"),
+        ("-5", "<answer>\u22125</answer>"),  # a Unicode minus
     ],
 )
 def test_numbers_compare_numerically(reference, completion):

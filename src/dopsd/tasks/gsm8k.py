@@ -15,6 +15,8 @@ MAX_NUMBER_CHARS = 100
 # what is left of a bare list of numbers ("12, 13", "12 and 13") once the numbers are taken out
 LIST_RESIDUE = re.compile(r"(?:[\s,;$]|\band\b)*", re.IGNORECASE)
 MARKUP = re.compile(r"\\[()\[\]]|[*$`]")
+# LaTeX ways of writing a number: 448{,}000, 448\,000, a Unicode minus
+NUMBER_SPELLINGS = [(re.compile(r"\{,\}"), ","), (re.compile(r"(?<=\d)\\[,!]\s*(?=\d)"), ""), (re.compile("[−–]"), "-")]
 # a last line that is only an answer: a number, at most two unit words ("72 clips"), a full stop
 BARE = re.compile(rf"(?:{NUMBER.pattern})(?:\s*[A-Za-z%]+){{0,2}}\.?")
 
@@ -47,6 +49,8 @@ class GSM8K(Task):
 
     def parse_answer(self, text: str) -> list[str]:
         """The value after the last ``=`` (the last number there); every number of a bare list ("12, 13")."""
+        for pattern, replacement in NUMBER_SPELLINGS:
+            text = pattern.sub(replacement, text)
         text = LATEX_FRACTION.sub(r"\1/\2", text).rsplit("=", 1)[-1]
         found = NUMBER.findall(text)
         if len(found) > 1 and LIST_RESIDUE.fullmatch(NUMBER.sub(" ", text)):

@@ -18,6 +18,7 @@ SPACING = re.compile(r"\\[,;:! ]|\\left|\\right|\s+")
 UNFINISHED = re.compile(r"[-+*/=^_,({\[\\]$")
 PROSE = re.compile(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}")
 COMMANDS = re.compile(r"\\[A-Za-z]+")
+INLINE_MATH = re.compile(r"\$([^$]+)\$")
 MAX_BARE_CHARS = 100
 
 
@@ -52,7 +53,10 @@ class MATH500(Task):
         line = DELIMITERS.sub("", lines[-1]) if lines and len(lines[-1]) <= 2 * MAX_BARE_CHARS else ""
         if not line or len(line) > MAX_BARE_CHARS or UNFINISHED.search(line):
             return None
-        return None if PROSE.search(COMMANDS.sub(" ", TEXT.sub("x", line))) else line
+        if PROSE.search(COMMANDS.sub(" ", TEXT.sub("x", line))):
+            return None
+        inline = INLINE_MATH.findall(lines[-1])  # "Therefore $x = 5$." states the formula
+        return inline[-1] if inline else line
 
     def score_answer(self, example: Example, answer: str) -> float:
         """Equal as text (``\\text{Evelyn}`` and ``Evelyn``), else equivalent by math-verify, with a leading
