@@ -35,6 +35,26 @@ def last_answer_tag(text: str) -> str | None:
     return body if end == -1 else body[:end]
 
 
+def final_answer_tags(text: str, limit: int = 8) -> list[str]:
+    """The last tag's content (``last_answer_tag``) and, before it, the contents of the tags that only joining
+    words or punctuation separate from it (``<answer>19</answer> or <answer>18</answer>``); [] without a tag."""
+    last = last_answer_tag(text)
+    if last is None:
+        return []
+    tags, start = [last], text.rfind(OPEN_TAG)
+    while len(tags) < limit:
+        close = text.rfind(CLOSE_TAG, 0, start)
+        between = text[close + len(CLOSE_TAG):start]
+        if close == -1 or len(between) > 200 or not BOX_JOINER.fullmatch(between):
+            break
+        previous = text.rfind(OPEN_TAG, 0, close)
+        if previous == -1:
+            break
+        tags.insert(0, text[previous + len(OPEN_TAG):close])
+        start = previous
+    return tags
+
+
 def last_boxed(text: str) -> str | None:
     """Content of the last ``\\boxed{...}`` whose braces balance (nested braces allowed), or None."""
     boxes = boxed_spans(text)

@@ -2,8 +2,9 @@
 
 Where the final answer is taken from, first that applies:
 
-1. the last ``<answer>`` tag (to the end of the text when it is never closed): every ``\\boxed{}`` in it, else the
-   answer after a final-answer phrase in it, else all of it;
+1. the last ``<answer>`` tag (to the end of the text when it is never closed), with the tags just before it that only
+   joining words separate from it: every ``\\boxed{}`` in them, else the answer after a final-answer phrase in them,
+   else all of them;
 2. the last ``\\boxed{}``, with the boxes just before it that only joining words separate from it
    (``\\boxed{19} or \\boxed{18}``); a box followed by more reasoning is a self-correction and does not count;
 3. the answer after the last final-answer phrase ("The answer is 18.", "Final answer: 18", "#### 18");
@@ -23,8 +24,8 @@ from dopsd.tasks.answers import (
     BOXED,
     MAX_ANSWER_CHARS,
     boxed_spans,
+    final_answer_tags,
     final_boxes,
-    last_answer_tag,
     split_hedge,
     stated_answer,
 )
@@ -54,16 +55,18 @@ class Extraction:
 def locate(completion: str, bare_answer: Callable[[str], str | None], multiline: bool = False
            ) -> tuple[list[str], str]:
     """The texts that state the final answer (several boxes can) and where they were found (rules 1-4 above)."""
-    tag = last_answer_tag(completion)
-    if tag is not None:
-        spans = boxed_spans(tag)
-        if spans:
-            return [tag[start:end] for start, end in spans], "tag"
-        if BOXED in tag:  # a box that never closes: the answer was cut off
-            return [], "tag"
-        stated = stated_answer(tag, multiline)
-        text = (stated if stated is not None else tag).strip()
-        return ([text] if text else []), "tag"
+    tags = final_answer_tags(completion, MAX_CANDIDATES)
+    if tags:
+        texts = []
+        for tag in tags:
+            spans = boxed_spans(tag)
+            if spans:
+                texts += [tag[start:end] for start, end in spans]
+            elif BOXED not in tag:  # (a box that never closes: the answer was cut off)
+                stated = stated_answer(tag, multiline)
+                text = (stated if stated is not None else tag).strip()
+                texts += [text] if text else []
+        return texts, "tag"
     if BOXED in completion:
         boxes = final_boxes(completion)
         if boxes:
