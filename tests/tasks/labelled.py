@@ -52,6 +52,9 @@ def gsm8k_rows() -> list[Row]:
             ("variant", f"{reasoning}\n\n**Answer:** {a}", CORRECT),
             ("variant", f"{reasoning}\n\n{a}", CORRECT),
             ("variant", f"<answer>\\boxed{{\\boxed{{{a}}}}}</answer>", CORRECT),
+            ("variant", f"{reasoning}\nSo, the final answer is \\( {a} \\).", CORRECT),
+            ("variant", f"{reasoning}\n\n**Final Answer**: {a}", CORRECT),
+            ("variant", f"<answer>\\boxed{{{money.replace(',', '{,}')}}}</answer>", CORRECT),
             ("wrong", f"{tagged}<answer>\n\\boxed{{{w}}}\n</answer>", WRONG),
             ("wrong", f"{reasoning}\nThe answer is {w}.", WRONG),
             ("wrong", f"\\boxed{{{a}}}\n<answer>{w}</answer>", WRONG),
@@ -60,6 +63,7 @@ def gsm8k_rows() -> list[Row]:
             ("hedged", f"{reasoning}\n\\boxed{{{a}}} or \\boxed{{{w}}}", NO_CREDIT),
             ("hedged", f"{reasoning}\nThe answer is {a} or {w}.", NO_CREDIT),
             ("hedged", f"<answer>{w}, {a}</answer>", NO_CREDIT),
+            ("hedged", f"{tagged}<answer>{w}</answer> or <answer>{a}</answer>", NO_CREDIT),
             ("truncated", half, NO_CREDIT),
             ("truncated", f"<reasoning>\n{half}", NO_CREDIT),
             ("truncated", f"{tagged}<answer>\n\\boxed{{", NO_CREDIT),
@@ -121,6 +125,7 @@ def math_rows() -> list[Row]:
         ]
         if named:
             forms.append(("variant", f"<answer>\\boxed{{x = {e}}}</answer>", CORRECT))
+            forms.append(("variant", f"We solve for $x$.\nTherefore $x = {e}$.", CORRECT))
         rows += [Row("math500", kind, example, completion, verdict) for kind, completion, verdict in forms]
     return rows
 
