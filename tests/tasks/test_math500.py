@@ -54,6 +54,7 @@ def test_different_answers_score_zero():
     [
         ("We solve.\nTherefore $x = 5$.", True, "answered"),
         ("We solve.\n\n$$5$$", True, "answered"),
+        ("We solve.\n\\[\n5\n\\]", True, "answered"),
         ("We solve.\nThe answer is $5$.", True, "answered"),
         ("We solve.\nThus the value is $5$", False, "no_answer"),  # prose: maybe cut short, not a stated answer
         ("We solve: $2x = 10$, so $x =", False, "no_answer"),

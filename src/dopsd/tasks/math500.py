@@ -49,7 +49,9 @@ class MATH500(Task):
         return [text] if text and len(text) <= MAX_ANSWER_CHARS else []
 
     def bare_answer(self, completion: str) -> str | None:
-        lines = last_lines(completion, 1)
+        lines = last_lines(completion, 3)
+        if len(lines) == 3 and not DELIMITERS.sub("", lines[0]) and not DELIMITERS.sub("", lines[2]):
+            lines = lines[:2]  # a display block: \[, the answer, \]
         line = DELIMITERS.sub("", lines[-1]) if lines and len(lines[-1]) <= 2 * MAX_BARE_CHARS else ""
         if not line or len(line) > MAX_BARE_CHARS or UNFINISHED.search(line):
             return None
