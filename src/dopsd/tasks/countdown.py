@@ -24,7 +24,8 @@ SPELLINGS = [(re.compile(r"\\times|\\cdot|\\ast|[×·∗⋅]|(?<=[\d)\s])[xX](?=
              (re.compile(r"[−–—]"), "-"), (re.compile(r"\\left|\\right|\\[()\[\]]|\$|^\s*\*\*|\*\*\s*$|\\[,;! ]"), ""),
              (re.compile(r"[\[{]"), "("), (re.compile(r"[\]}]"), ")")]
 LATEX_FRACTION = re.compile(r"\\[dt]?frac\{([^{}]*)\}\{([^{}]*)\}")
-UNFINISHED = ("=", "+", "-", "*", "/", "(")  # a last line cut off in the middle of a calculation
+UNFINISHED = ("=", "+", "-", "*", "/", "(")
+LABEL = re.compile(r"^(?:(?:[A-Za-z]+ ){0,3}(?:[A-Za-z]+:|is\b)|(?:so|thus|therefore|hence)\b,?)\s*", re.IGNORECASE)  # a last line cut off in the middle of a calculation
 EXPRESSION_CHARS = re.compile(r"[\d\s+\-*/()]+")
 
 
@@ -125,6 +126,7 @@ class Countdown(Task):
     def bare_answer(self, completion: str) -> str | None:
         lines = last_lines(completion, 1)
         line = lines[-1] if lines and len(lines[-1]) <= 200 and not lines[-1].endswith(UNFINISHED) else ""
+        line = LABEL.sub("", line)  # "Equation: ...", "The expression is ..."
         return line if is_expression(normalize_expression(line).replace("=", " ").rstrip(".")) else None
 
     def check(self, example: Example, expression: str) -> tuple[bool, bool]:

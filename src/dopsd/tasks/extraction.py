@@ -17,6 +17,7 @@ every one of them is right); text that does not parse as an answer of the task's
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ from dopsd.tasks.answers import (
 ANSWERED, NO_ANSWER, HEDGED, UNPARSABLE = "answered", "no_answer", "hedged", "unparsable"
 STATUSES = (ANSWERED, NO_ANSWER, HEDGED, UNPARSABLE)
 MAX_CANDIDATES = 8  # more alternatives than this are a hedge whatever they say
+END_TOKENS = re.compile(r"<\|(?:eot_id|endoftext|im_end|end_of_text|eos)\|>")  # end-of-text markers left in decoding
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ def extract(completion: str, parse: Callable[[str], list[str]], bare_answer: Cal
             multiline: bool = False) -> Extraction:
     """Applies the policy with a task's ``parse`` (text -> the answers it states, in canonical form, [] when it
     states none) and ``bare_answer`` (completion -> its last line(s) when they are only an answer, else None)."""
-    texts, source = locate(completion, bare_answer, multiline)
+    texts, source = locate(END_TOKENS.sub("", completion), bare_answer, multiline)
     if not texts:
         return Extraction(None, NO_ANSWER, source)
     answers: list[str] = []
