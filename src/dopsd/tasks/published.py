@@ -22,7 +22,7 @@ from fractions import Fraction
 
 from dopsd.tasks.arithmetic import ExpressionError, evaluate_expression
 from dopsd.tasks.base import Example, Score, Task
-from dopsd.tasks.extraction import ANSWERED, NO_ANSWER, UNPARSABLE
+from dopsd.tasks.extraction import ANSWERED, NO_ANSWER
 
 SCORING_MODES = ("dopsd", "d1")
 FIRST_NUMBER = re.compile(r"-?\d+\.?\d*")
@@ -42,6 +42,8 @@ def score(task: Task, example: Example, completion: str, mode: str = "dopsd") ->
         return task.score(example, completion)
     if mode != "d1":
         raise ValueError(f"unknown scoring mode {mode!r}: use one of {', '.join(SCORING_MODES)}")
+    if task.name not in D1_RULES:
+        raise ValueError(f"no d1 scoring rule for task {task.name!r}: d1 scores {', '.join(D1_RULES)}")
     return D1_RULES[task.name](example, completion)
 
 
