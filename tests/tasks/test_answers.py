@@ -57,6 +57,8 @@ def test_locate_prefers_the_tag_then_boxes_then_a_stated_answer_then_a_bare_last
     assert locate("<answer>19</answer> or <answer>18</answer>", no_bare_answer) == (["19", "18"], "tag")
     assert locate("<answer>19</answer> is wrong, so <answer>18</answer>", no_bare_answer) == (["18"], "tag")
     assert locate(r"first \boxed{5}, wait, no. Final: \boxed{6}", no_bare_answer) == (["6"], "boxed")
+    assert locate(r"first \boxed{5}. Wait, no: the answer is 6.", no_bare_answer) == (["6"], "phrase")
+    assert locate(r"So \boxed{6}. I hope the answer is correct.", no_bare_answer) == (["6"], "boxed")
     assert locate("The answer is 18.\nThanks", no_bare_answer) == (["18"], "phrase")
     assert locate("  bare  ", lambda text: text.strip()) == (["bare"], "last_line")
     assert locate("12*40 =", no_bare_answer) == ([], "none")

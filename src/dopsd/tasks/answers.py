@@ -15,6 +15,7 @@ BRACES = re.compile(r"[{}]")
 # "The answer is", "Final answer:", "answer =", "####" (GSM8K's own marker); what follows is the stated answer
 VERB = r"(?:(?:is|was|would\s+be|will\s+be|should\s+be)\b|[:=])"
 PHRASE = re.compile(rf"(?:\bfinal\s+answer\b(?:\s*{VERB})?|\banswer\s*{VERB}|####)[\s:*]*", re.IGNORECASE)
+PROSE = re.compile(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}")  # two words in a row
 SENTENCE_END = re.compile(r"\.(?:\s|$)|\n")
 PARAGRAPH_END = re.compile(r"\.(?:\s|$)|\n\s*\n")
 # words and symbols that list alternatives: "19 or 18", "19 \text{ or } 18", "19 \lor 18"
@@ -101,12 +102,12 @@ def final_boxes(text: str) -> list[str]:
     return [_unwrap(text[start:end]) for start, end in group]
 
 
-def stated_answer(text: str, multiline: bool = False) -> str | None:
-    """What follows the last final-answer phrase ("The answer is 18." gives ``18``), to the end of its sentence
-    or line (``multiline``: of its paragraph, for a grid written row by row); None when there is no such phrase.
-    The answer may start on the next line ("Final answer:\\n18")."""
+def stated_answer(text: str, multiline: bool = False, after: int = 0) -> str | None:
+    """What follows the last final-answer phrase from position ``after`` on ("The answer is 18." gives ``18``), to
+    the end of its sentence or line (``multiline``: of its paragraph, for a grid written row by row); None when
+    there is no such phrase. The answer may start on the next line ("Final answer:\\n18")."""
     last = None
-    for last in PHRASE.finditer(text):
+    for last in PHRASE.finditer(text, after):
         pass
     if last is None:
         return None

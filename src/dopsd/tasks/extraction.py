@@ -5,9 +5,11 @@ Where the final answer is taken from, first that applies:
 1. the last ``<answer>`` tag (to the end of the text when it is never closed), with the tags just before it that only
    joining words separate from it: every ``\\boxed{}`` in them, else the answer after a final-answer phrase in them,
    else all of them;
-2. the last ``\\boxed{}``, with the boxes just before it that only joining words separate from it
+2. the answer after a final-answer phrase ("The answer is 18.") that comes after every ``\\boxed{}``, when it is
+   an answer of the task's form and not prose (it corrects the boxes);
+3. the last ``\\boxed{}``, with the boxes just before it that only joining words separate from it
    (``\\boxed{19} or \\boxed{18}``); a box followed by more reasoning is a self-correction and does not count;
-3. the answer after the last final-answer phrase ("The answer is 18.", "Final answer: 18", "#### 18");
+   without a box, the answer after the last final-answer phrase ("The answer is 18.", "Final answer: 18", "#### 18");
 4. the last line, only when it is nothing but an answer of the task's form (a compact model's bare answer).
 
 Nothing found: ``no_answer`` (the rest of the text is never searched for a stray number). Each text found is split
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from dopsd.tasks.answers import (
     BOXED,
     MAX_ANSWER_CHARS,
+    PROSE,
     boxed_spans,
     final_answer_tags,
     final_boxes,
@@ -34,6 +37,7 @@ from dopsd.tasks.answers import (
 ANSWERED, NO_ANSWER, HEDGED, UNPARSABLE = "answered", "no_answer", "hedged", "unparsable"
 STATUSES = (ANSWERED, NO_ANSWER, HEDGED, UNPARSABLE)
 MAX_CANDIDATES = 8  # more alternatives than this are a hedge whatever they say
+MATHS = re.compile(r"[\d\\$]")  # a number or LaTeX, not "the answer is correct"
 END_TOKENS = re.compile(r"<\|(?:eot_id|endoftext|im_end|end_of_text|eos)\|>")  # end-of-text markers left in decoding
 
 
@@ -54,8 +58,8 @@ class Extraction:
         return " | ".join(self.candidates) if self.status == HEDGED else self.answer
 
 
-def locate(completion: str, bare_answer: Callable[[str], str | None], multiline: bool = False
-           ) -> tuple[list[str], str]:
+def locate(completion: str, bare_answer: Callable[[str], str | None], multiline: bool = False,
+           parse: Callable[[str], list[str]] = lambda text: [text]) -> tuple[list[str], str]:
     """The texts that state the final answer (several boxes can) and where they were found (rules 1-4 above)."""
     tags = final_answer_tags(completion, MAX_CANDIDATES)
     if tags:
@@ -69,11 +73,12 @@ def locate(completion: str, bare_answer: Callable[[str], str | None], multiline:
                 text = (stated if stated is not None else tag).strip()
                 texts += [text] if text else []
         return texts, "tag"
-    if BOXED in completion:
-        boxes = final_boxes(completion)
-        if boxes:
-            return boxes, "boxed"
-    stated = stated_answer(completion, multiline)
+    spans = boxed_spans(completion) if BOXED in completion else []
+    stated = stated_answer(completion, multiline, after=spans[-1][1] if spans else 0)
+    if spans and stated and MATHS.search(stated) and not PROSE.search(stated) and parse(stated):
+        return [stated], "phrase"  # "\boxed{19}. Wait: the answer is 18." corrects the box
+    if spans:
+        return final_boxes(completion), "boxed"
     if stated is not None:
         return ([stated] if stated else []), "phrase"
     bare = bare_answer(completion)
@@ -84,7 +89,7 @@ def extract(completion: str, parse: Callable[[str], list[str]], bare_answer: Cal
             multiline: bool = False) -> Extraction:
     """Applies the policy with a task's ``parse`` (text -> the answers it states, in canonical form, [] when it
     states none) and ``bare_answer`` (completion -> its last line(s) when they are only an answer, else None)."""
-    texts, source = locate(END_TOKENS.sub("", completion), bare_answer, multiline)
+    texts, source = locate(END_TOKENS.sub("", completion), bare_answer, multiline, parse)
     if not texts:
         return Extraction(None, NO_ANSWER, source)
     answers: list[str] = []
