@@ -54,6 +54,8 @@ def gsm8k_rows() -> list[Row]:
             ("variant", f"<answer>\\boxed{{\\boxed{{{a}}}}}</answer>", CORRECT),
             ("variant", f"{reasoning}\nSo, the final answer is \\( {a} \\).", CORRECT),
             ("variant", f"{reasoning}\n\n**Final Answer**: {a}", CORRECT),
+            ("variant", f"{reasoning}\nSo it is \\boxed{{{w}}}. Wait, I added one too many: the answer is {a}.", CORRECT),
+            ("variant", f"{reasoning}\nSo it is \\boxed{{{a}}}. I hope the answer is correct.", CORRECT),
             ("variant", f"<answer>\\boxed{{{money.replace(',', '{,}')}}}</answer>", CORRECT),
             ("wrong", f"{tagged}<answer>\n\\boxed{{{w}}}\n</answer>", WRONG),
             ("wrong", f"{reasoning}\nThe answer is {w}.", WRONG),
@@ -109,6 +111,7 @@ def math_rows() -> list[Row]:
             ("variant", f"At first I got $\\boxed{{{w}}}$, but that is wrong: recomputing, the answer is "
                         f"$\\boxed{{{r}}}$.", CORRECT),
             ("variant", f"<answer>\\boxed{{{r}}}", CORRECT),  # the closing tag was cut, the answer was not
+            ("variant", f"So it is $\\boxed{{{w}}}$. No, I dropped a sign: the answer is ${r}$.", CORRECT),
             ("wrong", f"<answer>\\boxed{{{w}}}</answer>", WRONG),
             ("wrong", f"We compute carefully.\nThe answer is ${w}$.", WRONG),
             ("hedged", f"<answer>\\boxed{{{w} \\text{{ or }} {r}}}</answer>", NO_CREDIT),
