@@ -88,18 +88,18 @@ def _unwrap(content: str) -> str:
     return content
 
 
-def final_boxes(text: str) -> list[str]:
+def final_boxes(text: str, limit: int = 9) -> list[str]:
     """The contents of the last box and of the boxes just before it that only joining words or punctuation
     separate from it (``\\boxed{19} or \\boxed{18}``): the boxes that together state the final answer. A box
     followed by more reasoning (a self-correction) is not part of it."""
     spans = boxed_spans(text)
-    group = spans[-1:]
-    for previous in reversed(spans[:-1]):
-        between = text[previous[1] + 1 : group[0][0] - len(BOXED)]
+    group = spans[-1:]  # last box first; at most ``limit`` (more are a hedge anyway)
+    for previous in reversed(spans[max(0, len(spans) - limit):-1]):
+        between = text[previous[1] + 1 : group[-1][0] - len(BOXED)]
         if len(between) > 200 or not BOX_JOINER.fullmatch(between):
             break
-        group.insert(0, previous)
-    return [_unwrap(text[start:end]) for start, end in group]
+        group.append(previous)
+    return [_unwrap(text[start:end]) for start, end in reversed(group)]
 
 
 def stated_answer(text: str, multiline: bool = False, after: int = 0) -> str | None:
