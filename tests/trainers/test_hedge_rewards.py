@@ -18,7 +18,8 @@ CORRECT = "<reasoning>\n20 - 2 = 18\n</reasoning>\n<answer>\n\\boxed{18}\n</answ
 def test_a_hedge_earns_only_the_format_reward_under_grpo():
     task, example = get_task("gsm8k"), Example(0, "q", "18")
     assert rollout_reward(task, example, CORRECT, "instruct", 2.0) == 3.5  # 2 for the answer, 1.5 for the format
-    assert rollout_reward(task, example, HEDGED, "instruct", 2.0) == 1.5
+    assert rollout_reward(task, example, HEDGED, "instruct", 2.0) == 1.5  # no more than a wrong answer earns:
+    assert rollout_reward(task, example, CORRECT.replace("{18}", "{19}"), "instruct", 2.0) == 1.5
     assert rollout_reward(task, example, "The answer is 19 or 18.", "compact", 2.0) == 0.0
     countdown = get_task("countdown")
     instance = Example(0, "30,100,93", "37", {"numbers": [30, 100, 93], "target": 37})
