@@ -59,6 +59,8 @@ def test_different_answers_score_zero():
         ("We solve.\nThus the value is $5$", False, "no_answer"),  # prose: maybe cut short, not a stated answer
         ("We solve: $2x = 10$, so $x =", False, "no_answer"),
         ("\\boxed{4 \\text{ or } 5}", False, "hedged"),
+        ("We get\n\\frac{10}{2", False, "no_answer"),  # cut off inside a brace
+        ("<answer>\\frac{10}{2", False, "unparsable"),
     ],
 )
 def test_last_lines_phrases_and_hedges(completion, correct, status):

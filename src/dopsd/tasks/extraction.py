@@ -7,7 +7,7 @@ Where the final answer is taken from, first that applies:
    else all of them;
 2. the answer after a final-answer phrase ("The answer is 18.") that comes after every ``\\boxed{}``, when it is
    an answer of the task's form and not prose (it corrects the boxes);
-3. the last ``\\boxed{}``, with the boxes just before it that only joining words separate from it
+3. the last ``\\boxed{}`` (none when it never closes: cut off), with the boxes just before it that only joining words separate from it
    (``\\boxed{19} or \\boxed{18}``); a box followed by more reasoning is a self-correction and does not count;
    without a box, the answer after the last final-answer phrase ("The answer is 18.", "Final answer: 18", "#### 18");
 4. the last line, only when it is nothing but an answer of the task's form (a compact model's bare answer).
@@ -74,6 +74,8 @@ def locate(completion: str, bare_answer: Callable[[str], str | None], multiline:
                 texts += [text] if text else []
         return texts, "tag"
     spans = boxed_spans(completion) if BOXED in completion else []
+    if BOXED in completion and completion.rfind(BOXED) > (spans[-1][1] if spans else -1):
+        return [], "boxed"  # the last box never closes: the answer was cut off
     stated = stated_answer(completion, multiline, after=spans[-1][1] if spans else 0)
     if spans and stated and MATHS.search(stated) and not PROSE.search(stated) and parse(stated):
         return [stated], "phrase"  # "\boxed{19}. Wait: the answer is 18." corrects the box

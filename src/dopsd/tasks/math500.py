@@ -46,7 +46,8 @@ class MATH500(Task):
     def parse_answer(self, text: str) -> list[str]:
         """The answer's LaTeX without delimiters; none when empty or too long to be a final answer."""
         text = DELIMITERS.sub("", text)
-        return [text] if text and len(text) <= MAX_ANSWER_CHARS else []
+        balanced = text.count("{") == text.count("}")  # "\\frac{5}{6" was cut off
+        return [text] if text and balanced and len(text) <= MAX_ANSWER_CHARS else []
 
     def bare_answer(self, completion: str) -> str | None:
         lines = last_lines(completion, 3)
@@ -58,7 +59,8 @@ class MATH500(Task):
         if PROSE.search(COMMANDS.sub(" ", TEXT.sub("x", line))):
             return None
         inline = INLINE_MATH.findall(lines[-1])  # "Therefore $x = 5$." states the formula
-        return inline[-1] if inline else line
+        line = inline[-1] if inline else line
+        return line if line.count("{") == line.count("}") else None
 
     def score_answer(self, example: Example, answer: str) -> float:
         """Equal as text (``\\text{Evelyn}`` and ``Evelyn``), else equivalent by math-verify, with a leading
