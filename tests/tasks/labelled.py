@@ -54,7 +54,7 @@ def gsm8k_rows() -> list[Row]:
             ("variant", f"<answer>\\boxed{{\\boxed{{{a}}}}}</answer>", CORRECT),
             ("variant", f"{reasoning}\nSo, the final answer is \\( {a} \\).", CORRECT),
             ("variant", f"{reasoning}\n\n**Final Answer**: {a}", CORRECT),
-            ("variant", f"{reasoning}\nSo it is \\boxed{{{w}}}. Wait, I added one too many: the answer is {a}.", CORRECT),
+            ("variant", f"{reasoning}\nSo it is \\boxed{{{w}}}. Wait, one too many: the answer is {a}.", CORRECT),
             ("variant", f"{reasoning}\nSo it is \\boxed{{{a}}}. I hope the answer is correct.", CORRECT),
             ("variant", f"<answer>\\boxed{{{money.replace(',', '{,}')}}}</answer>", CORRECT),
             ("wrong", f"{tagged}<answer>\n\\boxed{{{w}}}\n</answer>", WRONG),

@@ -20,12 +20,18 @@ TOLERANCE = 1e-5
 PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
 ATOM = 3
 # LaTeX and Unicode spellings of the four operations and of brackets, as the safe parser reads them
-SPELLINGS = [(re.compile(r"\\times|\\cdot|\\ast|[×·∗⋅]|(?<=[\d)\s])[xX](?=[\s\d(])"), "*"), (re.compile(r"\\div|[÷∕]"), "/"),
-             (re.compile(r"[−–—]"), "-"), (re.compile(r"\\left|\\right|\\[()\[\]]|\$|^\s*\*\*|\*\*\s*$|\\[,;! ]"), ""),
-             (re.compile(r"[\[{]"), "("), (re.compile(r"[\]}]"), ")")]
+SPELLINGS = [
+    (re.compile(r"\\times|\\cdot|\\ast|[×·∗⋅]|(?<=[\d)\s])[xX](?=[\s\d(])"), "*"),
+    (re.compile(r"\\div|[÷∕]"), "/"),
+    (re.compile(r"[−–—]"), "-"),
+    (re.compile(r"\\left|\\right|\\[()\[\]]|\$|^\s*\*\*|\*\*\s*$|\\[,;! ]"), ""),
+    (re.compile(r"[\[{]"), "("),
+    (re.compile(r"[\]}]"), ")"),
+]
 LATEX_FRACTION = re.compile(r"\\[dt]?frac\{([^{}]*)\}\{([^{}]*)\}")
-UNFINISHED = ("=", "+", "-", "*", "/", "(")
-LABEL = re.compile(r"^(?:(?:[A-Za-z]+ ){0,3}(?:[A-Za-z]+:|is\b)|(?:so|thus|therefore|hence)\b,?)\s*", re.IGNORECASE)  # a last line cut off in the middle of a calculation
+UNFINISHED = ("=", "+", "-", "*", "/", "(")  # a last line cut off in the middle of a calculation
+# a short label before a last-line expression: "Equation:", "The expression is", "So,"
+LABEL = re.compile(r"^(?:(?:[A-Za-z]+ ){0,3}(?:[A-Za-z]+:|is\b)|(?:so|thus|therefore|hence)\b,?)\s*", re.IGNORECASE)
 EXPRESSION_CHARS = re.compile(r"[\d\s+\-*/()]+")
 
 

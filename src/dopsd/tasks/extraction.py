@@ -7,8 +7,9 @@ Where the final answer is taken from, first that applies:
    else all of them;
 2. the answer after a final-answer phrase ("The answer is 18.") that comes after every ``\\boxed{}``, when it is
    an answer of the task's form and not prose (it corrects the boxes);
-3. the last ``\\boxed{}`` (none when it never closes: cut off), with the boxes just before it that only joining words separate from it
-   (``\\boxed{19} or \\boxed{18}``); a box followed by more reasoning is a self-correction and does not count;
+3. the last ``\\boxed{}`` (none when it never closes: cut off), with the boxes just before it that only joining
+   words separate from it (``\\boxed{19} or \\boxed{18}``); a box followed by more reasoning is a self-correction
+   and does not count;
    without a box, the answer after the last final-answer phrase ("The answer is 18.", "Final answer: 18", "#### 18");
 4. the last line, only when it is nothing but an answer of the task's form (a compact model's bare answer).
 

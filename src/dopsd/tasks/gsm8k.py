@@ -15,8 +15,9 @@ MAX_NUMBER_CHARS = 100
 # what is left of a bare list of numbers ("12, 13", "12 and 13") once the numbers are taken out
 LIST_RESIDUE = re.compile(r"(?:[\s,;$]|\band\b)*", re.IGNORECASE)
 MARKUP = re.compile(r"\\[()\[\]]|[*$`]")
-# LaTeX ways of writing a number: 448{,}000, 448\,000, a Unicode minus
-NUMBER_SPELLINGS = [(re.compile(r"\{,\}"), ","), (re.compile(r"(?<=\d)\\[,!]\s*(?=\d)"), ""), (re.compile("[−–]"), "-")]
+# LaTeX and typographic ways of writing a number: 448{,}000, 448\\,000, a thin space, a Unicode minus
+NUMBER_SPELLINGS = [(re.compile(r"\{,\}"), ","), (re.compile("[−–]"), "-"),
+                    (re.compile(r"(?<=\d)(?:\\[,! ]\s*|[\u2009\u202f])(?=\d{3}(?!\d))"), "")]
 # a last line that is only an answer: a number, at most two unit words ("72 clips"), a full stop
 BARE = re.compile(rf"(?:{NUMBER.pattern})(?:\s*[A-Za-z%]+){{0,2}}\.?")
 
