@@ -54,6 +54,7 @@ def test_locate_prefers_the_tag_then_boxes_then_a_stated_answer_then_a_bare_last
     assert locate("<answer>So the answer is 42. Done</answer>", no_bare_answer) == (["42"], "tag")
     assert locate(r"<answer>\boxed{1} or \boxed{2}</answer>", no_bare_answer) == (["1", "2"], "tag")
     assert locate("<answer>\\boxed{4", no_bare_answer) == ([], "tag")  # a box cut off
+    assert locate(r"<answer>\boxed{18} or \boxed{1", no_bare_answer) == ([], "tag")  # cut off inside the tag
     assert locate(r"\boxed{4} and then \boxed{5", no_bare_answer) == ([], "boxed")  # the last box cut off
     assert locate("<answer>19</answer> or <answer>18</answer>", no_bare_answer) == (["19", "18"], "tag")
     assert locate("<answer>19</answer> is wrong, so <answer>18</answer>", no_bare_answer) == (["18"], "tag")

@@ -67,9 +67,11 @@ def locate(completion: str, bare_answer: Callable[[str], str | None], multiline:
         texts = []
         for tag in tags:
             spans = boxed_spans(tag)
+            if BOXED in tag and tag.rfind(BOXED) > (spans[-1][1] if spans else -1):
+                continue  # its last box never closes: the answer was cut off
             if spans:
                 texts += [tag[start:end] for start, end in spans]
-            elif BOXED not in tag:  # (a box that never closes: the answer was cut off)
+            else:
                 stated = stated_answer(tag, multiline)
                 text = (stated if stated is not None else tag).strip()
                 texts += [text] if text else []
@@ -98,7 +100,9 @@ def extract(completion: str, parse: Callable[[str], list[str]], bare_answer: Cal
     answers: list[str] = []
     for text in texts[-MAX_CANDIDATES:]:
         for part in split_hedge(text[-MAX_ANSWER_CHARS:])[: MAX_CANDIDATES + 1]:
-            answers.extend(answer for answer in parse(part) if answer not in answers)
+            for answer in parse(part):
+                if answer not in answers:
+                    answers.append(answer)
     if not answers:
         return Extraction(None, UNPARSABLE, source)
     if len(answers) > 1:
