@@ -74,3 +74,27 @@ def test_score_accepts_bare_answers_and_rejects_bad_lines(tmp_path, capsys):
     assert "c.jsonl:2" in capsys.readouterr().err
     assert main(["eval", "--model", "x", "--task", "countdown", "--data", str(tmp_path / "absent.jsonl")]) == 2
     assert "absent.jsonl" in capsys.readouterr().err
+
+
+def test_score_reports_answerless_hedged_and_unparsable_rows_and_writes_each_extraction(tmp_path, capsys):
+    examples = get_task("gsm8k").load(sample_data_path("gsm8k"))
+    first, second = examples[0].answer, examples[1].answer  # 72 and 10
+    completions = [f"<answer>\\boxed{{{first}}}</answer>", f"The answer is {second} or 11.", "It costs 3 and then",
+                   "<answer>no idea</answer>", f"\\boxed{{{examples[4].answer}}}"]
+    path = tmp_path / "c.jsonl"
+    path.write_text("".join(json.dumps({"index": i, "completion": c}) + "\n" for i, c in enumerate(completions)))
+    output = tmp_path / "rows.jsonl"
+    assert main(["score", "--task", "gsm8k", "--data", "sample", "--completions", str(path),
+                 "--output", str(output)]) == 0
+    summary = last_json(capsys.readouterr().out)
+    assert (summary["accuracy"], summary["no_answer"], summary["hedged"], summary["unparsable"]) == (0.4, 1, 1, 1)
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [(row["extracted"], row["status"], row["source"]) for row in rows] == [
+        ("72", "answered", "tag"), ("10 | 11", "hedged", "phrase"), (None, "no_answer", "none"),
+        (None, "unparsable", "tag"), ("624", "answered", "boxed")]
+    assert main(["score", "--task", "gsm8k", "--data", "sample", "--completions", str(path), "--scoring", "d1"]) == 0
+    published = last_json(capsys.readouterr().out)
+    assert (published["scoring"], published["accuracy"]) == ("d1", 0.4)  # the first and last rows have a box/tag
+    with pytest.raises(SystemExit) as refused:
+        main(["score", "--task", "gsm8k", "--data", "sample", "--completions", str(path), "--scoring", "x"])
+    assert refused.value.code == 2 and capsys.readouterr().err.count("error:") == 1

@@ -32,7 +32,8 @@ def test_every_field_is_documented_and_listed_in_help_with_its_default(method, c
         flag = f"--{spec.name.replace('_', '-')} "
         [line] = [line for line in lines if line.strip().startswith(flag)]
         value = getattr(defaults, spec.name)
-        shown = "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+        shown = ("null" if value is None else str(value).lower() if isinstance(value, bool)
+                 else ",".join(value) if isinstance(value, list) else str(value))
         assert f"(default {shown}) {meaning[:20]}" in line
 
 

@@ -14,7 +14,10 @@ from dopsd.errors import DopsdError
 from dopsd.models import DiffusionLM
 from dopsd.sampling import BlockDiffusionSampler, SamplerConfig
 from dopsd.tasks import PROMPT_STYLES, Example, Task, default_prompt_style, encode_prompts
+from dopsd.tasks.extraction import HEDGED, NO_ANSWER, UNPARSABLE
 from dopsd.tasks.loading import jsonl_rows
+from dopsd.tasks.published import SCORING_MODES, published_accuracy
+from dopsd.tasks.published import score as score_by
 
 
 @dataclass
@@ -28,33 +31,50 @@ class EvalSummary:
     tokens_per_second: float | None
     gen_length: int | None
     seconds: float | None
+    no_answer: int = 0  # completions with no final answer (extraction.py)
+    hedged: int = 0  # completions that give two or more different answers
+    unparsable: int = 0  # final answers that are not of the task's form
+    scoring: str = "dopsd"  # or "d1": accuracy as the d1 / d-OPSD scripts compute it
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
 
 
-def summarize(task: Task, rows: Sequence[dict], gen_length=None, seconds=None, tokens=None) -> EvalSummary:
+def summarize(task: Task, rows: Sequence[dict], gen_length=None, seconds=None, tokens=None,
+              scoring: str = "dopsd") -> EvalSummary:
     n = len(rows)
+    statuses = [row.get("status") for row in rows]
     return EvalSummary(
         task=task.name,
         n=n,
-        accuracy=sum(row["correct"] for row in rows) / n if n else 0.0,
+        accuracy=published_accuracy(task.name, rows) if scoring == "d1" else
+        sum(row["correct"] for row in rows) / n if n else 0.0,
         mean_score=sum(row["score"] for row in rows) / n if n else 0.0,
         tokens_per_second=tokens / seconds if tokens and seconds else None,
         gen_length=gen_length,
         seconds=seconds,
+        no_answer=statuses.count(NO_ANSWER),
+        hedged=statuses.count(HEDGED),
+        unparsable=statuses.count(UNPARSABLE),
+        scoring=scoring,
     )
 
 
-def score_row(task: Task, example: Example, completion: str) -> dict:
-    score = task.score(example, completion)
-    return {
+def score_row(task: Task, example: Example, completion: str, scoring: str = "dopsd") -> dict:
+    """One scored completion with its extraction: the answer found, its status and where it was found."""
+    score = score_by(task, example, completion, scoring)
+    row = {
         "index": example.index,
         "completion": completion,
         "extracted": score.extracted,
+        "status": score.status,
+        "source": score.source,
         "score": score.value,
         "correct": score.correct,
     }
+    if score.weight != 1.0:
+        row["weight"] = score.weight
+    return row
 
 
 def evaluate(
@@ -66,8 +86,10 @@ def evaluate(
     batch_size: int = 16,
     style: str | None = None,
     progress: bool = True,
+    scoring: str = "dopsd",
 ) -> tuple[list[dict], EvalSummary]:
-    """Generates a completion for every example and scores it; rows come back in the examples' order.
+    """Generates a completion for every example and scores it (``scoring``: ``dopsd`` or ``d1``, see
+    ``tasks/published.py``); rows come back in the examples' order.
 
     Prompts are batched in order of length (less padding); ``tokens_per_second`` counts every response position
     decoded (``len(examples) * gen_length``) over the generation time.
@@ -77,6 +99,8 @@ def evaluate(
         raise DopsdError(f"unknown prompt style {style!r}: use one of {', '.join(PROMPT_STYLES)}")
     if batch_size < 1:
         raise DopsdError(f"batch size must be at least 1, got {batch_size}")
+    if scoring not in SCORING_MODES:
+        raise DopsdError(f"unknown scoring mode {scoring!r}: use one of {', '.join(SCORING_MODES)}")
     prompts = encode_prompts(lm, task, examples, style)
     lm.check_fits(max(map(len, prompts), default=0), sampler_config.gen_length)  # before any generation
     order = sorted(range(len(examples)), key=lambda i: len(prompts[i]))
@@ -91,7 +115,7 @@ def evaluate(
         trajectories = sampler.sample([prompts[i] for i in chunk])
         seconds += time.perf_counter() - began
         for i, trajectory in zip(chunk, trajectories):
-            row = score_row(task, examples[i], lm.decode(trajectory.tokens))
+            row = score_row(task, examples[i], lm.decode(trajectory.tokens), scoring)
             row["prompt"] = lm.tokenizer.decode(prompts[i])
             rows[i] = row
             correct += row["correct"]
@@ -99,7 +123,8 @@ def evaluate(
         bar.update(len(chunk))
         bar.set_postfix(accuracy=f"{correct / done:.3f}")
     bar.close()
-    summary = summarize(task, rows, sampler_config.gen_length, seconds, len(examples) * sampler_config.gen_length)
+    summary = summarize(task, rows, sampler_config.gen_length, seconds, len(examples) * sampler_config.gen_length,
+                        scoring)
     return rows, summary
 
 

@@ -69,6 +69,28 @@ def test_right_hand_side_tags_and_reward():
     assert task.reward(example, "hello") == 0.0
 
 
+@pytest.mark.parametrize(
+    ("completion", "status", "value"),
+    [
+        ("<answer>\\boxed{(100 \\times 30) \\div 30 + 7}</answer>", "answered", 0.0),  # 30 twice: invalid
+        ("<answer>100 \u2212 93 + 30</answer>", "answered", 1.0),
+        ("<answer>(100 - 93) x 30 \u00f7 30</answer>", "answered", 0.0),
+        ("\\boxed{\\left(100 - 93\\right) + 30}", "answered", 1.0),
+        ("Equation: 100 - 93 + 30 = 37", "answered", 1.0),
+        ("So, 100 - 93 + 30 = 37", "answered", 1.0),
+        ("The answer is 100 - 93 + 30.", "answered", 1.0),
+        ("100-93+30<|endoftext|>", "answered", 1.0),
+        ("Try 100 - 93 =", "no_answer", 0.0),
+        ("12+19+", "no_answer", 0.0),  # a compact completion cut off
+        ("<answer>\\boxed{100*93/30} or \\boxed{100-93+30}</answer>", "hedged", 0.0),
+        ("<answer>100 minus 93 plus 30</answer>", "unparsable", 0.0),
+    ],
+)
+def test_operators_labels_and_statuses(completion, status, value):
+    score = get_task("countdown").score(instance([30, 100, 93], 37), completion)
+    assert (score.status, score.value) == (status, value)
+
+
 def test_generated_instances_are_solvable_and_seeded():
     task = get_task("countdown")
     examples = generate_countdown(300, seed=1)

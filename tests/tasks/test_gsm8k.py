@@ -46,7 +46,11 @@ def test_whole_training_set_references_score_one_in_every_answer_style():
         ("0.75", "3/4"),
         ("0.75", r"\frac{3}{4}"),
         ("-5", "<answer>-5</answer>"),
-        ("18", "She pays 20 - 2 = 18"),
+        ("18", "She pays 20 - 2 = 18.\nThe answer is 18."),
+        ("18", "She pays 20 - 2 = 18.\n\n**18**"),
+        ("448000", "<answer>\\boxed{448{,}000}</answer>"),
+        ("448000", "\\boxed{448\\,000}"),
+        ("-5", "<answer>\u22125</answer>"),  # a Unicode minus
     ],
 )
 def test_numbers_compare_numerically(reference, completion):
@@ -61,6 +65,23 @@ def test_different_numbers_score_zero(reference, completion):
     """(The last case: the <answer> tag is the final answer even when a \\boxed{} elsewhere is right.)"""
     score = get_task("gsm8k").score(Example(0, "q", reference), completion)
     assert score.value == 0.0 and not score.correct
+
+
+@pytest.mark.parametrize(
+    ("completion", "status"),
+    [
+        ("She pays 20 - 2 = 18", "no_answer"),  # a calculation, maybe cut short, states no final answer
+        ("Each costs 6, so 3 cost 18 and then", "no_answer"),
+        ("<answer>\\boxed{19 \\text{ or } 18}</answer>", "hedged"),
+        ("<answer>\\boxed{19} or \\boxed{18}</answer>", "hedged"),
+        ("\\boxed{19} or \\boxed{18}", "hedged"),
+        ("<answer>18 or 19</answer>", "hedged"),
+        ("<answer>no idea</answer>", "unparsable"),
+    ],
+)
+def test_answerless_hedged_and_unparsable_completions_score_zero(completion, status):
+    score = get_task("gsm8k").score(Example(0, "q", "18"), completion)
+    assert (score.value, score.status) == (0.0, status)
 
 
 def test_parse_number_edges():

@@ -49,6 +49,25 @@ def test_different_answers_score_zero():
         assert score.value == 0.0 and score.extracted == other, (reference, other)
 
 
+@pytest.mark.parametrize(
+    ("completion", "correct", "status"),
+    [
+        ("We solve.\nTherefore $x = 5$.", True, "answered"),
+        ("We solve.\n\n$$5$$", True, "answered"),
+        ("We solve.\n\\[\n5\n\\]", True, "answered"),
+        ("We solve.\nThe answer is $5$.", True, "answered"),
+        ("We solve.\nThus the value is $5$", False, "no_answer"),  # prose: maybe cut short, not a stated answer
+        ("We solve: $2x = 10$, so $x =", False, "no_answer"),
+        ("\\boxed{4 \\text{ or } 5}", False, "hedged"),
+        ("We get\n\\frac{10}{2", False, "no_answer"),  # cut off inside a brace
+        ("<answer>\\frac{10}{2", False, "unparsable"),
+    ],
+)
+def test_last_lines_phrases_and_hedges(completion, correct, status):
+    score = get_task("math500").score(Example(0, "p", "5"), completion)
+    assert (score.correct, score.status) == (correct, status)
+
+
 def test_bare_answers_and_the_sample_file_references():
     task = get_task("math500")
     examples = task.load(sample_data_path("math500"))

@@ -76,14 +76,32 @@ def test_partial_credit_counts_only_the_empty_cells():
         "<answer>3142|2431|4213|1324</answer>",
         "<answer>3,1,4,2,2,4,3,1,4,2,1,3,1,3,2,4</answer>",
         "<reasoning>first guess 1111222233334444</reasoning>\n3142243142131324",
-        "31422431421313241111",  # a compact model running on past the grid
         "\\boxed{3142243142131324}",
+        "<answer>[[3, 1, 4, 2], [2, 4, 3, 1], [4, 2, 1, 3], [1, 3, 2, 4]]</answer>",
+        "The answer is:\n3 1 4 2\n2 4 3 1\n4 2 1 3\n1 3 2 4",
+        "Solved:\n3142\n2431\n4213\n1324",
     ],
 )
 def test_answers_in_many_layouts(completion):
     example = Example(0, "3102200002100320", "3142243142131324", {"puzzle": "3102200002100320"})
     score = get_task("sudoku").score(example, completion)
     assert score.extracted == "3142243142131324" and score.correct
+
+
+@pytest.mark.parametrize(
+    ("completion", "status"),
+    [
+        ("31422431421313241111", "no_answer"),  # a last line of 20 digits is not a grid, whatever its first 16 say
+        ("<answer>314224314213132</answer>", "unparsable"),  # 15 digits are never padded
+        ("<answer>3142243142131324 or 3142243142131342</answer>", "hedged"),
+        ("<answer>3142243142131324\n3142243142131342</answer>", "hedged"),
+        ("First row is 3142 and the second", "no_answer"),
+    ],
+)
+def test_grids_that_are_not_one_16_digit_answer_score_zero(completion, status):
+    example = Example(0, "3102200002100320", "3142243142131324", {"puzzle": "3102200002100320"})
+    score = get_task("sudoku").score(example, completion)
+    assert (score.value, score.status) == (0.0, status)
 
 
 def test_csv_round_trip_with_and_without_header(tmp_path):

@@ -9,6 +9,7 @@ from collections import defaultdict
 from dopsd.cli.options import add_model_options, add_sampler_options, apply_model_defaults, load_model, sampler_config
 from dopsd.errors import DopsdError
 from dopsd.tasks import PROMPT_STYLES, SAMPLE, TASK_NAMES, get_task, load_examples
+from dopsd.tasks.published import SCORING_MODES
 
 
 def register(subparsers) -> None:
@@ -19,13 +20,14 @@ def register(subparsers) -> None:
     evaluation.add_argument("--batch-size", type=int, default=16)
     evaluation.add_argument("--prompt-style", choices=PROMPT_STYLES, default=None,
                             help="default: compact for built-in models, instruct otherwise")
-    evaluation.add_argument("--output", default=None, help="JSONL file of per-example rows")
+    evaluation.add_argument("--output", default=None, help="JSONL file of per-example rows, with each extraction")
     evaluation.add_argument("--no-progress", action="store_true", help="no progress bar")
     evaluation.set_defaults(run=run_eval)
 
     scoring = subparsers.add_parser("score", help="score saved completions against a task's data")
     add_data_options(scoring)
     scoring.add_argument("--completions", required=True, help='JSONL of {"index": i, "completion": "..."}')
+    scoring.add_argument("--output", default=None, help="JSONL file of the rescored rows, with each extraction")
     scoring.set_defaults(run=run_score)
 
 
@@ -35,6 +37,9 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
                         help=f"local CSV/JSONL/Parquet file, or '{SAMPLE}' for the bundled sample (default: the task's test "
                         "split on the hub)")
     parser.add_argument("--limit", type=int, default=None, help="first N examples only")
+    parser.add_argument("--scoring", choices=SCORING_MODES, default="dopsd",
+                        help="dopsd: this library's extraction policy (README, Tasks); d1: as the d1 / d-OPSD "
+                             "evaluation scripts score, for comparison with published tables")
 
 
 def task_examples(args: argparse.Namespace):
@@ -44,7 +49,6 @@ def task_examples(args: argparse.Namespace):
 
 def run_eval(args: argparse.Namespace) -> int:
     from dopsd.evaluation import evaluate, write_jsonl
-
     from dopsd.paths import check_writable_file
 
     if args.output:
@@ -57,7 +61,7 @@ def run_eval(args: argparse.Namespace) -> int:
         config = sampler_config(args, gen_length)
         rows, summary = evaluate(
             lm, task, examples, config, batch_size=args.batch_size, style=args.prompt_style,
-            progress=not args.no_progress,
+            progress=not args.no_progress, scoring=args.scoring,
         )
         for row in rows:
             row["gen_length"] = gen_length
@@ -73,8 +77,11 @@ def run_eval(args: argparse.Namespace) -> int:
 def run_score(args: argparse.Namespace) -> int:
     import sys
 
-    from dopsd.evaluation import read_completions, score_row, summarize
+    from dopsd.evaluation import read_completions, score_row, summarize, write_jsonl
+    from dopsd.paths import check_writable_file
 
+    if args.output:
+        check_writable_file(args.output, "--output")
     task, examples = task_examples(args)
     groups = defaultdict(dict)
     for row in read_completions(args.completions):
@@ -84,13 +91,18 @@ def run_score(args: argparse.Namespace) -> int:
         if index in groups[length]:
             raise DopsdError(f"{args.completions}: index {index} appears twice" +
                              (f" at gen_length {length}" if length is not None else "") + ": keep one completion each")
-        groups[length][index] = score_row(task, examples[index], row["completion"])
+        scored = score_row(task, examples[index], row["completion"], args.scoring)
+        if length is not None:
+            scored["gen_length"] = length
+        groups[length][index] = scored
+    if args.output:
+        write_jsonl(args.output, [row for rows in groups.values() for row in rows.values()])
     for gen_length, rows in groups.items():
         missing = len(examples) - len(rows)
         if missing:
             where = f" at gen_length {gen_length}" if gen_length is not None else ""
             print(f"warning: {missing} of the {len(examples)} data rows have no completion{where}; the summary "
                   f"counts the {len(rows)} that do", file=sys.stderr)
-        summary = summarize(task, list(rows.values()), gen_length).to_dict()
+        summary = summarize(task, list(rows.values()), gen_length, scoring=args.scoring).to_dict()
         print(json.dumps({**summary, "missing": missing}))
     return 0

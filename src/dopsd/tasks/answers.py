@@ -1,6 +1,7 @@
-"""Finding the answer in a completion: the last <answer> tag, then the last \\boxed{} in it, or the bare text.
+"""Primitives for finding an answer in a completion: answer tags, ``\\boxed{}``, final-answer phrases, last lines.
 
 Everything here is linear in the completion's length, so megabyte-long or adversarial completions stay cheap.
+The policy that combines them (which one wins, hedges, answer-less text) is in ``extraction.py``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,17 @@ BOXED = "\\boxed{"
 OPEN_TAG, CLOSE_TAG = "<answer>", "</answer>"
 MAX_ANSWER_CHARS = 2000
 BRACES = re.compile(r"[{}]")
+# "The answer is", "Final answer:", "answer =", "####" (GSM8K's own marker); what follows is the stated answer
+VERB = r"(?:(?:is|was|would\s+be|will\s+be|should\s+be)\b|[:=])"
+PHRASE = re.compile(rf"(?:\bfinal\s+answer\b(?:\s*{VERB})?|\banswer\s*{VERB}|####)[\s:*]*", re.IGNORECASE)
+PROSE = re.compile(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}")  # two words in a row
+SENTENCE_END = re.compile(r"\.(?:\s|$)|\n")
+PARAGRAPH_END = re.compile(r"\.(?:\s|$)|\n\s*\n")
+# words and symbols that list alternatives: "19 or 18", "19 \text{ or } 18", "19 \lor 18"
+HEDGE = re.compile(r"\\text\{\s*or\s*\}|\\(?:lor|vee)\b|\b(?:or|either)\b", re.IGNORECASE)
+# what may separate boxes that together form one final answer ("\boxed{19} or \boxed{18}", "$\boxed{2}$, $\boxed{3}$")
+BOX_JOINER = re.compile(r"(?:[\s$,;.&]|\\[(),;! ]|\\q?quad|\\text\{[^{}]{0,20}\}|\b(?:and|or|either)\b)*",
+                        re.IGNORECASE)
 
 
 def last_answer_tag(text: str) -> str | None:
@@ -24,19 +36,96 @@ def last_answer_tag(text: str) -> str | None:
     return body if end == -1 else body[:end]
 
 
+def final_answer_tags(text: str, limit: int = 8) -> list[str]:
+    """The last tag's content (``last_answer_tag``) and, before it, the contents of the tags that only joining
+    words or punctuation separate from it (``<answer>19</answer> or <answer>18</answer>``); [] without a tag."""
+    last = last_answer_tag(text)
+    if last is None:
+        return []
+    tags, start = [last], text.rfind(OPEN_TAG)
+    while len(tags) < limit:
+        close = text.rfind(CLOSE_TAG, 0, start)
+        between = text[close + len(CLOSE_TAG):start]
+        if close == -1 or len(between) > 200 or not BOX_JOINER.fullmatch(between):
+            break
+        previous = text.rfind(OPEN_TAG, 0, close)
+        if previous == -1:
+            break
+        tags.insert(0, text[previous + len(OPEN_TAG):close])
+        start = previous
+    return tags
+
+
 def last_boxed(text: str) -> str | None:
     """Content of the last ``\\boxed{...}`` whose braces balance (nested braces allowed), or None."""
+    boxes = boxed_spans(text)
+    return None if not boxes else _unwrap(text[boxes[-1][0]:boxes[-1][1]])
+
+
+def boxed_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of the content of every outermost ``\\boxed{...}`` whose braces balance, in order; a box
+    nested in another counts as part of it."""
     first = text.find(BOXED)
     if first == -1:
-        return None
+        return []
     closing = _closing_braces(text, first)
-    start = text.rfind(BOXED)
+    spans, start = [], first
     while start != -1:
         brace = start + len(BOXED) - 1
-        if brace in closing:
-            return text[brace + 1 : closing[brace]]
-        start = text.rfind(BOXED, first, start)
-    return None
+        end = closing.get(brace)
+        if end is not None and (not spans or brace > spans[-1][1]):
+            spans.append((brace + 1, end))
+        start = text.find(BOXED, start + 1)
+    return spans
+
+
+def _unwrap(content: str) -> str:
+    """``\\boxed{\\boxed{3}}`` is a box of 3."""
+    for _ in range(3):
+        if not content.startswith(BOXED) or _closing_braces(content, 0).get(len(BOXED) - 1) != len(content) - 1:
+            break
+        content = content[len(BOXED):-1]
+    return content
+
+
+def final_boxes(text: str, limit: int = 9) -> list[str]:
+    """The contents of the last box and of the boxes just before it that only joining words or punctuation
+    separate from it (``\\boxed{19} or \\boxed{18}``): the boxes that together state the final answer. A box
+    followed by more reasoning (a self-correction) is not part of it."""
+    spans = boxed_spans(text)
+    group = spans[-1:]  # last box first; at most ``limit`` (more are a hedge anyway)
+    for previous in reversed(spans[max(0, len(spans) - limit):-1]):
+        between = text[previous[1] + 1 : group[-1][0] - len(BOXED)]
+        if len(between) > 200 or not BOX_JOINER.fullmatch(between):
+            break
+        group.append(previous)
+    return [_unwrap(text[start:end]) for start, end in reversed(group)]
+
+
+def stated_answer(text: str, multiline: bool = False, after: int = 0) -> str | None:
+    """What follows the last final-answer phrase from position ``after`` on ("The answer is 18." gives ``18``), to
+    the end of its sentence or line (``multiline``: of its paragraph, for a grid written row by row); None when
+    there is no such phrase. The answer may start on the next line ("Final answer:\\n18")."""
+    last = None
+    for last in PHRASE.finditer(text, after):
+        pass
+    if last is None:
+        return None
+    rest = text[last.end(): last.end() + MAX_ANSWER_CHARS]
+    end = (PARAGRAPH_END if multiline else SENTENCE_END).search(rest)
+    return (rest if end is None else rest[:end.start()]).strip()
+
+
+def last_lines(text: str, count: int) -> list[str]:
+    """The last ``count`` non-empty lines, stripped, last one last (reads only the end of the text)."""
+    lines, end = [], len(text)
+    while end > 0 and len(lines) < count:
+        start = text.rfind("\n", 0, end) + 1
+        line = text[start:end].strip()
+        if line:
+            lines.insert(0, line)
+        end = start - 1
+    return lines
 
 
 def _closing_braces(text: str, start: int) -> dict[int, int]:
@@ -50,11 +139,6 @@ def _closing_braces(text: str, start: int) -> dict[int, int]:
     return closing
 
 
-def answer_text(completion: str) -> str:
-    """The answer part of a completion: the last <answer> tag's content (else the whole completion), then the
-    content of its last \\boxed{} if it has one; stripped, and cut to its last ``MAX_ANSWER_CHARS`` characters."""
-    tagged = last_answer_tag(completion)
-    text = completion if tagged is None else tagged
-    boxed = last_boxed(text)
-    text = text if boxed is None else boxed
-    return text.strip()[-MAX_ANSWER_CHARS:]
+def split_hedge(text: str) -> list[str]:
+    """The alternatives that ``or``-like words separate (one item when there are none)."""
+    return HEDGE.split(text)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from dopsd.errors import DopsdError
+from dopsd.tasks.extraction import ANSWERED, HEDGED, NO_ANSWER, UNPARSABLE, Extraction, extract
 from dopsd.tasks.loading import DataError, load_hub_rows, read_rows
 
 # d1's system prompt: reasoning and answer in tags.
@@ -30,20 +32,26 @@ class Example:
 
 @dataclass(frozen=True)
 class Score:
-    """``value`` in [0, 1]; ``correct`` when it reaches the task's accuracy threshold."""
+    """``value`` in [0, 1]; ``correct`` when it reaches the task's accuracy threshold; ``status``: ``answered``,
+    ``no_answer``, ``hedged`` or ``unparsable``; ``source``: where the answer was found (``extraction.py``);
+    ``weight``: how many units ``value`` averages over, for metrics pooled over units (d1's Sudoku cells)."""
 
     value: float
     correct: bool
     extracted: str | None
+    status: str = ANSWERED
+    source: str = ""
+    weight: float = 1.0
 
 
 class Task:
-    """A benchmark. Subclasses set ``name`` and implement the four methods below."""
+    """A benchmark. Subclasses set ``name`` and implement the methods below that raise NotImplementedError."""
 
     name: str = ""
     correct_threshold: float = 1.0  # score that counts as correct for accuracy
     hub_dataset: tuple[str, ...] = ()  # arguments of datasets.load_dataset when no local file is given
     hub_splits: tuple[str, ...] = ("train", "test")  # the splits that hub dataset has
+    multiline_answer: bool = False  # whether a stated answer runs to the end of its paragraph (a grid in rows)
 
     def question_text(self, example: Example) -> str:
         """The instruction-style user message."""
@@ -53,11 +61,32 @@ class Task:
         """The prompt for the small built-in character-level models."""
         raise NotImplementedError
 
-    def extract_answer(self, completion: str) -> str | None:
+    def parse_answer(self, text: str) -> list[str]:
+        """The answers that ``text`` (a box, a tag, a stated answer) gives, in canonical form; [] for none."""
+        raise NotImplementedError
+
+    def bare_answer(self, completion: str) -> str | None:
+        """The end of ``completion`` when it is nothing but an answer of this task's form (a compact prompt's
+        completion), else None."""
         raise NotImplementedError
 
     def score_answer(self, example: Example, answer: str) -> float:
         raise NotImplementedError
+
+    def extract(self, completion: str) -> Extraction:
+        """The final answer by the policy in ``extraction.py``; a task that overrides only ``extract_answer``
+        (its own reading, as a test's toy task does) keeps it."""
+        if type(self).extract_answer is not Task.extract_answer:
+            answer = self.extract_answer(completion)
+            return Extraction(answer, ANSWERED if answer is not None else NO_ANSWER, "custom")
+        return extract(completion, self.parse_answer, self.bare_answer, self.multiline_answer)
+
+    def extract_answer(self, completion: str) -> str | None:
+        return self.extract(completion).answer
+
+    def score_alternatives(self, example: Example, answers: tuple[str, ...]) -> float:
+        """What a hedge earns: 1 when every alternative is right (the same answer written twice), else 0."""
+        return float(all(self.score_answer(example, answer) >= self.correct_threshold for answer in answers))
 
     def reference_completion(self, example: Example, style: str = "instruct") -> str:
         """The reference answer written as a completion of the ``style`` prompt (scores 1.0)."""
@@ -92,14 +121,22 @@ class Task:
         return user
 
     def score(self, example: Example, completion: str) -> Score:
-        """Never raises: anything unreadable scores 0."""
+        """Never raises: anything unreadable scores 0. Every score, reward and filter goes through here."""
         try:
-            answer = self.extract_answer(completion)
-            value = 0.0 if answer is None else float(self.score_answer(example, answer))
+            extraction = self.extract(completion)
+            if extraction.status == ANSWERED:
+                value = float(self.score_answer(example, extraction.answer))
+            elif extraction.status == HEDGED:
+                value = float(self.score_alternatives(example, extraction.candidates))
+                if value > 0:  # alternatives that are all right are one answer written several ways
+                    extraction = replace(extraction, status=ANSWERED, answer=extraction.shown)
+            else:
+                value = 0.0
         except (ValueError, ArithmeticError, RecursionError, TypeError, OverflowError):
-            answer, value = None, 0.0
+            extraction, value = Extraction(None, UNPARSABLE, ""), 0.0
         value = min(max(value, 0.0), 1.0)
-        return Score(value=value, correct=value >= self.correct_threshold, extracted=answer)
+        return Score(value=value, correct=value >= self.correct_threshold, extracted=extraction.shown,
+                     status=extraction.status, source=extraction.source)
 
     def reward(self, example: Example, completion: str) -> float:
         """The RLVR training reward; the score, unless a task adds credit for a well-formed answer (Countdown)."""

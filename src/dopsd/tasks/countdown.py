@@ -9,15 +9,30 @@ import re
 from collections import Counter
 from fractions import Fraction
 
-from dopsd.tasks.answers import answer_text
+from dopsd.tasks.answers import last_lines
 from dopsd.tasks.arithmetic import ExpressionError, evaluate_expression
 from dopsd.tasks.base import Example, Task
 from dopsd.tasks.distinct import draw_distinct
+from dopsd.tasks.extraction import ANSWERED, HEDGED
 
 TOLERANCE = 1e-5
 # operator precedence; a number binds tighter than any operator
 PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
 ATOM = 3
+# LaTeX and Unicode spellings of the four operations and of brackets, as the safe parser reads them
+SPELLINGS = [
+    (re.compile(r"\\times|\\cdot|\\ast|[×·∗⋅]|(?<=[\d)\s])[xX](?=[\s\d(])"), "*"),
+    (re.compile(r"\\div|[÷∕]"), "/"),
+    (re.compile(r"[−–—]"), "-"),
+    (re.compile(r"\\left|\\right|\\[()\[\]]|\$|^\s*\*\*|\*\*\s*$|\\[,;! ]"), ""),
+    (re.compile(r"[\[{]"), "("),
+    (re.compile(r"[\]}]"), ")"),
+]
+LATEX_FRACTION = re.compile(r"\\[dt]?frac\{([^{}]*)\}\{([^{}]*)\}")
+UNFINISHED = ("=", "+", "-", "*", "/", "(")  # a last line cut off in the middle of a calculation
+# a short label before a last-line expression: "Equation:", "The expression is", "So,"
+LABEL = re.compile(r"^(?:(?:[A-Za-z]+ ){0,3}(?:[A-Za-z]+:|is\b)|(?:so|thus|therefore|hence)\b,?)\s*", re.IGNORECASE)
+EXPRESSION_CHARS = re.compile(r"[\d\s+\-*/()]+")
 
 
 def _combine(a: tuple[str, int], operator: str, b: tuple[str, int]) -> str:
@@ -107,9 +122,18 @@ class Countdown(Task):
     def compact_prompt(self, example: Example) -> str:
         return f"{example.prompt}>{example.answer}="
 
-    def extract_answer(self, completion: str) -> str | None:
-        text = answer_text(completion).split("=")[0].strip()
-        return text or None
+    def parse_answer(self, text: str) -> list[str]:
+        """The expression, in ASCII: the side of an equation that holds the operations (``100-93+30 = 37``)."""
+        expression = normalize_expression(text)
+        sides = [side.strip().rstrip(".").strip() for side in expression.split("=")]
+        side = next((side for side in sides if any(op in side for op in "+-*/")), sides[0])
+        return [re.sub(r"\s+", "", side)] if is_expression(side) else []
+
+    def bare_answer(self, completion: str) -> str | None:
+        lines = last_lines(completion, 1)
+        line = lines[-1] if lines and len(lines[-1]) <= 200 and not lines[-1].endswith(UNFINISHED) else ""
+        line = LABEL.sub("", line)  # "Equation: ...", "The expression is ..."
+        return line if is_expression(normalize_expression(line).replace("=", " ").rstrip(".")) else None
 
     def check(self, example: Example, expression: str) -> tuple[bool, bool]:
         """(valid: parses and uses exactly the given numbers, correct: valid and equals the target)."""
@@ -125,11 +149,14 @@ class Countdown(Task):
         return float(self.check(example, answer)[1])
 
     def reward(self, example: Example, completion: str) -> float:
-        """d1's training reward: 1 for a correct expression, 0.1 for a valid wrong one, else 0."""
-        answer = self.extract_answer(completion)
-        if answer is None:
+        """d1's training reward: 1 for a correct expression, 0.1 for a valid wrong one, else 0 (a hedge earns 1
+        only when every alternative is correct, and never the 0.1)."""
+        extraction = self.extract(completion)
+        if extraction.status == HEDGED:
+            return self.score_alternatives(example, extraction.candidates)
+        if extraction.status != ANSWERED:
             return 0.0
-        valid, correct = self.check(example, answer)
+        valid, correct = self.check(example, extraction.answer)
         return 1.0 if correct else 0.1 if valid else 0.0
 
     def solution(self, example: Example) -> str:
@@ -156,6 +183,20 @@ class Countdown(Task):
             raise ValueError(f"output {row['output']!r} must be one integer")
         return Example(index=index, prompt=",".join(map(str, numbers)), answer=str(targets[0]),
                        meta={"numbers": numbers, "target": targets[0]})
+
+
+def is_expression(text: str) -> bool:
+    """Only digits, spaces, ``+ - * / ( )``, and at least one digit."""
+    return bool(EXPRESSION_CHARS.fullmatch(text)) and any(char.isdigit() for char in text)
+
+
+def normalize_expression(text: str) -> str:
+    """``\\times``, ``×``, ``\\div``, ``÷``, ``−``, ``\\frac{a}{b}``, brackets and math delimiters in ASCII."""
+    for _ in range(3):
+        text = LATEX_FRACTION.sub(r"(\1)/(\2)", text)
+    for pattern, replacement in SPELLINGS:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def _integers(value, field: str) -> list[int]:

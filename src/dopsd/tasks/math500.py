@@ -1,10 +1,32 @@
-"""MATH500: competition problems; the last \\boxed{} is judged for mathematical equivalence by math-verify."""
+"""MATH500: competition problems; the final answer is judged for mathematical equivalence by math-verify."""
 
 from __future__ import annotations
 
-from dopsd.tasks.answers import answer_text, last_boxed
+import re
+
+from dopsd.tasks.answers import last_boxed, last_lines
 from dopsd.tasks.base import Example, Task
 from dopsd.tasks.equivalence import MAX_ANSWER_CHARS, MathVerifier, shared_verifier
+
+# math-mode delimiters and emphasis around an answer, and punctuation after it
+DELIMITERS = re.compile(r"^(?:\s|\$|\\[(\[]|\*\*|\\displaystyle)+|(?:\s|\$|\\[)\]]|\*\*|[.,;])+$")
+# "x = 5", "f(x) = 2x+1", "a_1 = 3": a name for the answer, dropped when the reference has none
+VARIABLE = re.compile(r"^\s*(?:[A-Za-z](?:_\{?\w+\}?)?|[A-Za-z]\([A-Za-z]\))\s*=(?!=)\s*")
+TEXT = re.compile(r"\\(?:text|textbf|textrm|mathrm|mbox)\s*\{([^{}]*)\}")
+SPACING = re.compile(r"\\[,;:! ]|\\left|\\right|\s+")
+# a last line that ends in the middle of a formula, or is prose (two words in a row outside LaTeX commands)
+UNFINISHED = re.compile(r"[-+*/=^_,({\[\\]$")
+PROSE = re.compile(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}")
+COMMANDS = re.compile(r"\\[A-Za-z]+")
+INLINE_MATH = re.compile(r"\$([^$]+)\$")
+MAX_BARE_CHARS = 100
+
+
+def plain(latex: str) -> str:
+    """A form for comparing text answers: no spacing commands, text wrappers, delimiters or case."""
+    text = TEXT.sub(r"\1", DELIMITERS.sub("", latex))
+    text = SPACING.sub("", text).replace("dfrac", "frac").replace("tfrac", "frac").lower()
+    return text[1:-1] if re.fullmatch(r"\([a-z]\)", text) else text  # "(C)" is the choice C
 
 
 class MATH500(Task):
@@ -22,13 +44,42 @@ class MATH500(Task):
     def compact_prompt(self, example: Example) -> str:
         return f"{example.prompt}\nAnswer: "
 
-    def extract_answer(self, completion: str) -> str | None:
-        """The answer's LaTeX; None when empty or too long to be a final answer (it would only cost time)."""
-        text = answer_text(completion)
-        return text if text and len(text) <= MAX_ANSWER_CHARS else None
+    def parse_answer(self, text: str) -> list[str]:
+        """The answer's LaTeX without delimiters; none when empty or too long to be a final answer."""
+        text = DELIMITERS.sub("", text)
+        balanced = text.count("{") == text.count("}")  # "\\frac{5}{6" was cut off
+        return [text] if text and balanced and len(text) <= MAX_ANSWER_CHARS else []
+
+    def bare_answer(self, completion: str) -> str | None:
+        lines = last_lines(completion, 3)
+        if len(lines) == 3 and not DELIMITERS.sub("", lines[0]) and not DELIMITERS.sub("", lines[2]):
+            lines = lines[:2]  # a display block: \[, the answer, \]
+        line = DELIMITERS.sub("", lines[-1]) if lines and len(lines[-1]) <= 2 * MAX_BARE_CHARS else ""
+        if not line or len(line) > MAX_BARE_CHARS or UNFINISHED.search(line):
+            return None
+        if PROSE.search(COMMANDS.sub(" ", TEXT.sub("x", line))):
+            return None
+        inline = INLINE_MATH.findall(lines[-1])  # "Therefore $x = 5$." states the formula
+        line = inline[-1] if inline else line
+        return line if line.count("{") == line.count("}") else None
 
     def score_answer(self, example: Example, answer: str) -> float:
-        return float((self.verifier or shared_verifier()).equivalent(example.answer, answer))
+        """Equal as text (``\\text{Evelyn}`` and ``Evelyn``), else equivalent by math-verify, with a leading
+        ``x =`` dropped when the reference has none: at most two verifier calls."""
+        if plain(answer) == plain(example.answer):
+            return 1.0
+        verifier = self.verifier or shared_verifier()
+        if verifier.equivalent(example.answer, answer):
+            return 1.0
+        named = VARIABLE.match(answer)
+        return float(bool(named) and not VARIABLE.match(example.answer)
+                     and verifier.equivalent(example.answer, answer[named.end():]))
+
+    def score_alternatives(self, example: Example, answers: tuple[str, ...]) -> float:
+        """Alternatives are right together when they are the reference's list of answers (``x=2 or x=3`` for
+        ``2, 3``), judged in one verifier call."""
+        joined = ", ".join(answer[m.end():] if (m := VARIABLE.match(answer)) else answer for answer in answers)
+        return float((self.verifier or shared_verifier()).equivalent(example.answer, joined))
 
     def reference_completion(self, example: Example, style: str = "instruct") -> str:
         if style == "compact":

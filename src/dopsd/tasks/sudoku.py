@@ -5,12 +5,15 @@ from __future__ import annotations
 import random
 import re
 
-from dopsd.tasks.answers import answer_text
+from dopsd.tasks.answers import last_lines
 from dopsd.tasks.base import Example, Task
 from dopsd.tasks.distinct import draw_distinct
 
-DIGIT_RUN = re.compile(r"[0-9]{16,}")
-SEPARATORS = re.compile(r"[\s,|;\-]+")
+# any layout of the 16 digits: rows, spaces, commas, bars, lists of lists, "Row 1:" labels
+LAYOUT = re.compile(r"^[ \t]*[1-4][:)][ \t]|\brow\s*[1-4]\s*:?|\b4\s*x\s*4\b|[\s,|;\-\[\](){}.`'\"]+",
+                    re.IGNORECASE | re.MULTILINE)
+GRID_LINE = re.compile(r"[\d\s,|;\-\[\](){}.`'\"]+")
+SEPARATE_GRIDS = re.compile(r"(?<!\d)\d{16}(?!\d)")
 UNITS = [
     [r * 4 + c for c in range(4)] for r in range(4)
 ] + [[r * 4 + c for r in range(4)] for c in range(4)] + [
@@ -102,6 +105,7 @@ def write_sudoku_csv(examples: list[Example], path) -> None:
 class Sudoku(Task):
     name = "sudoku"
     correct_threshold = 1.0
+    multiline_answer = True
     filter_threshold = 0.25  # the trainer's correct-only rule (paper, appendix C.3)
 
     def question_text(self, example: Example) -> str:
@@ -114,11 +118,24 @@ class Sudoku(Task):
     def compact_prompt(self, example: Example) -> str:
         return f"{example.prompt}="
 
-    def extract_answer(self, completion: str) -> str | None:
-        """The first 16 digits of the last run of at least 16 digits once separators are dropped (trailing digits
-        are a model running on past the grid; any digit is kept, so wrong cells still earn partial credit)."""
-        runs = DIGIT_RUN.findall(SEPARATORS.sub("", answer_text(completion)))
-        return runs[-1][:16] if runs else None
+    def parse_answer(self, text: str) -> list[str]:
+        """Exactly 16 digits in any layout (any digit, so wrong cells still earn partial credit); two or more
+        16-digit grids are alternatives; anything else, a padded or truncated grid included, is none."""
+        digits = re.sub(r"[^0-9]", "", LAYOUT.sub("", text))  # words around the grid are not cells
+        if len(digits) == 16:
+            return [digits]
+        grids = SEPARATE_GRIDS.findall(text)
+        return list(dict.fromkeys(grids)) if len(grids) > 1 else []
+
+    def bare_answer(self, completion: str) -> str | None:
+        """The trailing lines that hold only digits and separators, when they make one grid."""
+        block = []
+        for line in reversed(last_lines(completion, 16)):
+            if len(line) > 200 or not GRID_LINE.fullmatch(line):
+                break
+            block.insert(0, line)
+        text = "\n".join(block)
+        return text if re.fullmatch(r"[0-9]{16}", LAYOUT.sub("", text)) else None
 
     def score_answer(self, example: Example, answer: str) -> float:
         puzzle = example.meta.get("puzzle", example.prompt)
