@@ -243,3 +243,14 @@ def test_a_model_ignoring_the_attention_mask_never_gets_padded_rows(tmp_path):
         assert bool(attention.all()) and bool(teacher_attention.all())  # nothing padded
     assert sum(len(b) for b in batches) == len(everything)
     assert len(widths) == len(batches)  # one student pass per micro-batch (the frozen teacher is a copy)
+
+
+def test_only_the_last_micro_batch_of_an_update_is_a_gradient_sync_boundary(tmp_path):
+    trainer = make_trainer(tmp_path, use_lora=False, micro_batch_size=2, updates_per_rollout=1)
+    seen = []
+    backward = trainer.accelerator.backward
+    trainer.accelerator.backward = lambda loss: (seen.append(trainer.accelerator.sync_gradients), backward(loss))
+    metrics = trainer.step()
+    assert metrics["states"] > 2 and len(seen) == -(-metrics["states"] // 2)  # several micro-batches
+    assert seen == [False] * (len(seen) - 1) + [True]  # DeepSpeed steps, and DDP all-reduces, once per update
+    assert trainer.accelerator.sync_gradients

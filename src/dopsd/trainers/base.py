@@ -213,14 +213,21 @@ class Trainer:
 
     def backward_micro_batches(self, batches: Sequence, loss_of: Callable) -> list:
         """``loss_of(batch) -> (loss, stats)`` and a backward pass for each micro-batch, gradients accumulating;
-        processes synchronise gradients on the last one only. Returns each batch's ``(float loss, stats)``."""
-        results = []
+        processes synchronise gradients on the last one only. Returns each batch's ``(float loss, stats)``.
+
+        Only the last micro-batch is a gradient-accumulation boundary in accelerate's state (``sync_gradients``):
+        DDP all-reduces there only, and DeepSpeed, whose engine steps inside ``backward`` at a boundary, steps once
+        per update. (accelerate's ``accumulate()`` counts a fixed number of micro-batches per step; an update here
+        has as many as its states need, so the boundary is set directly.)"""
+        state, results = self.accelerator.gradient_state, []
         for index, batch in enumerate(batches):
             last = index == len(batches) - 1
+            state._set_sync_gradients(last)
             with contextlib.nullcontext() if last else self.accelerator.no_sync(self.model):
                 loss, stats = loss_of(batch)
                 self.accelerator.backward(loss)
             results.append((float(loss.detach()), stats))
+        state._set_sync_gradients(True)
         return results
 
     def zero_loss(self) -> torch.Tensor:
