@@ -93,3 +93,20 @@ def test_overlap_counts_shared_top_k_tokens():
     teacher = torch.tensor([[5.0, 1.0, 4.0, 2.0, 3.0]])
     # student top-2 {0, 1}, teacher top-2 {0, 2}: one of two shared
     assert overlap_top_k(student, teacher, k=2).item() == 0.5
+
+
+def test_the_overconfident_clip_clamps_only_where_the_student_is_above_the_teacher():
+    from dopsd.distill import clip_gradient_cosine
+
+    student, teacher = logits(P_STUDENT), logits(P_TEACHER)
+    # reverse KL terms s log(s/t) - s + t: entry 0 (s > t) 0.1581, entry 1 (s > t) 0.0216, entry 2 (s < t) 0.1803
+    terms = [s * math.log(s / t) - s + t for s, t in zip(P_STUDENT, P_TEACHER)]
+    every = step_divergence(student, teacher, top_k=0, clip=0.05).per_position.item()
+    only_over = step_divergence(student, teacher, top_k=0, clip=0.05, clip_mode="overconfident").per_position.item()
+    assert every == pytest.approx(0.05 + terms[1] + 0.05)
+    assert only_over == pytest.approx(0.05 + terms[1] + terms[2])  # the entry the teacher wants more of stays whole
+    assert clip_gradient_cosine(student, teacher, top_k=0, clip=10.0).item() == pytest.approx(1.0)
+    kept = clip_gradient_cosine(student, teacher, top_k=0, clip=0.05, clip_mode="overconfident").item()
+    assert clip_gradient_cosine(student, teacher, top_k=0, clip=0.05).item() < kept < 1.0
+    with pytest.raises(ValueError, match="clip mode"):
+        step_divergence(student, teacher, clip=0.05, clip_mode="sometimes")

@@ -254,3 +254,33 @@ def test_only_the_last_micro_batch_of_an_update_is_a_gradient_sync_boundary(tmp_
     assert metrics["states"] > 2 and len(seen) == -(-metrics["states"] // 2)  # several micro-batches
     assert seen == [False] * (len(seen) - 1) + [True]  # DeepSpeed steps, and DDP all-reduces, once per update
     assert trainer.accelerator.sync_gradients
+
+
+def test_all_passk_rounds_keep_the_best_when_told_not_to_stop(tmp_path):
+    from dopsd.sampling import passk_rollout
+    from dopsd.tasks import encode_prompts
+
+    trainer = make_trainer(tmp_path, passk=3)
+    examples = trainer.train_examples
+    prompts = encode_prompts(trainer.base_lm, trainer.task, examples, "compact")
+    config = trainer.config
+    result = passk_rollout(trainer.base_lm, trainer.task, examples, prompts, first=config.sampler_config(),
+                           resample=config.sampler_config(0.9), passk=3, generator=torch.Generator().manual_seed(0),
+                           stop_when_solved=False)
+    assert result.rounds == [3] * len(examples) and result.samples == 3 * len(examples)
+    assert result.solved == [e.meta["accept"] for e in examples]
+
+
+def test_skipping_uninformed_states_trains_on_the_informed_ones_only(tmp_path):
+    trainer = make_trainer(tmp_path, skip_uninformed_states=True, kt_selection="revealed", teacher_retain_ratio=0.5)
+    trainer.rollout()
+    assert trainer.prepared
+    for item in trainer.prepared:
+        assert all(not torch.equal(item.teacher_states[r], item.student_states[r]) for r in range(item.num_steps))
+        assert item.num_steps < item.trajectory.num_recorded_steps  # the last block's states are gone
+        for row in range(item.num_steps):
+            offsets = trainer.revealed_offsets(item, row, int(item.counts.max()))
+            expected = item.trajectory.revealed_at(item.step_number(row)) - item.block_starts[row]
+            assert offsets[: len(expected)].tolist() == expected.tolist()
+    metrics = trainer.step()
+    assert metrics["states"] > 0 and 0.0 <= metrics["clip_grad_cosine"] <= 1.0 + 1e-6

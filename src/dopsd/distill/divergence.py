@@ -18,6 +18,10 @@ import torch
 import torch.nn.functional as F
 
 DIVERGENCES = ("reverse_kl", "forward_kl", "jsd")
+# Which entries the pointwise clip may clamp: every one, or only those where the student puts more probability
+# than the teacher (the entries where the teacher, having seen the future, wants more mass on a token keep their
+# whole gradient: they are the informative ones).
+CLIP_MODES = ("all", "overconfident")
 
 
 @dataclass
@@ -71,15 +75,34 @@ def step_divergence(
     top_k: int = 20,
     clip: float | None = 0.05,
     beta: float = 0.5,
+    clip_mode: str = "all",
 ) -> DivergenceResult:
-    """D(P_student || P_teacher) at each of N positions, from (N, vocab) logits."""
+    """D(P_student || P_teacher) at each of N positions, from (N, vocab) logits; ``clip_mode`` (:data:`CLIP_MODES`)
+    says which entries ``clip`` may clamp."""
     student, teacher = restrict_to_teacher_top_k(student_logits.float(), teacher_logits.detach().float(), top_k)
-    terms = divergence_terms(F.log_softmax(student, dim=-1), F.log_softmax(teacher, dim=-1), kind, beta)
+    student_log_probs, teacher_log_probs = F.log_softmax(student, dim=-1), F.log_softmax(teacher, dim=-1)
+    terms = divergence_terms(student_log_probs, teacher_log_probs, kind, beta)
     if clip is None:
         return DivergenceResult(terms.sum(dim=-1), terms.new_zeros(()))
+    if clip_mode not in CLIP_MODES:
+        raise ValueError(f"unknown clip mode {clip_mode!r}: use one of {', '.join(CLIP_MODES)}")
     clipped = terms > clip
+    if clip_mode == "overconfident":
+        clipped = clipped & (student_log_probs > teacher_log_probs)
     ratio = clipped.float().mean() if terms.numel() else terms.new_zeros(())
-    return DivergenceResult(terms.clamp(max=clip).sum(dim=-1), ratio)
+    return DivergenceResult(torch.where(clipped, terms.new_tensor(clip), terms).sum(dim=-1), ratio)
+
+
+def clip_gradient_cosine(student_logits: torch.Tensor, teacher_logits: torch.Tensor, **options) -> torch.Tensor:
+    """Cosine between the gradients, with respect to the student's logits, of the summed divergence as configured
+    (``options`` of :func:`step_divergence`) and of the same divergence unclipped: 1 when the clip changes no
+    direction, lower the more of the signal it removes. A diagnostic: no gradient reaches the model through it."""
+    with torch.enable_grad():
+        student = student_logits.detach().float().requires_grad_(True)
+        clipped = torch.autograd.grad(step_divergence(student, teacher_logits, **options).per_position.sum(), student)[0]
+        plain = torch.autograd.grad(step_divergence(student, teacher_logits, **{**options, "clip": None})
+                                    .per_position.sum(), student)[0]
+    return F.cosine_similarity(clipped.flatten(), plain.flatten(), dim=0, eps=1e-12)
 
 
 def overlap_top_k(student_logits: torch.Tensor, teacher_logits: torch.Tensor, k: int = 20) -> torch.Tensor:

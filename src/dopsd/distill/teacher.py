@@ -58,6 +58,11 @@ class PreparedTrajectory:
     block_ends: torch.Tensor  # (steps,)
     counts: torch.Tensor  # (steps,) positions the student revealed at each step = |K_t|
     teacher_prompt_ids: list[int] | None = None  # AR-style OPSD's prompt with a reference solution; None: the student's
+    steps: torch.Tensor | None = None  # (steps,) the sampler's step number of each row; None: 0, 1, 2, ...
+
+    def step_number(self, row: int) -> int:
+        """The sampler's step that row ``row`` of the states is (rows differ once uninformed states are dropped)."""
+        return row if self.steps is None else int(self.steps[row])
 
     @property
     def teacher_prompt(self) -> list[int]:
@@ -69,9 +74,13 @@ class PreparedTrajectory:
 
 
 def prepare_trajectory(trajectory: Trajectory, retain_ratio: float, generator: torch.Generator,
-                       reference_prompt: list[int] | None = None) -> PreparedTrajectory:
+                       reference_prompt: list[int] | None = None, skip_uninformed: bool = False) -> PreparedTrajectory:
     """The teacher sees part of the trajectory's own future (d-OPSD), or, given ``reference_prompt`` (AR-style OPSD),
-    the student's states unchanged after that prompt: positions then shift by the prompts' length difference."""
+    the student's states unchanged after that prompt: positions then shift by the prompts' length difference.
+
+    ``skip_uninformed`` drops the states whose teacher input equals the student's (nothing revealed: the last block,
+    or no masked position left after the current one); with a fixed teacher they only pull the student back to its
+    initial policy. The random reveals are drawn for every state first, so the kept ones are the same either way."""
     steps = trajectory.num_recorded_steps
     bounds = torch.tensor([trajectory.block_bounds(step) for step in range(steps)], dtype=torch.long).view(-1, 2)
     counts = torch.bincount(trajectory.reveal_step[trajectory.reveal_step < steps], minlength=steps)
@@ -80,4 +89,8 @@ def prepare_trajectory(trajectory: Trajectory, retain_ratio: float, generator: t
         return PreparedTrajectory(trajectory, states, states, bounds[:, 0], bounds[:, 1], counts, reference_prompt)
     teacher = reveal_future(states, trajectory.tokens, bounds[:, 1], mask_id=trajectory.mask_id,
                             retain_ratio=retain_ratio, generator=generator)
-    return PreparedTrajectory(trajectory, states, teacher, bounds[:, 0], bounds[:, 1], counts)
+    if not skip_uninformed:
+        return PreparedTrajectory(trajectory, states, teacher, bounds[:, 0], bounds[:, 1], counts)
+    keep = torch.nonzero((teacher != states).any(dim=1)).flatten()
+    return PreparedTrajectory(trajectory, states[keep], teacher[keep], bounds[keep, 0], bounds[keep, 1], counts[keep],
+                              steps=keep)

@@ -43,15 +43,18 @@ def passk_rollout(
     resample: SamplerConfig,
     passk: int,
     generator: torch.Generator,
+    stop_when_solved: bool = True,
 ) -> RolloutResult:
-    """Up to ``passk`` rounds; round 1 uses ``first``, later rounds ``resample`` (the pass@k temperature)."""
+    """Up to ``passk`` rounds; round 1 uses ``first``, later rounds ``resample`` (the pass@k temperature). A prompt
+    stops being resampled once it is solved, unless ``stop_when_solved`` is off: then every prompt is drawn in all
+    ``passk`` rounds and keeps its best-scoring trajectory (as the authors' code does for Sudoku)."""
     count = len(examples)
     best: list[tuple[float, Trajectory, str] | None] = [None] * count
     solved = [False] * count
     rounds = [0] * count
     samples = 0
     for round_index in range(passk):
-        pending = [i for i in range(count) if not solved[i]]
+        pending = [i for i in range(count) if not (solved[i] and stop_when_solved)]
         if not pending:
             break
         sampler = BlockDiffusionSampler(lm, first if round_index == 0 else resample)

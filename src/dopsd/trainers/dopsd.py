@@ -15,7 +15,15 @@ from dataclasses import dataclass
 import torch
 
 from dopsd.config import option
-from dopsd.distill import PreparedTrajectory, most_confident, overlap_top_k, prepare_trajectory, step_divergence
+from dopsd.distill import (
+    CLIP_MODES,
+    PreparedTrajectory,
+    clip_gradient_cosine,
+    most_confident,
+    overlap_top_k,
+    prepare_trajectory,
+    step_divergence,
+)
 from dopsd.models import DiffusionLM
 from dopsd.sampling import Trajectory, passk_rollout
 from dopsd.sampling.padding import group_by_length, left_pad_with_responses, micro_batches
@@ -32,6 +40,9 @@ class DOPSDConfig(RolloutConfig):
     output_dir: str = "runs/dopsd"
     passk: int = option(8, "rounds of sampling per prompt until a correct trajectory appears (pass@k)", "rollout")
     passk_temperature: float = option(0.9, "temperature of the pass@k resampling rounds", "rollout")
+    passk_stop_when_solved: bool = option(True, "stop resampling a prompt once a correct trajectory appears (false: "
+                                          "all passk rounds, keeping the best, as the authors' code does for Sudoku)",
+                                          "rollout")
     prompts_per_rollout: int = option(1, "prompts sampled together per process per rollout (the authors: 1 per GPU)",
                                       "rollout")
     updates_per_rollout: int = option(4, "optimizer updates each rollout's states are split into (the authors: 4)",
@@ -48,6 +59,8 @@ class DOPSDConfig(RolloutConfig):
     top_k_loss: int = option(20, "restrict both distributions to the teacher's top-k tokens, renormalised "
                              "(0: the full vocabulary)", "method")
     clip: float | None = option(0.05, "pointwise clip on each vocabulary entry's contribution (null: off)", "method")
+    clip_mode: str = option("all", "entries the clip may clamp: all, or overconfident (only where the student puts "
+                            "more mass than the teacher, keeping the gradient where the teacher wants more)", "method")
     kt_selection: str = option(
         "teacher", "positions supervised at each step: the k most confident masked positions of the current block "
         "under the teacher or the student, or the positions the student revealed", "method")
@@ -55,6 +68,9 @@ class DOPSDConfig(RolloutConfig):
                                 "through the model)", "method")
     score_threshold: float | None = option(None, "score a trajectory needs to count as correct (null: the task's, "
                                            "0.25 for Sudoku)", "method")
+    skip_uninformed_states: bool = option(
+        False, "drop states whose teacher input equals the student's (nothing of the future revealed: the last "
+        "block's); with a fixed teacher they only pull the student back to its initial policy", "method")
     teacher: str = option("fixed", "fixed (the initial policy: adapter off, or a frozen copy), live (the current "
                           "weights) or ema (a moving average of the weights)", "method")
     ema_decay: float = option(0.99, "decay of the ema teacher", "method")
@@ -73,6 +89,7 @@ class DOPSDConfig(RolloutConfig):
         check(0.0 <= self.jsd_beta <= 1.0, "jsd_beta", self.jsd_beta, "must be in [0, 1]")
         check(self.top_k_loss >= 0, "top_k_loss", self.top_k_loss, "must be >= 0")
         check(self.clip is None or self.clip > 0, "clip", self.clip, "must be > 0 (or null for no clipping)")
+        check(self.clip_mode in CLIP_MODES, "clip_mode", self.clip_mode, f"must be {' or '.join(CLIP_MODES)}")
         check(self.kt_selection in ("teacher", "student", "revealed"), "kt_selection", self.kt_selection,
               "must be teacher, student or revealed")
         check(self.score_threshold is None or 0.0 <= self.score_threshold <= 1.0, "score_threshold",
@@ -147,14 +164,16 @@ class DOPSDTrainer(Trainer):
         with self.frozen_pass() as lm:
             result = passk_rollout(lm, self.task, examples, prompts, first=config.sampler_config(),
                                    resample=config.sampler_config(config.passk_temperature), passk=config.passk,
-                                   generator=self.sample_generator)
+                                   generator=self.sample_generator, stop_when_solved=config.passk_stop_when_solved)
         threshold = self.score_threshold()
         keep = [i for i, score in enumerate(result.scores) if score >= threshold or not config.correct_only]
         references = [None] * len(examples)
         if config.teacher_input == "reference":
             references = encode_prompts(self.base_lm, self.task, examples, style, reference=True)
-        self.prepared = [prepare_trajectory(result.trajectories[i], config.teacher_retain_ratio,
-                                            self.teacher_generator, references[i]) for i in keep]
+        skip = config.skip_uninformed_states and config.teacher_input == "future"
+        prepared = [prepare_trajectory(result.trajectories[i], config.teacher_retain_ratio, self.teacher_generator,
+                                       references[i], skip_uninformed=skip) for i in keep]
+        self.prepared = [item for item in prepared if item.num_steps > 0]
         self.pending = split_into_chunks(self.prepared, config.updates_per_rollout)
         seconds = time.perf_counter() - began
         lengths = [self.response_length(t) for t in result.trajectories]
@@ -191,16 +210,17 @@ class DOPSDTrainer(Trainer):
         total_weight = sum(1.0 / self.prepared[i].num_steps for i, _ in chunk)
 
         def loss_of(batch):
-            per_state, clip_ratio, overlap, count = self.states_loss(batch)
+            per_state, stats = self.states_loss(batch)
             weights = torch.tensor([1.0 / self.prepared[i].num_steps for i, _ in batch], device=per_state.device)
-            return (per_state * weights).sum() / total_weight, (float(clip_ratio), float(overlap), count)
+            return (per_state * weights).sum() / total_weight, stats
 
         results = self.backward_micro_batches(self.micro_batches(chunk), loss_of)
-        positions = sum(count for _, (_, _, count) in results)
-        return {"loss": sum(loss for loss, _ in results),
-                "clip_ratio": sum(clip * count for _, (clip, _, count) in results) / positions,
-                f"overlap_top{self.config.overlap_k}": sum(o * count for _, (_, o, count) in results) / positions,
-                "states": len(chunk)}
+        positions = sum(stats["positions"] for _, stats in results)
+        metrics = {"loss": sum(loss for loss, _ in results)}
+        for key in results[0][1]:
+            if key != "positions":  # position-weighted means of the micro-batches' statistics
+                metrics[key] = sum(stats[key] * stats["positions"] for _, stats in results) / positions
+        return {**metrics, "states": len(chunk)}
 
     def micro_batches(self, chunk: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
         """``micro_batch_size`` states a pass; a model that ignores the attention mask (LLaDA's remote code) only
@@ -255,18 +275,24 @@ class DOPSDTrainer(Trainer):
             student_k = student_block.gather(1, chosen[..., None].expand(-1, -1, student_block.shape[-1]))
         else:
             student_k = self.lm.logits_at(student_ids, width + block_positions.gather(1, chosen), attention)
-        result = step_divergence(student_k[valid], teacher_k[valid], kind=config.divergence, top_k=config.top_k_loss,
-                                 clip=config.clip, beta=config.jsd_beta)
+        options = dict(kind=config.divergence, top_k=config.top_k_loss, clip=config.clip, beta=config.jsd_beta,
+                       clip_mode=config.clip_mode)
+        result = step_divergence(student_k[valid], teacher_k[valid], **options)
         per_position = torch.zeros(valid.shape, dtype=result.per_position.dtype, device=device)
         per_position[valid] = result.per_position
         per_state = per_position.sum(1) / counts
-        overlap = overlap_top_k(student_k[valid].detach(), teacher_k[valid], config.overlap_k).mean()
-        return per_state, result.clip_ratio.detach(), overlap, int(valid.sum())
+        stats = {"clip_ratio": float(result.clip_ratio),
+                 f"overlap_top{config.overlap_k}": float(overlap_top_k(student_k[valid].detach(), teacher_k[valid],
+                                                                        config.overlap_k).mean()),
+                 "positions": int(valid.sum())}
+        if config.clip is not None:  # how much of the unclipped gradient's direction the clip keeps
+            stats["clip_grad_cosine"] = float(clip_gradient_cosine(student_k[valid], teacher_k[valid], **options))
+        return per_state, stats
 
     @staticmethod
     def revealed_offsets(item: PreparedTrajectory, step: int, k_max: int) -> torch.Tensor:
         """Block-relative positions the student revealed at ``step``, padded (by repetition) to ``k_max``."""
-        offsets = item.trajectory.revealed_at(step) - item.block_starts[step]
+        offsets = item.trajectory.revealed_at(item.step_number(step)) - item.block_starts[step]
         return torch.cat([offsets, offsets[:1].expand(k_max - offsets.numel())])
 
     # ----- checkpoint state ------------------------------------------------------------------------------------
