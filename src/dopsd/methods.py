@@ -76,6 +76,17 @@ METHODS = {method.name: method for method in (
                         micro_batch_size=48),
     ),
     Method(
+        name="rft",
+        command="rft",
+        label="RFT",
+        summary="rejection-sampling fine-tuning on the model's own solved pass@k trajectories (d-OPSD without teacher)",
+        description="Run RFT / STaR: d-OPSD's pass@k rollouts and kept set, the masked-diffusion loss on the kept "
+        "final responses, no teacher; the baseline that has exactly d-OPSD's information.",
+        trainer="dopsd.trainers.rft:RFTTrainer",
+        # d-OPSD's preset (prompts, pass@k, solved trajectories only), so that the two differ only in the loss.
+        cpu_preset=dict(learning_rate=5e-5, prompts_per_rollout=16, passk=8, score_threshold=1.0),
+    ),
+    Method(
         name="sft",
         command="sft",
         label="SFT",

@@ -12,6 +12,7 @@ SETTINGS = {
     "dopsd": ["--passk", "2", "--prompts-per-rollout", "3", "--updates-per-rollout", "1", "--teacher-retain-ratio",
               "0.5"],
     "grpo": ["--num-generations", "2", "--prompts-per-rollout", "2", "--inner-updates", "1"],
+    "rft": ["--passk", "2", "--prompts-per-rollout", "3"],
     "sft": ["--batch-size", "4"],
 }
 

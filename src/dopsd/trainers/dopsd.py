@@ -25,26 +25,19 @@ from dopsd.distill import (
     step_divergence,
 )
 from dopsd.models import DiffusionLM
-from dopsd.sampling import Trajectory, passk_rollout
 from dopsd.sampling.padding import group_by_length, left_pad_with_responses, micro_batches
-from dopsd.tasks import default_prompt_style, encode_prompts
+from dopsd.tasks import encode_prompts
 from dopsd.trainers.base import Trainer
-from dopsd.trainers.config import RolloutConfig, check, check_at_least_one
+from dopsd.trainers.config import check, check_at_least_one
+from dopsd.trainers.self_rollouts import PassKConfig, SelfRollouts
 
 
 @dataclass
-class DOPSDConfig(RolloutConfig):
+class DOPSDConfig(PassKConfig):
     """d-OPSD: on-policy self-distillation from the self-future (paper section 3 and appendix C). Every default is
     the paper's; each field's meaning is in its help (``dopsd train --help``)."""
 
     output_dir: str = "runs/dopsd"
-    passk: int = option(8, "rounds of sampling per prompt until a correct trajectory appears (pass@k)", "rollout")
-    passk_temperature: float = option(0.9, "temperature of the pass@k resampling rounds", "rollout")
-    passk_stop_when_solved: bool = option(True, "stop resampling a prompt once a correct trajectory appears (false: "
-                                          "all passk rounds, keeping the best, as the authors' code does for Sudoku)",
-                                          "rollout")
-    prompts_per_rollout: int = option(1, "prompts sampled together per process per rollout (the authors: 1 per GPU)",
-                                      "rollout")
     updates_per_rollout: int = option(4, "optimizer updates each rollout's states are split into (the authors: 4)",
                                       "method")
     micro_batch_size: int = option(16, "stacked states per forward pass, bounding memory (inputs concatenation)",
@@ -66,8 +59,6 @@ class DOPSDConfig(RolloutConfig):
         "under the teacher or the student, or the positions the student revealed", "method")
     correct_only: bool = option(True, "train only on trajectories the task's verifier accepts (others are never run "
                                 "through the model)", "method")
-    score_threshold: float | None = option(None, "score a trajectory needs to count as correct (null: the task's, "
-                                           "0.25 for Sudoku)", "method")
     skip_uninformed_states: bool = option(
         False, "drop states whose teacher input equals the student's (nothing of the future revealed: the last "
         "block's); with a fixed teacher they only pull the student back to its initial policy", "method")
@@ -78,8 +69,7 @@ class DOPSDConfig(RolloutConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        check_at_least_one(self, "passk", "prompts_per_rollout", "updates_per_rollout", "micro_batch_size", "overlap_k")
-        check(self.passk_temperature >= 0, "passk_temperature", self.passk_temperature, "must be >= 0")
+        check_at_least_one(self, "updates_per_rollout", "micro_batch_size", "overlap_k")
         check(self.teacher_input in ("future", "reference"), "teacher_input", self.teacher_input,
               "must be future or reference")
         check(0.0 <= self.teacher_retain_ratio <= 1.0, "teacher_retain_ratio", self.teacher_retain_ratio,
@@ -92,8 +82,6 @@ class DOPSDConfig(RolloutConfig):
         check(self.clip_mode in CLIP_MODES, "clip_mode", self.clip_mode, f"must be {' or '.join(CLIP_MODES)}")
         check(self.kt_selection in ("teacher", "student", "revealed"), "kt_selection", self.kt_selection,
               "must be teacher, student or revealed")
-        check(self.score_threshold is None or 0.0 <= self.score_threshold <= 1.0, "score_threshold",
-              self.score_threshold, "must be in [0, 1]")
         check(self.teacher in ("fixed", "live", "ema"), "teacher", self.teacher, "must be fixed, live or ema")
         check(0.0 < self.ema_decay < 1.0, "ema_decay", self.ema_decay, "must be in (0, 1)")
 
@@ -110,7 +98,7 @@ def split_into_chunks(prepared: list[PreparedTrajectory], chunks: int) -> list[l
     return pieces
 
 
-class DOPSDTrainer(Trainer):
+class DOPSDTrainer(SelfRollouts, Trainer):
     """``DOPSDTrainer(model, tokenizer, task, DOPSDConfig(...)).train()``; see :class:`DOPSDConfig`."""
 
     config_class = DOPSDConfig
@@ -149,48 +137,22 @@ class DOPSDTrainer(Trainer):
                 parameter.mul_(decay).add_(live[name].detach(), alpha=1 - decay)
 
     # ----- rollout ---------------------------------------------------------------------------------------------
-    def score_threshold(self) -> float:
-        if self.config.score_threshold is not None:
-            return self.config.score_threshold
-        return getattr(self.task, "filter_threshold", self.task.correct_threshold)
-
     def rollout(self) -> float:
         """Samples this process's prompts with pass@k, prepares the kept trajectories' states; returns seconds."""
         config = self.config
+        examples, _, result, seconds = self.sample_own()
         began = time.perf_counter()
-        examples = self.next_examples(config.prompts_per_rollout)
-        style = config.prompt_style or default_prompt_style(self.base_lm)
-        prompts = encode_prompts(self.base_lm, self.task, examples, style)
-        with self.frozen_pass() as lm:
-            result = passk_rollout(lm, self.task, examples, prompts, first=config.sampler_config(),
-                                   resample=config.sampler_config(config.passk_temperature), passk=config.passk,
-                                   generator=self.sample_generator, stop_when_solved=config.passk_stop_when_solved)
-        threshold = self.score_threshold()
-        keep = [i for i, score in enumerate(result.scores) if score >= threshold or not config.correct_only]
+        keep = self.solved(result) if config.correct_only else list(range(len(examples)))
         references = [None] * len(examples)
         if config.teacher_input == "reference":
-            references = encode_prompts(self.base_lm, self.task, examples, style, reference=True)
+            references = encode_prompts(self.base_lm, self.task, examples, config.prompt_style, reference=True)
         skip = config.skip_uninformed_states and config.teacher_input == "future"
         prepared = [prepare_trajectory(result.trajectories[i], config.teacher_retain_ratio, self.teacher_generator,
                                        references[i], skip_uninformed=skip) for i in keep]
         self.prepared = [item for item in prepared if item.num_steps > 0]
         self.pending = split_into_chunks(self.prepared, config.updates_per_rollout)
-        seconds = time.perf_counter() - began
-        lengths = [self.response_length(t) for t in result.trajectories]
-        self.rollout_metrics = {
-            "solved": sum(result.solved) / len(result.solved),
-            "kept": len(keep) / len(result.scores),
-            "mean_score": sum(result.scores) / len(result.scores),
-            "passk_rounds": sum(result.rounds) / len(result.rounds),
-            "response_length": sum(lengths) / len(lengths),
-            "rollout_samples": result.samples,
-            "tokens_per_second": result.decoded_tokens / seconds if seconds else 0.0,
-        }
-        return seconds
-
-    def response_length(self, trajectory: Trajectory) -> int:
-        stops = torch.isin(trajectory.tokens, torch.tensor(self.base_lm.tokens.stop))
-        return int(torch.nonzero(stops)[0]) if bool(stops.any()) else trajectory.gen_length
+        self.rollout_metrics = self.rollout_summary(result, len(keep), seconds)
+        return seconds + time.perf_counter() - began
 
     # ----- loss ------------------------------------------------------------------------------------------------
     def compute_update(self) -> dict:

@@ -70,31 +70,38 @@ class SFTTrainer(Trainer):
         return torch.tensor(responses, device=self.accelerator.device)
 
     def compute_update(self) -> dict:
-        config, lm = self.config, self.base_lm
-        examples = self.next_examples(config.batch_size)
-        prompts = self.encode_prompts(examples)
-        responses = self.encode_responses(examples)
-        device = responses.device
-        ratio = config.min_mask_ratio + (1 - config.min_mask_ratio) * torch.rand(
-            (len(examples), 1), generator=self.mask_generator, device=device)
-        masked = torch.rand(responses.shape, generator=self.mask_generator, device=device) < ratio
-        noisy = torch.where(masked, torch.full_like(responses, lm.tokens.mask), responses)
-        # One pass for the whole batch; a model that ignores the attention mask gets one pass per prompt length.
-        groups = [list(range(len(examples)))] if lm.handles_padding else group_by_length(map(len, prompts))
-
-        def loss_of(rows):
-            ids, attention, width = left_pad_with_responses([prompts[i] for i in rows], noisy[rows], lm.tokens.pad)
-            positions = width + torch.arange(config.gen_length, device=device)
-            logits = self.lm.logits_at(ids, positions, attention)
-            cross_entropy = F.cross_entropy(logits.float().transpose(1, 2), responses[rows], reduction="none")
-            per_example = (cross_entropy * masked[rows] / ratio[rows]).sum(1) / config.gen_length
-            return per_example.sum() / len(examples), None
-
-        loss = sum(value for value, _ in self.backward_micro_batches(groups, loss_of))
-        return {"loss": loss, "mask_ratio": float(masked.float().mean())}
+        examples = self.next_examples(self.config.batch_size)
+        return masked_diffusion_backward(self, self.encode_prompts(examples), self.encode_responses(examples),
+                                         self.mask_generator, self.config.min_mask_ratio)
 
     def method_state(self) -> dict:
         return {"mask_generator": self.mask_generator.get_state()}
 
     def load_method_state(self, state: dict) -> None:
         self.mask_generator.set_state(state["mask_generator"])
+
+
+def masked_diffusion_backward(trainer: Trainer, prompts: list[list[int]], responses: torch.Tensor,
+                              generator: torch.Generator, min_mask_ratio: float) -> dict:
+    """LLaDA's objective on (prompt, response) pairs, backward included: each response token masked with
+    probability t ~ U(eps, 1) drawn per example, the cross-entropy of the masked tokens weighted by 1/t, summed over
+    the response, divided by its length, averaged over the examples. One pass for the whole batch; a model that
+    ignores the attention mask gets one pass per prompt length."""
+    lm = trainer.base_lm
+    count, gen_length = responses.shape
+    device = responses.device
+    ratio = min_mask_ratio + (1 - min_mask_ratio) * torch.rand((count, 1), generator=generator, device=device)
+    masked = torch.rand(responses.shape, generator=generator, device=device) < ratio
+    noisy = torch.where(masked, torch.full_like(responses, lm.tokens.mask), responses)
+    groups = [list(range(count))] if lm.handles_padding else group_by_length(map(len, prompts))
+
+    def loss_of(rows):
+        ids, attention, width = left_pad_with_responses([prompts[i] for i in rows], noisy[rows], lm.tokens.pad)
+        positions = width + torch.arange(gen_length, device=device)
+        logits = trainer.lm.logits_at(ids, positions, attention)
+        cross_entropy = F.cross_entropy(logits.float().transpose(1, 2), responses[rows], reduction="none")
+        per_example = (cross_entropy * masked[rows] / ratio[rows]).sum(1) / gen_length
+        return per_example.sum() / count, None
+
+    loss = sum(value for value, _ in trainer.backward_micro_batches(groups, loss_of))
+    return {"loss": loss, "mask_ratio": float(masked.float().mean())}

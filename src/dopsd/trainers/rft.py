@@ -1,0 +1,62 @@
+"""Rejection-sampling fine-tuning (RFT / STaR): the baseline with exactly d-OPSD's information.
+
+Each update samples its prompts with the same batched pass@k rollout as d-OPSD, keeps the same solved trajectories,
+and trains on their final responses with the masked-diffusion (SFT) loss: learning from one's own correct answers,
+with no teacher. Whether d-OPSD's self-teacher adds anything is d-OPSD against this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from dopsd.config import option
+from dopsd.trainers.base import Trainer
+from dopsd.trainers.config import check
+from dopsd.trainers.self_rollouts import PassKConfig, SelfRollouts
+from dopsd.trainers.sft import masked_diffusion_backward
+
+
+@dataclass
+class RFTConfig(PassKConfig):
+    """RFT: d-OPSD's rollouts and kept set, the masked-diffusion loss on the kept responses (``dopsd rft --help``)."""
+
+    output_dir: str = "runs/rft"
+    min_mask_ratio: float = option(1e-3, "lower end eps of the masking ratio t ~ U(eps, 1)", "method")
+
+    def __post_init__(self):
+        super().__post_init__()
+        check(0.0 < self.min_mask_ratio < 1.0, "min_mask_ratio", self.min_mask_ratio, "must be in (0, 1)")
+
+
+class RFTTrainer(SelfRollouts, Trainer):
+    """``RFTTrainer(model, tokenizer, task, RFTConfig(...)).train()``: one rollout and one update at a time."""
+
+    config_class = RFTConfig
+    progress_keys = ("loss", "solved", "eval_accuracy")
+
+    def __init__(self, model=None, tokenizer=None, task=None, config: RFTConfig | None = None):
+        super().__init__(model, tokenizer, task, config)
+        rank, seed, device = self.accelerator.process_index, self.config.seed, self.accelerator.device
+        self.sample_generator = torch.Generator(device=device).manual_seed(seed * 7919 + rank)
+        self.mask_generator = torch.Generator(device=device).manual_seed(seed * 104729 + rank)
+
+    def compute_update(self) -> dict:
+        _, prompts, result, seconds = self.sample_own()
+        kept = self.solved(result)
+        metrics = {"rollout_seconds": seconds, **self.rollout_summary(result, len(kept), seconds)}
+        if not kept:  # nothing solved: still join the other processes' gradient all-reduce
+            self.accelerator.backward(self.zero_loss())
+            return {**metrics, "loss": 0.0, "trained": 0}
+        responses = torch.stack([result.trajectories[i].tokens for i in kept]).to(self.accelerator.device)
+        trained = masked_diffusion_backward(self, [prompts[i] for i in kept], responses, self.mask_generator,
+                                            self.config.min_mask_ratio)
+        return {**metrics, **trained, "trained": len(kept)}
+
+    def method_state(self) -> dict:
+        return {"sample_generator": self.sample_generator.get_state(), "mask_generator": self.mask_generator.get_state()}
+
+    def load_method_state(self, state: dict) -> None:
+        self.sample_generator.set_state(state["sample_generator"])
+        self.mask_generator.set_state(state["mask_generator"])

@@ -1,0 +1,80 @@
+"""What the methods that learn from the model's own solved trajectories share (d-OPSD, rejection-sampling
+fine-tuning): their pass@k settings, the rollout itself, which trajectories count as solved, and its metrics."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+from dopsd.config import option
+from dopsd.sampling import RolloutResult, passk_rollout
+from dopsd.tasks import default_prompt_style, encode_prompts
+from dopsd.trainers.config import RolloutConfig, check, check_at_least_one
+
+
+@dataclass
+class PassKConfig(RolloutConfig):
+    """How a method samples its own trajectories: every prompt at once, the unsolved ones again, up to pass@k."""
+
+    passk: int = option(8, "rounds of sampling per prompt until a correct trajectory appears (pass@k)", "rollout")
+    passk_temperature: float = option(0.9, "temperature of the pass@k resampling rounds", "rollout")
+    passk_stop_when_solved: bool = option(True, "stop resampling a prompt once a correct trajectory appears (false: "
+                                          "all passk rounds, keeping the best, as the authors' code does for Sudoku)",
+                                          "rollout")
+    prompts_per_rollout: int = option(1, "prompts sampled together per process per rollout (the authors: 1 per GPU)",
+                                      "rollout")
+    score_threshold: float | None = option(None, "score a trajectory needs to count as correct (null: the task's, "
+                                           "0.25 for Sudoku)", "method")
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_at_least_one(self, "passk", "prompts_per_rollout")
+        check(self.passk_temperature >= 0, "passk_temperature", self.passk_temperature, "must be >= 0")
+        check(self.score_threshold is None or 0.0 <= self.score_threshold <= 1.0, "score_threshold",
+              self.score_threshold, "must be in [0, 1]")
+
+
+class SelfRollouts:
+    """A mixin for :class:`~dopsd.trainers.base.Trainer` subclasses with a :class:`PassKConfig` and a
+    ``sample_generator``."""
+
+    def score_threshold(self) -> float:
+        if self.config.score_threshold is not None:
+            return self.config.score_threshold
+        return getattr(self.task, "filter_threshold", self.task.correct_threshold)
+
+    def sample_own(self) -> tuple[list, list[list[int]], RolloutResult, float]:
+        """This process's next prompts sampled with pass@k by the current policy: ``(examples, prompt ids, result,
+        seconds)``."""
+        config = self.config
+        began = time.perf_counter()
+        examples = self.next_examples(config.prompts_per_rollout)
+        prompts = encode_prompts(self.base_lm, self.task, examples, config.prompt_style)
+        with self.frozen_pass() as lm:
+            result = passk_rollout(lm, self.task, examples, prompts, first=config.sampler_config(),
+                                   resample=config.sampler_config(config.passk_temperature), passk=config.passk,
+                                   generator=self.sample_generator, stop_when_solved=config.passk_stop_when_solved)
+        return examples, prompts, result, time.perf_counter() - began
+
+    def solved(self, result: RolloutResult) -> list[int]:
+        """Indices of the prompts whose kept trajectory reaches the score threshold."""
+        threshold = self.score_threshold()
+        return [i for i, score in enumerate(result.scores) if score >= threshold]
+
+    def rollout_summary(self, result: RolloutResult, kept: int, seconds: float) -> dict:
+        stop = torch.tensor(self.base_lm.tokens.stop)
+        lengths = []
+        for trajectory in result.trajectories:
+            stops = torch.isin(trajectory.tokens, stop)
+            lengths.append(int(torch.nonzero(stops)[0]) if bool(stops.any()) else trajectory.gen_length)
+        return {
+            "solved": sum(result.solved) / len(result.solved),
+            "kept": kept / len(result.scores),
+            "mean_score": sum(result.scores) / len(result.scores),
+            "passk_rounds": sum(result.rounds) / len(result.rounds),
+            "response_length": sum(lengths) / len(lengths),
+            "rollout_samples": result.samples,
+            "tokens_per_second": result.decoded_tokens / seconds if seconds else 0.0,
+        }
