@@ -179,12 +179,22 @@ class Trainer:
     def after_optimizer_step(self) -> None:
         """Hook for state that follows the weights (an EMA teacher)."""
 
+    def generator(self, salt: int, on_device: bool = True) -> torch.Generator:
+        """A random stream of the method's own, seeded by the run's seed, ``salt`` and the process; saved in every
+        checkpoint and restored on resume with no further code."""
+        device = self.accelerator.device if on_device else "cpu"
+        stream = torch.Generator(device=device).manual_seed(self.config.seed * salt + self.accelerator.process_index)
+        self.generators = getattr(self, "generators", [])
+        self.generators.append(stream)
+        return stream
+
     def method_state(self) -> dict:
-        """Per-process state of the method (generators, pending work) to checkpoint."""
-        return {}
+        """Per-process state of the method (its random streams; pending work, in subclasses) to checkpoint."""
+        return {"generators": [stream.get_state() for stream in getattr(self, "generators", [])]}
 
     def load_method_state(self, state: dict) -> None:
-        pass
+        for stream, saved in zip(getattr(self, "generators", []), state["generators"], strict=True):
+            stream.set_state(saved)
 
     # ----- pieces methods share --------------------------------------------------------------------------------
     def frozen_copy(self) -> DiffusionLM:

@@ -105,9 +105,8 @@ class DOPSDTrainer(SelfRollouts, Trainer):
 
     def __init__(self, model=None, tokenizer=None, task=None, config: DOPSDConfig | None = None):
         super().__init__(model, tokenizer, task, config)
-        rank, seed = self.accelerator.process_index, self.config.seed
-        self.sample_generator = torch.Generator(device=self.accelerator.device).manual_seed(seed * 7919 + rank)
-        self.teacher_generator = torch.Generator().manual_seed(seed * 104729 + rank)
+        self.sample_generator = self.generator(7919)
+        self.teacher_generator = self.generator(104729, on_device=False)
         self.prepared: list[PreparedTrajectory] = []
         self.pending: list[list[tuple[int, int]]] = []
         self.rollout_metrics: dict = {}
@@ -260,8 +259,7 @@ class DOPSDTrainer(SelfRollouts, Trainer):
     # ----- checkpoint state ------------------------------------------------------------------------------------
     def method_state(self) -> dict:
         return {
-            "sample_generator": self.sample_generator.get_state(),
-            "teacher_generator": self.teacher_generator.get_state(),
+            **super().method_state(),
             "prepared": self.prepared,
             "pending": self.pending,
             "rollout_metrics": self.rollout_metrics,
@@ -269,8 +267,7 @@ class DOPSDTrainer(SelfRollouts, Trainer):
         }
 
     def load_method_state(self, state: dict) -> None:
-        self.sample_generator.set_state(state["sample_generator"])
-        self.teacher_generator.set_state(state["teacher_generator"])
+        super().load_method_state(state)
         self.prepared, self.pending = state["prepared"], state["pending"]
         self.rollout_metrics = state["rollout_metrics"]
         if state["teacher"] is not None:

@@ -97,9 +97,8 @@ class GRPOTrainer(Trainer):
 
     def __init__(self, model=None, tokenizer=None, task=None, config: GRPOConfig | None = None):
         super().__init__(model, tokenizer, task, config)
-        rank, seed, device = self.accelerator.process_index, self.config.seed, self.accelerator.device
-        self.sample_generator = torch.Generator(device=device).manual_seed(seed * 7919 + rank)
-        self.mask_generator = torch.Generator(device=device).manual_seed(seed * 104729 + rank)
+        self.sample_generator = self.generator(7919)
+        self.mask_generator = self.generator(104729)
         self.batch: RolloutBatch | None = None
         self.inner_index = 0
         self.rollout_metrics: dict = {}
@@ -231,15 +230,13 @@ class GRPOTrainer(Trainer):
     # ----- checkpoint state ------------------------------------------------------------------------------------
     def method_state(self) -> dict:
         return {
-            "sample_generator": self.sample_generator.get_state(),
-            "mask_generator": self.mask_generator.get_state(),
+            **super().method_state(),
             "batch": self.batch,
             "inner_index": self.inner_index,
             "rollout_metrics": self.rollout_metrics,
         }
 
     def load_method_state(self, state: dict) -> None:
-        self.sample_generator.set_state(state["sample_generator"])
-        self.mask_generator.set_state(state["mask_generator"])
+        super().load_method_state(state)
         self.batch, self.inner_index = state["batch"], state["inner_index"]
         self.rollout_metrics = state["rollout_metrics"]

@@ -38,9 +38,8 @@ class RFTTrainer(SelfRollouts, Trainer):
 
     def __init__(self, model=None, tokenizer=None, task=None, config: RFTConfig | None = None):
         super().__init__(model, tokenizer, task, config)
-        rank, seed, device = self.accelerator.process_index, self.config.seed, self.accelerator.device
-        self.sample_generator = torch.Generator(device=device).manual_seed(seed * 7919 + rank)
-        self.mask_generator = torch.Generator(device=device).manual_seed(seed * 104729 + rank)
+        self.sample_generator = self.generator(7919)
+        self.mask_generator = self.generator(104729)
 
     def compute_update(self) -> dict:
         _, prompts, result, seconds = self.sample_own()
@@ -53,10 +52,3 @@ class RFTTrainer(SelfRollouts, Trainer):
         trained = masked_diffusion_backward(self, [prompts[i] for i in kept], responses, self.mask_generator,
                                             self.config.min_mask_ratio)
         return {**metrics, **trained, "trained": len(kept)}
-
-    def method_state(self) -> dict:
-        return {"sample_generator": self.sample_generator.get_state(), "mask_generator": self.mask_generator.get_state()}
-
-    def load_method_state(self, state: dict) -> None:
-        self.sample_generator.set_state(state["sample_generator"])
-        self.mask_generator.set_state(state["mask_generator"])

@@ -45,8 +45,7 @@ class SFTTrainer(Trainer):
 
     def __init__(self, model=None, tokenizer=None, task=None, config: SFTConfig | None = None):
         super().__init__(model, tokenizer, task, config)
-        seed = self.config.seed * 7919 + self.accelerator.process_index
-        self.mask_generator = torch.Generator(device=self.accelerator.device).manual_seed(seed)
+        self.mask_generator = self.generator(7919)
 
     def encode_batch(self, examples) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Left-padded prompts followed by EOS-padded responses; returns ids, attention mask, prompt width."""
@@ -73,12 +72,6 @@ class SFTTrainer(Trainer):
         examples = self.next_examples(self.config.batch_size)
         return masked_diffusion_backward(self, self.encode_prompts(examples), self.encode_responses(examples),
                                          self.mask_generator, self.config.min_mask_ratio)
-
-    def method_state(self) -> dict:
-        return {"mask_generator": self.mask_generator.get_state()}
-
-    def load_method_state(self, state: dict) -> None:
-        self.mask_generator.set_state(state["mask_generator"])
 
 
 def masked_diffusion_backward(trainer: Trainer, prompts: list[list[int]], responses: torch.Tensor,
