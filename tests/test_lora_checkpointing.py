@@ -109,3 +109,20 @@ def test_checkpointing_a_model_without_blocks_is_refused_in_one_line():
     with pytest.raises(DopsdError, match="no transformer blocks") as error:
         enable_gradient_checkpointing(FixedLogits(torch.zeros(4, 3)))
     assert "\n" not in str(error.value)
+
+
+def test_a_copy_of_a_checkpointed_model_runs_its_own_weights(llada_folder):
+    """The frozen teacher and reference are deep copies taken after checkpointing is on: they must not run the
+    training model's blocks."""
+    model = load(llada_folder).model
+    assert enable_gradient_checkpointing(model) == "blocks"
+    frozen = copy.deepcopy(model).eval()
+    ids = torch.randint(0, 98, (2, 9), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        before = frozen(input_ids=ids).logits.clone()
+        for parameter in model.parameters():
+            parameter.add_(0.5)
+        assert torch.equal(frozen(input_ids=ids).logits, before)
+        assert not torch.equal(model(input_ids=ids).logits, before)
+    loss, grads = loss_and_grads(frozen, ids)  # the copy still checkpoints its own blocks when it trains
+    assert torch.isfinite(loss) and len(grads) > 0

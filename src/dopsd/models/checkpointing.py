@@ -11,6 +11,7 @@ gradients enabled.
 from __future__ import annotations
 
 import functools
+import types
 
 import torch
 from torch import nn
@@ -34,18 +35,19 @@ def find_blocks(model: nn.Module) -> nn.ModuleList | None:
     return best
 
 
+def _checkpointed_forward(self, *args, **kwargs):
+    """A block's forward through ``torch.utils.checkpoint`` while training with gradients. Bound to the block as a
+    method, so a deep copy of the model (a frozen teacher) runs its own weights, not the original's."""
+    forward = functools.partial(type(self).forward, self)
+    if self.training and torch.is_grad_enabled():
+        return torch.utils.checkpoint.checkpoint(forward, *args, use_reentrant=False, **kwargs)
+    return forward(*args, **kwargs)
+
+
 def _checkpoint_block(block: nn.Module) -> None:
     if getattr(block, _WRAPPED, False):
         return
-    forward = block.forward
-
-    @functools.wraps(forward)
-    def checkpointed(*args, **kwargs):
-        if block.training and torch.is_grad_enabled():
-            return torch.utils.checkpoint.checkpoint(forward, *args, use_reentrant=False, **kwargs)
-        return forward(*args, **kwargs)
-
-    block.forward = checkpointed
+    block.forward = types.MethodType(_checkpointed_forward, block)
     setattr(block, _WRAPPED, True)
 
 
