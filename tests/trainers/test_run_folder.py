@@ -77,3 +77,54 @@ def test_checkpoints_carry_their_decoding_settings(tmp_path):
     trainer(tmp_path).train()
     settings = json.loads((tmp_path / "run" / "checkpoint-2" / "model" / "sampling.json").read_text())
     assert settings == {"gen_length": 12, "block_length": 4, "task": "toy"}
+
+
+def test_checkpoints_say_who_wrote_them_and_only_that_trainer_resumes_them(tmp_path):
+    from dopsd.trainers import RFTConfig, RFTTrainer
+
+    trainer(tmp_path).train()
+    checkpoint = tmp_path / "run" / "checkpoint-2"
+    assert json.loads((checkpoint / "checkpoint.json").read_text()) == {
+        "format": 2, "trainer": "DOPSDTrainer", "update": 2, "num_processes": 1}
+    data = str(tmp_path / "toy.jsonl")
+    other = tmp_path / "other"
+    with pytest.raises(DopsdError, match="written by DOPSDTrainer, not RFTTrainer"):
+        RFTTrainer(tiny_lm(), task=ToyTask(), config=RFTConfig(
+            model="unused", train_data=data, eval_data=data, output_dir=str(other), resume_from=str(checkpoint),
+            gen_length=12, block_length=4, progress=False, mixed_precision="no"))
+    assert not other.exists()  # refused before anything was written
+    (checkpoint / "checkpoint.json").unlink()
+    with pytest.raises(DopsdError, match="earlier dopsd version"):
+        trainer(tmp_path, resume_from="latest", max_updates=3)
+
+
+def test_resuming_from_elsewhere_into_a_folder_holding_a_run_is_refused(tmp_path):
+    trainer(tmp_path / "a").train()
+    trainer(tmp_path / "b").train()
+    rows = (tmp_path / "b" / "run" / "metrics.jsonl").read_text()
+    source = str(tmp_path / "a" / "run" / "checkpoint-2")
+    with pytest.raises(DopsdError, match="already holds a run"):
+        trainer(tmp_path / "b", resume_from=source, max_updates=3)
+    assert (tmp_path / "b" / "run" / "metrics.jsonl").read_text() == rows
+    fresh = trainer(tmp_path / "c", resume_from=source, max_updates=3)  # an empty folder may continue another run
+    assert fresh.train()["updates"] == 3
+
+
+def test_overwriting_deletes_the_runs_files_and_nothing_else(tmp_path):
+    trainer(tmp_path).train()
+    run = tmp_path / "run"
+    (run / "checkpoint-notes.md").write_text("mine")
+    (run / "wandb").mkdir()
+    (run / "notes.txt").write_text("mine too")
+    trainer(tmp_path, overwrite_output_dir=True, max_updates=1, save_every=1, eval_every=1).train()
+    assert (run / "checkpoint-notes.md").read_text() == "mine" and (run / "notes.txt").exists()
+    assert not (run / "wandb").exists() and not (run / "checkpoint-2").exists() and (run / "checkpoint-1").exists()
+
+
+def test_a_runs_random_streams_differ_at_every_seed(tmp_path):
+    for seed in (0, 1):
+        run = trainer(tmp_path / str(seed), seed=seed)
+        first, second = (torch.rand(8, generator=g) for g in (run.sample_generator, run.teacher_generator))
+        assert not torch.equal(first, second)
+    with pytest.raises(ValueError, match="salt 7919 already exists"):
+        run.generator(7919)

@@ -20,6 +20,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, gather_object, set_seed
@@ -71,7 +72,12 @@ class Trainer:
         if "wandb" in config.report_to and package_missing("wandb"):
             raise DopsdError("report_to wandb needs the wandb package: pip install wandb (or drop wandb from report_to)")
         self.resume_folder = ckpt.resolve_resume(self.output_dir, config.resume_from)
-        if self.resume_folder is None and not config.overwrite_output_dir:
+        if self.resume_folder is not None:
+            ckpt.check_resumable(self.resume_folder, type(self).__name__, self.accelerator.num_processes)
+        # A run resumed in its own folder continues there; anything else must not find an earlier run in it.
+        self.continues_own_run = (self.resume_folder is not None
+                                  and self.resume_folder.resolve().parent == self.output_dir.resolve())
+        if not self.continues_own_run and not config.overwrite_output_dir:
             self.refuse_earlier_run()
         self.task = get_task(task or config.task) if not isinstance(task, Task) else task
         self.train_examples, self.eval_examples = self.load_data()
@@ -180,11 +186,16 @@ class Trainer:
         """Hook for state that follows the weights (an EMA teacher)."""
 
     def generator(self, salt: int, on_device: bool = True) -> torch.Generator:
-        """A random stream of the method's own, seeded by the run's seed, ``salt`` and the process; saved in every
-        checkpoint and restored on resume with no further code."""
+        """A random stream of the method's own, seeded from the run's seed, ``salt`` and the process together (so
+        two streams of one run never coincide, whatever the seed); saved in every checkpoint and restored on resume
+        with no further code. Create a method's streams in ``__init__``, always in the same order."""
         device = self.accelerator.device if on_device else "cpu"
-        stream = torch.Generator(device=device).manual_seed(self.config.seed * salt + self.accelerator.process_index)
+        entropy = np.random.SeedSequence([self.config.seed, salt, self.accelerator.process_index])
+        stream = torch.Generator(device=device).manual_seed(int(entropy.generate_state(1, np.uint64)[0] >> 1))
         self.generators = getattr(self, "generators", [])
+        if any(existing_salt == salt for existing_salt in getattr(self, "generator_salts", [])):
+            raise ValueError(f"a random stream with salt {salt} already exists: give each stream its own salt")
+        self.generator_salts = [*getattr(self, "generator_salts", []), salt]
         self.generators.append(stream)
         return stream
 
@@ -293,6 +304,7 @@ class Trainer:
                    partial / f"rng_rank{accelerator.process_index}.pt")
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
+            ckpt.write_description(partial, type(self).__name__, self.update, accelerator.num_processes)
             ckpt.commit(partial, folder)
         accelerator.wait_for_everyone()
         return folder
@@ -320,8 +332,6 @@ class Trainer:
         from safetensors.torch import load_file
 
         state = ckpt.load_state(folder, self.accelerator.process_index)
-        if state["num_processes"] != self.accelerator.num_processes:
-            raise DopsdError(f"{folder} was written by {state['num_processes']} processes; resume with as many")
         model_dir = folder / "model"
         if self.config.use_lora:
             from peft import set_peft_model_state_dict
@@ -345,7 +355,7 @@ class Trainer:
         self.clock = time.perf_counter()
         self.warn_if_not_held_out()
         if accelerator.is_main_process:
-            if self.resume_folder is None and config.overwrite_output_dir:
+            if not self.continues_own_run and config.overwrite_output_dir:
                 ckpt.clear_run(self.output_dir)
             self.output_dir.mkdir(parents=True, exist_ok=True)
             save_config(config, self.output_dir / "config.yaml")

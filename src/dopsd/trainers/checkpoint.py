@@ -6,7 +6,9 @@ interrupted save never leaves a folder that looks usable.
 
 from __future__ import annotations
 
+import json
 import random
+import re
 import shutil
 from pathlib import Path
 
@@ -17,7 +19,11 @@ from dopsd.errors import DopsdError
 
 PREFIX = "checkpoint-"
 BEST = "best"
-RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "training.png", "tensorboard", BEST)
+RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "training.png", "tensorboard", "wandb", BEST,
+             f"{BEST}.partial")
+DESCRIPTION = "checkpoint.json"  # which trainer wrote the checkpoint, at which update, with how many processes
+FORMAT = 2  # checkpoints of format 1 (before checkpoint.json) saved their random streams by other names
+CHECKPOINT_NAME = re.compile(rf"{PREFIX}\d+(\.partial)?")
 
 
 def rng_state() -> dict:
@@ -58,7 +64,7 @@ def run_files(output_dir: str | Path) -> list[str]:
     folder = Path(output_dir)
     if not folder.is_dir():
         return []
-    checkpoints = sorted(p.name for p in folder.glob(f"{PREFIX}*"))
+    checkpoints = sorted(p.name for p in folder.iterdir() if CHECKPOINT_NAME.fullmatch(p.name))
     return [name for name in RUN_FILES if (folder / name).exists()] + checkpoints
 
 
@@ -67,6 +73,27 @@ def clear_run(output_dir: str | Path) -> None:
     for name in run_files(output_dir):
         path = Path(output_dir) / name
         shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def write_description(folder: Path, trainer: str, update: int, num_processes: int) -> None:
+    description = {"format": FORMAT, "trainer": trainer, "update": update, "num_processes": num_processes}
+    (folder / DESCRIPTION).write_text(json.dumps(description) + "\n")
+
+
+def check_resumable(folder: Path, trainer: str, num_processes: int) -> None:
+    """Refuses, before anything is written, a checkpoint this trainer cannot continue exactly."""
+    path = folder / DESCRIPTION
+    if not path.is_file():
+        raise DopsdError(f"{folder} was written by an earlier dopsd version that this one cannot resume exactly: "
+                         "start a new run (its model/ folder still loads as --model)")
+    description = json.loads(path.read_text())
+    if description.get("format") != FORMAT:
+        raise DopsdError(f"{folder} has checkpoint format {description.get('format')}, this dopsd reads {FORMAT}")
+    if description["trainer"] != trainer:
+        raise DopsdError(f"{folder} was written by {description['trainer']}, not {trainer}: resume it with the "
+                         "command that wrote it, or start from its weights with --model")
+    if description["num_processes"] != num_processes:
+        raise DopsdError(f"{folder} was written by {description['num_processes']} processes; resume with as many")
 
 
 def begin(folder: Path) -> Path:
