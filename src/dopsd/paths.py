@@ -30,3 +30,11 @@ def check_writable_file(path: str | Path, what: str) -> None:
     if path.exists() and not os.access(path, os.W_OK):
         raise DopsdError(f"{what} {path} is not writable")
     check_writable_folder(path.parent, f"the folder of {what}")
+
+
+def check_new_folder(folder: str | Path, what: str) -> None:
+    """``folder`` must not exist yet, or be an empty folder: nothing is ever written over a file or a model."""
+    folder = Path(folder)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        kind = "a folder that is not empty" if folder.is_dir() else "a file"
+        raise DopsdError(f"{what} {folder} is {kind}: choose a new folder")

@@ -284,3 +284,10 @@ def test_skipping_uninformed_states_trains_on_the_informed_ones_only(tmp_path):
             assert offsets[: len(expected)].tolist() == expected.tolist()
     metrics = trainer.step()
     assert metrics["states"] > 0 and 0.0 <= metrics["clip_grad_cosine"] <= 1.0 + 1e-6
+
+
+def test_a_rollouts_samples_are_counted_on_the_update_that_drew_them(tmp_path):
+    trainer = make_trainer(tmp_path, updates_per_rollout=2)
+    first, second = trainer.step(), trainer.step()
+    assert first["rollout_samples"] > 0 and "rollout_samples" not in second
+    assert first["solved"] == second["solved"]  # the rollout's other statistics describe both of its updates

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from dopsd.errors import DopsdError
 
+BUNDLED_PREFIX = "bundled:"  # `bundled:sudoku` names the bundled model (and, as data, its training/held-out set)
 BUNDLED_TASKS = {"sudoku": ("train.csv", "heldout.csv"), "countdown": ("train.jsonl", "heldout.jsonl")}
 
 # What every method shares on a bundled model, sized for a 2-core CPU: the sampler (responses in blocks of 4; steps

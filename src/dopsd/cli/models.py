@@ -36,20 +36,11 @@ def register(subparsers) -> None:
     export.set_defaults(run=run_export)
 
 
-def refuse_existing(output: str) -> None:
-    """A model is written into a new or empty folder only: never over a file or an earlier model."""
-    from pathlib import Path
-
-    path = Path(output)
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        kind = "a folder that is not empty" if path.is_dir() else "a file"
-        raise DopsdError(f"{output} is {kind}: choose a new folder for the model")
-
-
 def run_create(args: argparse.Namespace) -> int:
     from dopsd.models import create_builtin_model
+    from dopsd.paths import check_new_folder
 
-    refuse_existing(args.output)
+    check_new_folder(args.output, "the model folder")
 
     lm = create_builtin_model(
         seed=args.seed,
@@ -70,8 +61,9 @@ def run_convert(args: argparse.Namespace) -> int:
 
     from dopsd.models.convert import DEFAULT_MASK_TOKEN, convert_causal_lm
     from dopsd.models.loading import parse_dtype
+    from dopsd.paths import check_new_folder
 
-    refuse_existing(args.output)
+    check_new_folder(args.output, "the model folder")
     extra = {"gguf_file": args.gguf_file} if args.gguf_file else {}
     try:
         model = AutoModelForCausalLM.from_pretrained(args.model, dtype=parse_dtype(args.dtype), **extra)

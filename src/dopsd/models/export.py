@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from dopsd.errors import DopsdError
+from dopsd.paths import check_new_folder
 from dopsd.sampling.defaults import SAMPLING_FILE
 
 CARD_FIELDS = ("model", "task", "train_data", "eval_data", "use_lora", "lora_r", "lora_alpha", "learning_rate",
@@ -63,8 +64,7 @@ def export_model(source: str | Path, output: str | Path, *, base_model: str | No
 
     source = Path(resolve_model_path(source))
     output = Path(output)
-    if output.exists() and (not output.is_dir() or any(output.iterdir())):
-        raise DopsdError(f"{output} already exists and is not an empty folder: choose a new folder")
+    check_new_folder(output, "the export folder")
     lm = load_diffusion_lm(source, base_model=base_model, trust_remote_code=trust_remote_code, device="cpu")
     partial = output.with_name(output.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)

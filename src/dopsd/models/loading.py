@@ -118,16 +118,13 @@ def _undeclared_mask_id(config, declared: dict, tokenizer, path: str) -> int | N
     return from_tokenizer
 
 
-BUNDLED_PREFIX = "bundled:"
-
-
 def resolve_model_path(path: str | Path) -> str:
     """``bundled:NAME`` is the bundled base model of task NAME; a training checkpoint folder (``checkpoint-N``,
     holding ``model/``) means the model inside it; anything else is returned as given."""
+    from dopsd.bundled import BUNDLED_PREFIX, bundled_model_path
+
     path = str(path)
     if path.startswith(BUNDLED_PREFIX):
-        from dopsd.bundled import bundled_model_path
-
         return bundled_model_path(path[len(BUNDLED_PREFIX):])
     folder = Path(path)
     if folder.is_dir() and not (folder / "config.json").exists() and (folder / "model").is_dir():

@@ -13,7 +13,6 @@ from dopsd.errors import DopsdError
 
 SPLITS = ("train", "test")
 SAMPLE = "sample"
-BUNDLED_PREFIX = "bundled:"
 SAMPLE_FILES = {"gsm8k": "gsm8k_sample.jsonl", "math500": "math500_sample.jsonl", "sudoku": "sudoku_sample.csv",
                 "countdown": "countdown_sample.jsonl"}
 
@@ -36,9 +35,10 @@ def load_examples(task, path: str | None, split: str, limit: int | None = None) 
     (``train`` for training, ``test`` for evaluation: never the other); user errors become one-line DopsdErrors."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
+    from dopsd.bundled import BUNDLED_PREFIX, bundled_data_path
+
     source = sample_data_path(task.name) if path == SAMPLE else path
     if isinstance(path, str) and path.startswith(BUNDLED_PREFIX):  # a bundled model's own training/held-out set
-        from dopsd.bundled import bundled_data_path
 
         source = bundled_data_path(path[len(BUNDLED_PREFIX):], "train" if split == "train" else "heldout")
     try:
