@@ -38,6 +38,7 @@ def test_a_lora_checkpoint_evaluates_like_its_exported_merge(lora_run, tmp_path,
     assert adapted != base  # the adapter changed what the model writes
     card = (merged / "README.md").read_text()
     assert "LoRA adapter merged into" in card and "| task | sudoku |" in card and "| eval after | 2 |" in card
+    assert "The weights are those of update 2 of the training run" in card
     assert json.loads((merged / "sampling.json").read_text())["gen_length"] == 20
     assert main(["export", str(checkpoint), str(merged)]) == 2  # never over an earlier export
 

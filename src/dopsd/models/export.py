@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -18,17 +19,22 @@ CARD_FIELDS = ("model", "task", "train_data", "eval_data", "use_lora", "lora_r",
                "top_k_loss", "clip", "num_generations", "inner_updates", "beta", "seed")
 
 
-def run_folder_of(source: Path) -> Path | None:
-    """The training run a saved model came from: the nearest folder above it holding ``config.yaml``."""
-    for folder in (source, *source.parents):
-        if (folder / "config.yaml").is_file():
-            return folder
-    return None
+def trained_at(source: Path) -> tuple[Path | None, int | None]:
+    """The training run a saved model came from and the update its weights are from: ``RUN/checkpoint-N/model``
+    (or ``RUN/checkpoint-N``) and ``RUN/best``; ``(None, None)`` for any other folder."""
+    folder = source.parent if source.name == "model" else source
+    if re.fullmatch(r"checkpoint-\d+", folder.name):
+        return folder.parent, int(folder.name.split("-")[1])
+    if folder.name == "best" and (folder / "eval.json").is_file():
+        return folder.parent, json.loads((folder / "eval.json").read_text())["update"]
+    return None, None
 
 
 def model_card(source: Path, lm) -> str:
     """A README.md: what the model is, how it was trained (the run's settings and held-out results)."""
-    run = run_folder_of(source)
+    run, update = trained_at(source)
+    if run is not None and not (run / "config.yaml").is_file():
+        run = None
     lines = ["---", "library_name: transformers", "tags: [dopsd, diffusion-language-model, masked-diffusion]", "---",
              "", f"# {source.name if source.name != 'model' else source.parent.name}", "",
              f"A masked diffusion language model exported by dopsd from `{source}`"
@@ -40,6 +46,7 @@ def model_card(source: Path, lm) -> str:
         lines.append(f"Decode with responses of {settings.get('gen_length')} tokens in blocks of "
                      f"{settings.get('block_length')} (`sampling.json`; `dopsd eval --model THIS_FOLDER` uses them).")
     if run is not None:
+        lines.append(f"The weights are those of update {update} of the training run below.")
         config = yaml.safe_load((run / "config.yaml").read_text()) or {}
         lines += ["", "## Training", "", "| setting | value |", "| --- | --- |"]
         lines += [f"| {name} | {config[name]} |" for name in CARD_FIELDS if name in config]
