@@ -117,7 +117,10 @@ def load_student(config: OPDLMConfig) -> DiffusionLM:
     if not is_causal_config(model_config):
         return load_diffusion_lm(config.model, trust_remote_code=config.trust_remote_code, dtype=config.dtype)
     model, tokenizer = load_causal_lm(config.model, dtype=config.dtype, role="student")
-    model, tokenizer = convert_causal_lm(model, tokenizer, shift_logits=config.shift_logits)
+    with torch.random.fork_rng(devices=[]):
+        # The mask token's new embedding row is drawn at random: every run (any seed) converts to the same start.
+        torch.manual_seed(0)
+        model, tokenizer = convert_causal_lm(model, tokenizer, shift_logits=config.shift_logits)
     return DiffusionLM(model, tokenizer, shift_logits=config.shift_logits, bidirectional_mask=True)
 
 

@@ -91,7 +91,9 @@ class SFTTrainer(Trainer):
             return per_example.sum() / len(examples), None
 
         loss = sum(value for value, _ in self.backward_micro_batches(groups, loss_of))
-        return {"loss": loss, "mask_ratio": float(masked.float().mean())}
+        # tokens: the length of every sequence trained on (prompt + response), OPDLM's cost measure
+        tokens = sum(map(len, prompts)) + responses.numel()
+        return {"loss": loss, "mask_ratio": float(masked.float().mean()), "tokens": tokens}
 
     def method_state(self) -> dict:
         return {"mask_generator": self.mask_generator.get_state()}
