@@ -1,0 +1,113 @@
+"""``dopsd experiment opdlm``: OPDLM against masked-diffusion SFT from the same converted start, by training tokens.
+
+Both start from the bundled causal model converted into a diffusion LM (saved once under ``<output>/<task>/converted``);
+OPDLM distils the frozen causal model on the student's own rollouts, SFT trains on the dataset's reference solutions
+with the LLaDA objective, at OPDLM's learning rate, for more updates (each SFT update sees fewer tokens). Tokens count
+every sequence a method trains on (prompt + response): an OPDLM state is one sequence, an SFT example one. The AR
+teacher's greedy accuracy is the ceiling; the table reports the tokens each method needs to reach 90% of it.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from dopsd.bundled import BUNDLED_TASKS, bundle_folder, cpu_preset
+from dopsd.experiments.runs import Run, RunSpec, train_runs
+from dopsd.experiments.tables import markdown_table, mean_spread
+
+TEACHER_SHARE = 0.9
+# SFT updates per OPDLM update: an SFT update trains 16 sequences, an OPDLM update 16 prompts x 4 states, so SFT
+# runs to about 2.5 times OPDLM's tokens.
+SFT_UPDATES_PER_OPDLM_UPDATE = 10
+
+
+def opdlm_tasks(tasks: list[str]) -> list[str]:
+    """The tasks with a bundled causal model."""
+    return [task for task in tasks if task in BUNDLED_TASKS and (bundle_folder(task) / "causal").is_dir()]
+
+
+def converted_start(root: Path, task: str) -> str:
+    """The bundled causal model converted (as ``dopsd opdlm`` converts it on the fly), saved once."""
+    folder = Path(root) / task / "converted"
+    if not (folder / "config.json").is_file():
+        from dopsd.trainers.opdlm import OPDLMConfig, load_student
+
+        lm = load_student(OPDLMConfig(model=cpu_preset(task, "opdlm")["model"], gen_length=8, block_length=4))
+        lm.model.save_pretrained(folder)
+        lm.tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def specs(root: Path, task: str, seeds: list[int], max_updates: int | None = None) -> dict[str, list[RunSpec]]:
+    preset = cpu_preset(task, "opdlm")
+    updates = max_updates or preset["max_updates"]
+    sft = (("eval_every", preset["eval_every"] * SFT_UPDATES_PER_OPDLM_UPDATE // 2),
+           ("learning_rate", preset["learning_rate"]),
+           ("max_updates", updates * SFT_UPDATES_PER_OPDLM_UPDATE), ("model", converted_start(root, task)),
+           ("prompt_style", "compact"))
+    return {"OPDLM": [RunSpec("opdlm", task, seed) for seed in seeds],
+            "masked-diffusion SFT": [RunSpec("sft", task, seed, "from-converted", sft) for seed in seeds]}
+
+
+def curve(run: Run) -> list[tuple[int, float]]:
+    """(training tokens so far, held-out accuracy) at each evaluation."""
+    return [(int(run.through(e["update"], "tokens")), e["accuracy"]) for e in run.evals]
+
+
+def tokens_to(run: Run, level: float) -> int | None:
+    return next((tokens for tokens, accuracy in curve(run) if accuracy >= level), None)
+
+
+def opdlm_table(root: Path, tasks: list[str], seeds: list[int], runs: dict, jobs: int = 1,
+                max_updates: int | None = None) -> str:
+    texts = []
+    for task in opdlm_tasks(tasks):
+        groups = specs(root, task, seeds, max_updates)
+        trained = train_runs(root, [spec for members in groups.values() for spec in members], jobs)
+        results = {name: [trained[spec] for spec in members] for name, members in groups.items()}
+        teacher = statistics.fmean(r.summary["teacher_eval"]["accuracy"] for r in results["OPDLM"])
+        start = results["OPDLM"][0].evals[0]["accuracy"]
+        level = TEACHER_SHARE * teacher
+        rows = []
+        for name, members in results.items():
+            reached = [tokens_to(r, level) for r in members]
+            hit = [t for t in reached if t is not None]
+            total = [int(r.through(r.summary["updates"], "tokens")) for r in members]
+            to_level = (f"{statistics.fmean(hit):,.0f} ({len(hit)}/{len(members)} seeds)" if hit
+                        else f"not reached in {min(total):,}")
+            rows.append([name, f"{start:.3f}", mean_spread([r.best["accuracy"] for r in members]),
+                         mean_spread([r.evals[-1]["accuracy"] for r in members]), to_level,
+                         f"{statistics.fmean(total):,.0f}"])
+        table = markdown_table(["method", "converted start", "best accuracy", "final accuracy",
+                                f"tokens to {TEACHER_SHARE:.0%} of the teacher ({level:.3f})", "tokens trained"], rows)
+        path = plot_curves(results, teacher, level, Path(root) / f"opdlm-{task}.png", task)
+        texts.append(f"### OPDLM against masked-diffusion SFT ({task}, seeds {seeds}; AR teacher {teacher:.3f})\n\n"
+                     f"![opdlm]({path.name})\n\n{table}")
+    return "\n".join(texts) or "No task with a bundled causal model was named (OPDLM's is Sudoku's).\n"
+
+
+def plot_curves(results: dict[str, list[Run]], teacher: float, level: float, path: Path, task: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for color, (name, members) in zip(("tab:blue", "tab:orange"), results.items()):
+        for index, run in enumerate(members):
+            tokens, accuracy = zip(*curve(run))
+            axis.plot([max(t, 1) for t in tokens], accuracy, color=color, alpha=0.8, marker=".", linewidth=1,
+                      label=name if index == 0 else None)
+    axis.axhline(teacher, color="black", linestyle="--", linewidth=1, label=f"AR teacher ({teacher:.3f})")
+    axis.axhline(level, color="gray", linestyle=":", linewidth=1, label=f"{TEACHER_SHARE:.0%} of the teacher")
+    axis.set_xscale("log")
+    axis.set_xlabel("training tokens (prompt + response of every sequence trained on)")
+    axis.set_ylabel("held-out accuracy")
+    axis.set_title(f"OPDLM vs masked-diffusion SFT from the converted causal model, {task}")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
