@@ -76,6 +76,7 @@ def test_the_loss_and_its_gradient_come_only_from_masked_positions(trainer):
     item = trainer.rollouts[index]
     state, positions = trainer.loss_positions(item, step)
     masked = torch.nonzero(state == trainer.base_lm.tokens.mask).flatten()
+    masked = masked[masked < item.limit]  # through the first stop token (train_after_stop false)
     assert torch.equal(positions, masked) and 0 < masked.numel() < state.numel()
     seen = []
     head = trainer.unwrapped.get_output_embeddings()
@@ -116,14 +117,18 @@ def test_top16_forward_kl_is_its_closed_form_and_survives_the_top_k_storage(tmp_
                                **close)
 
 
-def test_positions_after_the_stop_are_left_out_on_request(tmp_path):
-    trainer = make(tmp_path, train_after_stop=False, states_per_trajectory=None)
+@pytest.mark.parametrize("after_stop", [False, True])
+def test_positions_after_the_first_stop_are_trained_only_on_request(tmp_path, after_stop):
+    trainer = make(tmp_path, train_after_stop=after_stop, states_per_trajectory=None)
     trainer.rollout()
-    for item in trainer.rollouts:
-        assert item.steps.numel() == item.trajectory.num_recorded_steps
-        for step in item.steps:
-            _, positions = trainer.loss_positions(item, step)
-            assert positions.numel() > 0 and int(positions.max()) < item.limit
+    eos = trainer.base_lm.tokens.eos
+    item = trainer.rollouts[0]
+    item.trajectory.tokens[5] = eos  # a stop at position 5: later positions are after it
+    item.limit = 6
+    assert item.steps.numel() == item.trajectory.num_recorded_steps
+    state, positions = trainer.loss_positions(item, 0)  # state 0: every position masked
+    expected = torch.arange(20) if after_stop else torch.arange(6)
+    assert torch.equal(positions, expected) and bool((state == trainer.base_lm.tokens.mask).all())
 
 
 @pytest.mark.parametrize("extra", [dict(), dict(updates_per_rollout=2)], ids=["rollout-per-update", "mid-rollout"])
