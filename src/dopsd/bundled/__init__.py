@@ -62,8 +62,9 @@ def cpu_preset(task: str = "sudoku", method: str = "dopsd") -> dict:
     method_preset = entry.cpu_preset
     bundle_folder(task)
     model = bundled_causal_path(task) if entry.bundled_model == "causal" else bundled_model_path(task)
-    return dict(
-        model=model, task=task, train_data=bundled_data_path(task, "train"),
-        eval_data=bundled_data_path(task, "heldout"), output_dir=f"runs/{method}-{task}", mixed_precision="no",
-        **TASK_PRESETS[task], **SHARED_PRESET, **method_preset,
-    )
+    return {  # a method's preset may also change the shared update budget (OPDLM's does)
+        **dict(model=model, task=task, train_data=bundled_data_path(task, "train"),
+               eval_data=bundled_data_path(task, "heldout"), output_dir=f"runs/{method}-{task}", mixed_precision="no",
+               **TASK_PRESETS[task], **SHARED_PRESET),
+        **method_preset,
+    }
