@@ -189,3 +189,20 @@ def test_a_wrong_teacher_is_one_error_line(tmp_path, capsys, case):
     assert ("tokenizer differs" in err) == (case == "other tokenizer")
     assert ("not an autoregressive" in err) == (case != "other tokenizer")
     assert not out.exists()
+
+
+def test_the_default_run_converts_the_bundled_causal_model(tmp_path, capsys):
+    from transformers import AutoModelForCausalLM, LlamaForCausalLM
+
+    from dopsd.bundled import bundled_causal_path
+
+    causal = AutoModelForCausalLM.from_pretrained(bundled_causal_path("sudoku"))
+    assert isinstance(causal, LlamaForCausalLM) and sum(p.numel() for p in causal.parameters()) < 3_000_000
+    out = tmp_path / "run"
+    assert main(["opdlm", "--output-dir", str(out), "--max-updates", "1", "--eval-limit", "8",
+                 "--prompts-per-rollout", "2", "--progress", "false"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["task"] == "sudoku" and summary["updates"] == 1 and summary["teacher_eval"]["n"] == 8
+    # the teacher solves puzzles the converted, untrained student cannot
+    assert summary["teacher_eval"]["accuracy"] > summary["eval_before"]["accuracy"]
+    assert "OPDLM on sudoku: held-out accuracy" in capsys.readouterr().out
