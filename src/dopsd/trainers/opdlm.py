@@ -228,6 +228,9 @@ class OPDLMTrainer(Trainer):
         metrics = {}
         if not self.pending:
             metrics["rollout_seconds"] = self.rollout()
+            # the training data this rollout made: prompt + response of every sample, each counted once
+            metrics["data_tokens"] = sum(len(item.trajectory.prompt_ids) + item.trajectory.gen_length
+                                         for item in self.rollouts)
         chunk = self.pending.pop(0)
         metrics.update(self.rollout_metrics)
         metrics.update(self.chunk_backward(chunk))
