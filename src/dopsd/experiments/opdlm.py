@@ -22,8 +22,8 @@ TEACHER_SHARE = 0.9
 LOWER_SHARE = 0.25  # a level both methods reach within the CPU budget
 MEASURES = {"data": "data tokens", "tokens": "sequence tokens"}
 # SFT updates per OPDLM update: an SFT update trains 16 sequences, an OPDLM update 16 prompts x 4 states, so SFT
-# runs to about 2.5 times OPDLM's tokens.
-SFT_UPDATES_PER_OPDLM_UPDATE = 10
+# runs to 1.25 times OPDLM's sequence tokens and 5 times its data tokens.
+SFT_UPDATES_PER_OPDLM_UPDATE = 5
 
 
 def opdlm_tasks(tasks: list[str]) -> list[str]:
@@ -46,7 +46,7 @@ def converted_start(root: Path, task: str) -> str:
 def specs(root: Path, task: str, seeds: list[int], max_updates: int | None = None) -> dict[str, list[RunSpec]]:
     preset = cpu_preset(task, "opdlm")
     updates = max_updates or preset["max_updates"]
-    sft = (("eval_every", preset["eval_every"] * SFT_UPDATES_PER_OPDLM_UPDATE // 2),
+    sft = (("eval_every", preset["eval_every"] * SFT_UPDATES_PER_OPDLM_UPDATE),
            ("learning_rate", preset["learning_rate"]),
            ("max_updates", updates * SFT_UPDATES_PER_OPDLM_UPDATE), ("model", converted_start(root, task)),
            ("prompt_style", "compact"))
