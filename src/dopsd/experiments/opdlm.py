@@ -122,11 +122,11 @@ def plot_curves(results: dict[str, list[Run]], teacher: float, level: float, pat
         for color, (name, members) in zip(("tab:blue", "tab:orange"), results.items()):
             for index, run in enumerate(members):
                 tokens, accuracy = zip(*curve(run, measure))
-                axis.plot([max(t, 1) for t in tokens], accuracy, color=color, alpha=0.8, marker=".", linewidth=1,
+                axis.plot(tokens, accuracy, color=color, alpha=0.8, marker=".", linewidth=1,
                           label=name if index == 0 else None)
         axis.axhline(teacher, color="black", linestyle="--", linewidth=1, label=f"AR teacher ({teacher:.3f})")
         axis.axhline(level, color="gray", linestyle=":", linewidth=1, label=f"{TEACHER_SHARE:.0%} of the teacher")
-        axis.set_xscale("log")
+        axis.set_xlim(left=0)
         axis.set_xlabel(f"{label} (prompt + response)")
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("held-out accuracy")
