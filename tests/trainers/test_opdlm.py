@@ -131,8 +131,8 @@ def test_positions_after_the_first_stop_are_trained_only_on_request(tmp_path, af
     assert torch.equal(positions, expected) and bool((state == trainer.base_lm.tokens.mask).all())
 
 
-@pytest.mark.parametrize("extra", [dict(), dict(updates_per_rollout=2), dict(use_lora=True, lora_r=4, lora_alpha=8)],
-                         ids=["rollout-per-update", "mid-rollout", "lora"])
+@pytest.mark.parametrize("extra", [dict(updates_per_rollout=2), dict(use_lora=True, lora_r=4, lora_alpha=8)],
+                         ids=["mid-rollout", "lora-rollout-per-update"])
 def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(tmp_path, extra):
     whole = make(tmp_path / "a", max_updates=4, **extra)
     whole.train()
