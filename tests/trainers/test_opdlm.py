@@ -207,3 +207,6 @@ def test_the_default_run_converts_the_bundled_causal_model(tmp_path, capsys):
     # the teacher solves puzzles the converted, untrained student cannot
     assert summary["teacher_eval"]["accuracy"] > summary["eval_before"]["accuracy"]
     assert "OPDLM on sudoku: held-out accuracy" in capsys.readouterr().out
+    assert main(["opdlm", "--task", "countdown"]) == 2  # no bundled causal Countdown model: one error line
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no bundled causal model") and "\n" not in err

@@ -41,8 +41,8 @@ def bundled_causal_path(task: str) -> str:
     """Folder of the bundled autoregressive model for ``task`` (OPDLM's teacher; ``AutoModelForCausalLM``)."""
     folder = bundle_folder(task) / "causal"
     if not (folder / "config.json").is_file():
-        raise DopsdError(f"no bundled causal model for task {task!r} (OPDLM's default): build it with "
-                         f"scripts/build_base_models.py --causal --task {task}, or pass --model")
+        raise DopsdError(f"no bundled causal model for task {task!r} (OPDLM's default start; Sudoku has one): pass "
+                         "--model with a causal LM")
     return str(folder)
 
 
