@@ -4,7 +4,11 @@ For each task: generate train/held-out splits that never overlap, write them nex
 built-in model, train it with masked-diffusion SFT for a fixed number of updates chosen to leave it imperfect (so
 that self-improvement has room), and save it in save_pretrained form. Prints each model's held-out accuracy.
 
-    python scripts/build_base_models.py [--task sudoku] [--output src/dopsd/bundled]
+With ``--causal`` it builds OPDLM's teacher instead (``<task>/causal/``): a small ``LlamaForCausalLM`` trained
+autoregressively (next-token cross-entropy on the response, padded with EOS to the task's length) on the same training
+split until it is good at the task; ``dopsd opdlm`` converts it into a diffusion LM and distils it back.
+
+    python scripts/build_base_models.py [--task sudoku] [--causal] [--output src/dopsd/bundled]
 
 Sudoku takes about 5 minutes on a 2-core CPU.
 """
@@ -75,8 +79,15 @@ def build(task: str, output: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", choices=sorted(RECIPES), action="append")
+    parser.add_argument("--causal", action="store_true", help="build the autoregressive teacher of OPDLM instead")
     parser.add_argument("--output", default=str(Path(__file__).resolve().parents[1] / "src" / "dopsd" / "bundled"))
     args = parser.parse_args()
+    if args.causal:
+        from build_causal_model import CAUSAL_RECIPES, build_causal
+
+        for task in args.task or sorted(CAUSAL_RECIPES):
+            print(json.dumps(build_causal(task, Path(args.output))))
+        return
     for task in args.task or sorted(RECIPES):
         print(json.dumps(build(task, Path(args.output))))
 

@@ -40,6 +40,15 @@ def bundled_model_path(task: str) -> str:
     return str(folder)
 
 
+def bundled_causal_path(task: str) -> str:
+    """Folder of the bundled autoregressive model for ``task`` (OPDLM's teacher; ``AutoModelForCausalLM``)."""
+    folder = bundle_folder(task) / "causal"
+    if not (folder / "config.json").is_file():
+        raise DopsdError(f"no bundled causal model for task {task!r} (OPDLM's default start; Sudoku has one): pass "
+                         "--model with a causal LM")
+    return str(folder)
+
+
 def bundled_data_path(task: str, split: str) -> str:
     """``split`` is ``train`` or ``heldout``."""
     folder = bundle_folder(task)
@@ -52,10 +61,13 @@ def cpu_preset(task: str = "sudoku", method: str = "dopsd") -> dict:
     when no model is given: the bundled model, its data, CPU-sized settings, then the method's own preset."""
     from dopsd.methods import get_method
 
-    method_preset = get_method(method).cpu_preset
+    entry = get_method(method)
+    method_preset = entry.cpu_preset
     bundle_folder(task)
-    return dict(
-        model=bundled_model_path(task), task=task, train_data=bundled_data_path(task, "train"),
-        eval_data=bundled_data_path(task, "heldout"), output_dir=f"runs/{method}-{task}", mixed_precision="no",
-        **TASK_PRESETS[task], **SHARED_PRESET, **method_preset,
-    )
+    model = bundled_causal_path(task) if entry.bundled_model == "causal" else bundled_model_path(task)
+    return {  # a method's preset may also change the shared update budget (OPDLM's does)
+        **dict(model=model, task=task, train_data=bundled_data_path(task, "train"),
+               eval_data=bundled_data_path(task, "heldout"), output_dir=f"runs/{method}-{task}", mixed_precision="no",
+               **TASK_PRESETS[task], **SHARED_PRESET),
+        **method_preset,
+    }

@@ -7,7 +7,9 @@ tables as Markdown, ``<output>/<name>.md``, and returns that text:
   (updates, rollout samples and wall time to each method's best accuracy, d-OPSD vs diffu-GRPO);
 - ``toy``: Table 3 (the self-teacher re-generating from its revealed future vs pass@1 and pass@8);
 - ``overlap``: Figure 3 (Overlap Top-20 over training for d-OPSD and AR-style OPSD);
-- ``ablations``: d-OPSD's design choices, one changed at a time.
+- ``ablations``: d-OPSD's design choices, one changed at a time;
+- ``opdlm``: OPDLM against masked-diffusion SFT from the same converted causal model, accuracy by training tokens
+  (:mod:`dopsd.experiments.opdlm`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 from pathlib import Path
 
 from dopsd.bundled import bundled_model_path, cpu_preset
+from dopsd.experiments.opdlm import opdlm_table
 from dopsd.experiments.parallel import fill_in_parallel
 from dopsd.experiments.runs import Run, RunSpec, best_model_path, evaluate_model, run, train_runs
 from dopsd.experiments.tables import markdown_table, mean_spread
@@ -206,6 +209,7 @@ EXPERIMENTS = {
     "toy": (lambda tasks, seeds: [], toy_table),
     "overlap": (overlap_runs, overlap_figure),
     "ablations": (ablation_runs, ablation_table),
+    "opdlm": (lambda tasks, seeds: [], opdlm_table),  # trains its own runs: SFT's start is converted under <output>
 }
 
 

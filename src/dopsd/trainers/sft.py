@@ -97,4 +97,6 @@ def masked_diffusion_backward(trainer: Trainer, prompts: list[list[int]], respon
         return per_example.sum() / count, None
 
     loss = sum(value for value, _ in trainer.backward_micro_batches(groups, loss_of))
-    return {"loss": loss, "mask_ratio": float(masked.float().mean())}
+    # tokens: the length of every sequence trained on (prompt + response), OPDLM's cost measure
+    tokens = sum(map(len, prompts)) + responses.numel()
+    return {"loss": loss, "mask_ratio": float(masked.float().mean()), "tokens": tokens}
