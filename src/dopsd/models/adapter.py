@@ -129,7 +129,6 @@ class DiffusionLM:
         self.model = model
         self.tokenizer = tokenizer
         self.tokens = tokens or resolve_special_tokens(model, tokenizer)
-        self._check_token_ids()
         self.shift_logits = shift_logits
         self.bidirectional_mask = bidirectional_mask
         if bidirectional_mask:
@@ -171,8 +170,9 @@ class DiffusionLM:
         """The mask form in use (``None`` until the padding probe has chosen one)."""
         return self._checks.get("mask_form")
 
-    def _check_token_ids(self) -> None:
-        """Every special id must index the model's embedding table: a wrong --mask-token-id fails here, in one line."""
+    def check_token_ids(self) -> None:
+        """Every special id must index the model's embedding table (checked when a model is loaded, so that a wrong
+        --mask-token-id fails in one line; a causal teacher viewed through this class never sees the mask id)."""
         embeddings = self.model.get_input_embeddings() if hasattr(self.model, "get_input_embeddings") else None
         rows = getattr(embeddings, "num_embeddings", None)
         if rows is None:

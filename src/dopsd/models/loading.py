@@ -215,6 +215,7 @@ def load_diffusion_lm(
         bidirectional_mask=bool(settings.get("bidirectional")),
         handles_padding=handles_padding,
     )
+    lm.check_token_ids()
     lm.compat_fixes = tuple(sorted(set(fixes)))
     if lm.compat_fixes:
         logger.info("%s: applied transformers-5 compatibility fixes: %s", path, ", ".join(lm.compat_fixes))
