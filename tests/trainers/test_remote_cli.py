@@ -17,7 +17,8 @@ SETTINGS = {
 }
 
 
-@pytest.mark.parametrize("method", sorted(METHODS))
+# OPDLM distils a causal LM into its converted self: its teacher cannot be a diffusion LM like these doubles.
+@pytest.mark.parametrize("method", sorted(set(METHODS) - {"opdlm"}))
 @pytest.mark.parametrize("double", ["llada", "dream"])
 def test_each_training_command_runs_on_each_double(method, double, llada_folder, dream_folder, tmp_path, capsys):
     folder = {"llada": llada_folder, "dream": dream_folder}[double]
