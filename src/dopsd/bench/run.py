@@ -37,6 +37,7 @@ class BenchSettings:
     dtype: str = "float32"
     seed: int = 0
     peak_tflops: float | None = None
+    naive: bool = True  # False: dopsd's side only (to measure a change to it quickly)
 
     def check(self) -> None:
         if self.shape not in SHAPES:
@@ -92,7 +93,8 @@ def run_bench(settings: BenchSettings, log=lambda message: None) -> dict:
     rollout = {}
     rollout["dopsd"], trajectories = measure("dopsd rollout", lambda: sampler.sample(list(prompts),
                                                                                    generator=generator), settings.batch)
-    rollout["naive"], _ = measure("naive rollout", lambda: naive_rollout(lm, prompts[0], config, generator), 1)
+    if settings.naive:
+        rollout["naive"], _ = measure("naive rollout", lambda: naive_rollout(lm, prompts[0], config, generator), 1)
     prepared = prepare_trajectory(trajectories[0], 0.25, torch.Generator().manual_seed(settings.seed))
 
     lm.model.requires_grad_(True)
@@ -101,17 +103,20 @@ def run_bench(settings: BenchSettings, log=lambda message: None) -> dict:
     loss["dopsd"], dopsd_value = measure(
         "dopsd loss", lambda: dopsd_loss(lm, prepared, micro_batch_size=settings.micro_batch_size), 1)
     lm.model.zero_grad(set_to_none=True)
-    loss["naive"], naive_value = measure("naive loss", lambda: naive_loss(lm, prepared, chunks=settings.chunks), 1)
+    naive_value = None
+    if settings.naive:
+        loss["naive"], naive_value = measure("naive loss", lambda: naive_loss(lm, prepared, chunks=settings.chunks), 1)
     lm.model.zero_grad(set_to_none=True)
     lm.model.requires_grad_(False)
 
     results["rollout"], results["loss"] = rollout, loss
     results["sum"] = {side: {"min": rollout[side]["seconds"]["min"] + loss[side]["seconds"]["min"],
                              "median": rollout[side]["seconds"]["median"] + loss[side]["seconds"]["median"]}
-                      for side in SIDES}
+                      for side in SIDES if side in rollout}
     results["loss_value"] = {"dopsd": dopsd_value, "naive": naive_value,
                              "tokens_per_step": settings.gen_length / settings.steps}
     results["states"] = prepared.num_steps
+    results["threads"] = torch.get_num_threads()
     results["peak_flops"] = _peak_flops(settings, device)
     return results
 
