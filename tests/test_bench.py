@@ -84,6 +84,9 @@ def test_bench_command_prints_the_table_or_json(capsys):
     assert main(args + ["--json"]) == 0
     results = json.loads(capsys.readouterr().out)
     assert set(results["rollout"]) == {"dopsd", "naive"}
+    assert main(args + ["--cache", "dual", "--dopsd-only"]) == 0
+    out = capsys.readouterr().out
+    assert "cache dual" in out and "naive/dopsd" in out and "pass@" not in out
 
 
 def test_bench_refuses_bad_settings_in_one_line(capsys):

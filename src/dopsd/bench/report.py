@@ -19,7 +19,7 @@ def format_table(results: dict) -> str:
         f"dopsd bench: shape {s['shape']} (hidden {m['hidden']}, {m['layers']} layers, vocab {m['vocab']}, "
         f"{params:.1f}M parameters), {s['device']} {s['dtype']}, {results.get('threads', '?')} threads",
         f"prompt {s['prompt_length']}, response {s['gen_length']} in blocks of {s['block_length']}, {s['steps']} "
-        f"steps, temperature {s['temperature']}, dopsd batch {s['batch']}, {results['states']} states per trajectory; "
+        f"steps, temperature {s['temperature']}, dopsd batch {s['batch']}, cache {s.get('cache') or 'none'}, {results['states']} states per trajectory; "
         f"{s['warmup']} warm-up + {s['repeats']} runs (min / median)",
         "",
         f"{'per trajectory':<22}{'dopsd min':>11}{'median':>9}{'naive min':>11}{'median':>9}{'naive/dopsd':>13}",

@@ -37,6 +37,7 @@ class BenchSettings:
     dtype: str = "float32"
     seed: int = 0
     peak_tflops: float | None = None
+    cache: str | None = None  # dopsd's rollouts with the block KV cache (prefix or dual)
     naive: bool = True  # False: dopsd's side only (to measure a change to it quickly)
 
     def check(self) -> None:
@@ -51,12 +52,13 @@ class BenchSettings:
             raise DopsdError(f"--dtype must be float32, bfloat16, float16 or float64, got {self.dtype!r}")
         try:
             self.sampler_config()
-        except ValueError as error:
+        except ValueError as error:  # ConfigError is a ValueError
             raise DopsdError(str(error)) from error
 
     def sampler_config(self) -> SamplerConfig:
         return SamplerConfig(gen_length=self.gen_length, block_length=self.block_length, steps=self.steps,
-                             temperature=self.temperature, record_until_eos=False)
+                             temperature=self.temperature, record_until_eos=False,
+                             cache=self.cache)
 
 
 def run_bench(settings: BenchSettings, log=lambda message: None) -> dict:
@@ -74,7 +76,7 @@ def run_bench(settings: BenchSettings, log=lambda message: None) -> dict:
     prompts = torch.randint(0, vocab - 3, (settings.batch, settings.prompt_length), generator=generator,
                             device=device)
     sampler = BlockDiffusionSampler(lm, settings.sampler_config())
-    config = settings.sampler_config()
+    config = SamplerConfig(**{**asdict(settings.sampler_config()), "cache": None})  # the naive side has none
     timing = dict(device=device, warmup=0, repeats=settings.repeats)
     results: dict = {"settings": asdict(settings), "model": {"body_parameters": body, "head_parameters": head,
                                                              "vocab": vocab, "layers": lm.model.config.num_hidden_layers,

@@ -31,6 +31,8 @@ def register(subparsers) -> None:
     parser.add_argument("--dtype", default=None, help="float32 (default on CPU) or bfloat16 (default on GPU)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="the device's peak, for MFU")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache", choices=("prefix", "dual"), default=None,
+                        help="dopsd's rollouts with the block KV cache")
     parser.add_argument("--dopsd-only", action="store_true", help="skip the naive procedure (measure a change)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     parser.set_defaults(run=run)
@@ -51,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         shape=args.shape, layers=args.layers, prompt_length=args.prompt_length, gen_length=args.gen_length,
         block_length=args.block_length, steps=args.steps, temperature=args.temperature, batch=args.batch,
         micro_batch_size=args.micro_batch_size, chunks=args.chunks, passk=args.passk, warmup=args.warmup,
-        repeats=args.repeats, device=device, dtype=dtype, seed=args.seed, peak_tflops=args.peak_tflops, naive=not args.dopsd_only)
+        repeats=args.repeats, device=device, dtype=dtype, seed=args.seed, peak_tflops=args.peak_tflops, naive=not args.dopsd_only, cache=args.cache)
     results = run_bench(settings, log=lambda message: print(message, file=sys.stderr, flush=True))
     print(json.dumps(results, indent=2) if args.json else format_table(results))
     return 0
