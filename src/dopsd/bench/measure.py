@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import os
 import statistics
 import threading
@@ -17,6 +19,15 @@ PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A1
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def _release_freed_memory() -> None:
+    """Hands memory freed by earlier phases back to the OS (glibc keeps it otherwise), so that one phase's resident
+    set does not hide the next one's peak."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _rss_bytes() -> int:
@@ -37,6 +48,8 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats(self.device)
             self.base = torch.cuda.memory_allocated(self.device)
             return self
+        gc.collect()
+        _release_freed_memory()
         self.base = _rss_bytes()
         self.top, self.running = self.base, True
         self.thread = threading.Thread(target=self._watch, daemon=True)
