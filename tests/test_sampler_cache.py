@@ -89,3 +89,22 @@ def test_rollout_cache_reaches_the_rollouts_sampler_and_is_checked():
         assert config.eval_sampler_config().cache is None  # held-out evaluation stays uncached
         with pytest.raises(ConfigError, match="cache"):
             config_class(rollout_cache="triple")
+
+
+def test_the_sample_command_takes_the_cache(tmp_path, capsys):
+    from dopsd.cli import main
+
+    folder = tmp_path / "random"
+    assert main(["create-model", str(folder), "--hidden-size", "32", "--layers", "2", "--heads", "2"]) == 0
+    capsys.readouterr()
+    args = ["sample", "--model", str(folder), "--prompt", "12+3=", "--gen-length", "12", "--block-length", "4",
+            "--steps", "3", "--device", "cpu"]
+    assert main(args) == 0
+    plain = capsys.readouterr().out
+    for mode in ("prefix", "dual"):  # one step per block: exactly the uncached text
+        assert main(args + ["--cache", mode]) == 0
+        assert capsys.readouterr().out == plain
+    with pytest.raises(SystemExit) as refused:
+        main(args + ["--cache", "triple"])
+    assert refused.value.code == 2
+    assert capsys.readouterr().err.startswith("error: ")
