@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dopsd.cli import evaluate, experiment, models, sample, train
+from dopsd.cli import bench, evaluate, experiment, models, sample, train
 from dopsd.cli.parser import CommandParser
 from dopsd.errors import DopsdError
 
-COMMANDS = (sample, evaluate, train, models, experiment)
+COMMANDS = (sample, evaluate, train, models, experiment, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -48,6 +48,8 @@ def add_sampler_options(parser: argparse.ArgumentParser, *, gen_length_many: boo
     group.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     group.add_argument("--remasking", choices=("low_confidence", "random"), default="low_confidence")
     group.add_argument("--threshold", type=float, default=None, help="confidence-threshold parallel decoding")
+    group.add_argument("--cache", choices=("prefix", "dual"), default=None,
+                       help="Fast-dLLM block KV cache (faster; exact with one step per block, approximate otherwise)")
 
 
 def apply_model_defaults(args: argparse.Namespace, *, many: bool = False) -> None:
@@ -81,4 +83,5 @@ def sampler_config(args: argparse.Namespace, gen_length: int | None = None):
         temperature=args.temperature,
         remasking=args.remasking,
         threshold=args.threshold,
+        cache=getattr(args, "cache", None),
     )

@@ -17,7 +17,9 @@ def most_confident(logits: torch.Tensor, masked: torch.Tensor, counts: torch.Ten
         ``chosen`` (rows, max count) block-relative positions, most confident first, and ``valid`` (rows, max count)
         marking the first ``counts[i]`` entries of each row.
     """
-    confidence = logits.detach().float().softmax(-1).amax(-1).masked_fill(~masked, -torch.inf)
+    logits = logits.detach().float()
+    # max probability = exp(max logit - logsumexp): the ranking without materialising a softmax over the vocabulary
+    confidence = (logits.amax(-1) - logits.logsumexp(-1)).exp().masked_fill(~masked, -torch.inf)
     k_max = int(counts.max())
     chosen = confidence.topk(k_max, dim=1).indices
     valid = torch.arange(k_max, device=counts.device)[None, :] < counts[:, None]

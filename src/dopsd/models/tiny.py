@@ -105,11 +105,13 @@ class Block(nn.Module):
         self.down = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x, cos, sin, key_mask):
+    def forward(self, x, cos, sin, key_mask, cache=None, layer_index: int = 0):
         batch, length, width = x.shape
         q, k, v = self.qkv(self.attn_norm(x)).view(batch, length, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
         q = q * cos + _rotate_half(q) * sin
         k = k * cos + _rotate_half(k) * sin
+        if cache is not None:  # keys/values of other positions (rotated at their own positions) join this pass's
+            k, v = cache.update(k, v, layer_index)
         attended = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
         x = x + self.dropout(self.out(attended.transpose(1, 2).reshape(batch, length, width)))
         gate, up = self.gate_up(self.mlp_norm(x)).chunk(2, dim=-1)
@@ -164,21 +166,29 @@ class MaskedDiffusionTransformer(PreTrainedModel):
         position_ids: torch.LongTensor | None = None,
         output_hidden_states: bool = False,
         return_dict: bool = True,
+        past_key_values=None,
+        use_cache: bool | None = None,
         **kwargs,
     ) -> MaskedLMOutput:
+        """With ``past_key_values`` (a transformers ``Cache``, e.g. ``DynamicCache``), the keys and values it holds
+        are attended to besides this pass's tokens, and this pass's are appended to it (the block KV cache of the
+        sampler). ``attention_mask`` then covers the cached positions first, then ``input_ids``; give
+        ``position_ids`` for the new tokens (attention is bidirectional, so the cached ones may come from anywhere)."""
+        queries = input_ids.shape[1]
         if position_ids is None:
             if attention_mask is None:
-                position_ids = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+                past = 0 if past_key_values is None else past_key_values.get_seq_length()
+                position_ids = torch.arange(past, past + queries, device=input_ids.device).expand_as(input_ids)
             else:
-                position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+                position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -queries:]
         key_mask = None if attention_mask is None else attention_mask.bool()[:, None, None, :]
         x = self.embed_tokens(input_ids)
         cos, sin = self.rotary(position_ids, x.dtype)
-        for block in self.blocks:
+        for index, block in enumerate(self.blocks):
             if self.gradient_checkpointing and self.training:
                 x = torch.utils.checkpoint.checkpoint(block, x, cos, sin, key_mask, use_reentrant=False)
             else:
-                x = block(x, cos, sin, key_mask)
+                x = block(x, cos, sin, key_mask, past_key_values, index)
         hidden = self.norm(x)
         logits = self.lm_head(hidden)
         return MaskedLMOutput(logits=logits, hidden_states=(hidden,) if output_hidden_states else None)

@@ -3,7 +3,8 @@
 The response starts fully masked. Blocks are decoded left to right; at every step the model proposes a token for
 each masked position of the current block (argmax, or Gumbel-max at temperature > 0 with float64 noise), and the
 most confident proposals are kept (``low_confidence``: probability of the proposed token; ``random``: uniform
-scores). Only the current block's logits are ever computed. With ``threshold`` set, a step instead keeps every
+scores). Only the current block's logits are ever computed, and with a fixed number of tokens per step only
+at its still-masked positions. With ``threshold`` set, a step instead keeps every
 proposal whose confidence exceeds it (at least one), the Fast-dLLM parallel-decoding rule.
 
 Prompts of different lengths are left-padded into one batch when the model honours attention masks (probed by
@@ -20,6 +21,7 @@ import torch
 
 from dopsd.config import ConfigError
 from dopsd.models.adapter import DiffusionLM
+from dopsd.models.cache import CACHE_MODES, BlockCache, cache_supported
 from dopsd.sampling.padding import group_by_length, left_pad_with_responses
 from dopsd.sampling.schedule import plan_blocks
 from dopsd.sampling.trajectory import Trajectory, recorded_steps
@@ -43,6 +45,9 @@ class SamplerConfig:
         threshold: If set, parallel decoding: keep every proposal with confidence above it (at least one per step).
         record_until_eos: End a trajectory's recorded steps once everything through its first stop token is
             revealed (the later steps only decode padding).
+        cache: ``None`` (default), or Fast-dLLM's block KV cache: ``prefix`` (a block's later steps run the block
+            and everything after it) or ``dual`` (they run the block only). Exact with one step per block, an
+            approximation otherwise (see :mod:`dopsd.models.cache`); models that cannot take a cache decode without.
     """
 
     gen_length: int = 256
@@ -52,6 +57,7 @@ class SamplerConfig:
     remasking: str = "low_confidence"
     threshold: float | None = None
     record_until_eos: bool = True
+    cache: str | None = None
 
     def __post_init__(self):
         if self.gen_length < 1:
@@ -62,6 +68,8 @@ class SamplerConfig:
             raise ConfigError("temperature", self.temperature, "must be >= 0")
         if self.remasking not in REMASKING:
             raise ConfigError("remasking", self.remasking, f"must be one of {', '.join(REMASKING)}")
+        if self.cache is not None and self.cache not in CACHE_MODES:
+            raise ConfigError("cache", self.cache, f"must be one of {', '.join(CACHE_MODES)} (or null)")
         if self.threshold is not None:
             if not 0.0 < self.threshold <= 1.0:
                 raise ConfigError("threshold", self.threshold, "must be in (0, 1]")
@@ -138,24 +146,46 @@ class BlockDiffusionSampler:
         reveal_step = torch.full((batch, gen_length), -1, dtype=torch.long, device=device)
         row_steps = torch.zeros(batch, dtype=torch.long, device=device)
 
+        if bool(attention.all()):
+            attention = None  # one check per batch, not one host sync per step inside the model adapter
+        fixed = config.threshold is None
+        cache = BlockCache(lm, config.cache) if config.cache is not None and cache_supported(lm) else None
         for block in self._blocks():
-            positions = torch.arange(prompt_length + block.start, prompt_length + block.end, device=device)
             response[:, block.start : block.end] = tokens.mask
-            for count in block.tokens_per_step:
+            offsets = torch.arange(block.end - block.start, device=device)
+            remaining = block.end - block.start
+            for index, count in enumerate(block.tokens_per_step):
                 masked = response[:, block.start : block.end] == tokens.mask
-                active = masked.any(dim=1)
-                if not bool(active.any()):
-                    break
+                if fixed:
+                    # Every row decodes in lockstep and has exactly `remaining` masked positions: only those are
+                    # projected onto the vocabulary, and no step needs to ask the device whether work is left.
+                    active = torch.ones(batch, dtype=torch.bool, device=device)
+                    cells = masked.to(torch.int8).argsort(dim=1, descending=True, stable=True)[:, :remaining]
+                else:
+                    active = masked.any(dim=1)
+                    if not bool(active.any()):
+                        break
+                    cells = offsets.expand(batch, -1)
                 if on_step is not None:
                     on_step(row_steps.clone(), response.clone(), active.clone())
-                logits = lm.logits_at(sequence, positions, attention)
+                if cache is None:
+                    logits = lm.logits_at(sequence, prompt_length + block.start + cells, attention)
+                else:
+                    window = (cache.begin_block(sequence, attention, prompt_length + block.start,
+                                                prompt_length + block.end) if index == 0 else cache.step(sequence))
+                    logits = window.gather(1, cells[..., None].expand(-1, -1, window.shape[-1]))
                 proposal, confidence = self._propose(logits, generator)
-                confidence = confidence.masked_fill(~masked, -torch.inf)
-                keep = self._choose(confidence, masked, count)
+                open_cells = masked.gather(1, cells)
+                confidence = confidence.masked_fill(~open_cells, -torch.inf)
+                keep = cells.new_zeros(masked.shape, dtype=torch.bool).scatter_(
+                    1, cells, self._choose(confidence, open_cells, count))
                 block_view = response[:, block.start : block.end]
-                block_view[keep] = proposal[keep]
-                reveal_step[:, block.start : block.end][keep] = row_steps[:, None].expand_as(keep)[keep]
+                values = block_view.scatter(1, cells, proposal)
+                block_view.copy_(torch.where(keep, values, block_view))  # tensor ops: no boolean-index sync
+                revealed = reveal_step[:, block.start : block.end]
+                revealed.copy_(torch.where(keep, row_steps[:, None], revealed))
                 row_steps += active.long()
+                remaining -= count
 
         trajectories = []
         for row, prompt in enumerate(prompts):
@@ -188,18 +218,23 @@ class BlockDiffusionSampler:
         The mask token itself is never proposed (an untrained model may rank it first), so a revealed position
         always holds a real token.
         """
-        logits = logits.to(torch.float64)
-        logits[..., self.lm.tokens.mask] = -torch.inf
+        mask = self.lm.tokens.mask
         if self.config.temperature > 0:
+            logits = logits.to(torch.float64)  # Gumbel-max with float64 noise, as LLaDA samples
+            logits[..., mask] = -torch.inf
             uniform = torch.rand(logits.shape, dtype=torch.float64, device=logits.device, generator=generator)
             gumbel = -torch.log(-torch.log(uniform))
             proposal = (logits / self.config.temperature + gumbel).argmax(dim=-1)
         else:
+            logits = logits.clone()
+            logits[..., mask] = -torch.inf
             proposal = logits.argmax(dim=-1)
         if self.config.remasking == "random":
             confidence = torch.rand(proposal.shape, dtype=torch.float64, device=logits.device, generator=generator)
         else:
-            confidence = torch.softmax(logits, dim=-1).gather(-1, proposal[..., None]).squeeze(-1)
+            # p(proposal) = exp(logit - logsumexp): no softmax over the vocabulary is ever materialised
+            chosen = logits.gather(-1, proposal[..., None]).squeeze(-1).to(torch.float64)
+            confidence = (chosen - torch.logsumexp(logits, dim=-1).to(torch.float64)).exp()
         return proposal, confidence
 
     def _choose(self, confidence: torch.Tensor, masked: torch.Tensor, count: int) -> torch.Tensor:

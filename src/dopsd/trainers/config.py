@@ -120,6 +120,9 @@ class RolloutConfig(TrainingConfig):
     temperature: float = option(SamplerConfig.temperature, "sampling temperature of rollouts (0: greedy)", "rollout")
     remasking: str = option(SamplerConfig.remasking, "which proposals a step keeps: low_confidence (most probable) "
                             "or random", "rollout")
+    rollout_cache: str | None = option(None, "block KV cache of rollouts: prefix or dual (faster, approximate past "
+                                       "a block's first step; the recorded trajectory is what was sampled and the "
+                                       "loss passes stay full); null: none", "rollout")
 
     def __post_init__(self):
         super().__post_init__()
@@ -129,4 +132,4 @@ class RolloutConfig(TrainingConfig):
         """The rollouts' decoding settings; ``temperature`` replaces the configured one (pass@k resampling)."""
         return SamplerConfig(gen_length=self.gen_length, block_length=self.block_length, steps=self.steps,
                              temperature=self.temperature if temperature is None else temperature,
-                             remasking=self.remasking)
+                             remasking=self.remasking, cache=self.rollout_cache)

@@ -1,0 +1,60 @@
+"""The bench's table: per trajectory, min and median seconds of each side and naive / dopsd ratios."""
+
+from __future__ import annotations
+
+MIB = 2**20
+NONE = {"min": float("nan"), "median": float("nan")}
+
+
+def _ratio(naive: float, dopsd: float) -> str:
+    return f"{naive / dopsd:.2f}x" if dopsd > 0 and naive == naive else "-"
+
+
+def format_table(results: dict) -> str:
+    s, m = results["settings"], results["model"]
+    params = (m["body_parameters"] + m["head_parameters"]) / 1e6
+    rollout, loss = results["rollout"], results["loss"]
+    naive = "naive" in rollout
+    lines = [
+        f"dopsd bench: shape {s['shape']} (hidden {m['hidden']}, {m['layers']} layers, vocab {m['vocab']}, "
+        f"{params:.1f}M parameters), {s['device']} {s['dtype']}, {results.get('threads', '?')} threads",
+        f"prompt {s['prompt_length']}, response {s['gen_length']} in blocks of {s['block_length']}, {s['steps']} "
+        f"steps, temperature {s['temperature']}, dopsd batch {s['batch']}, cache {s.get('cache') or 'none'}, {results['states']} states per trajectory; "
+        f"{s['warmup']} warm-up + {s['repeats']} runs (min / median)",
+        "",
+        f"{'per trajectory':<22}{'dopsd min':>11}{'median':>9}{'naive min':>11}{'median':>9}{'naive/dopsd':>13}",
+    ]
+    rows = [("rollout (s)", rollout["dopsd"]["seconds"], rollout.get("naive", {}).get("seconds", NONE)),
+            ("loss + backward (s)", loss["dopsd"]["seconds"], loss.get("naive", {}).get("seconds", NONE)),
+            ("sum (s)", results["sum"]["dopsd"], results["sum"].get("naive", NONE))]
+    for name, ours, theirs in rows:
+        lines.append(f"{name:<22}{ours['min']:>11.3f}{ours['median']:>9.3f}{theirs['min']:>11.3f}"
+                     f"{theirs['median']:>9.3f}{_ratio(theirs['min'], ours['min']):>13}")
+    sides = ("dopsd", "naive") if naive else ("dopsd",)
+    gen = s["gen_length"]
+    tokens = [gen / rollout[side]["seconds"]["min"] for side in sides]
+    lines.append(f"{'rollout tokens/s':<22}" + "".join(f"{value:>20.1f}" for value in tokens))
+    for phase in ("rollout", "loss"):
+        peak = [results[phase][side]["peak_bytes"] / MIB for side in sides]
+        ratio = _ratio(peak[1], peak[0]) if naive else ""
+        lines.append(f"{'peak memory ' + phase + ' (MiB)':<22}" + "".join(f"{v:>20.0f}" for v in peak) + f"{ratio:>13}")
+    if results.get("peak_flops"):
+        for phase in ("rollout", "loss"):
+            mfu = [results[phase][side]["flops"] / results[phase][side]["seconds"]["min"] / results["peak_flops"]
+                   for side in sides]
+            lines.append(f"{'MFU ' + phase:<22}" + "".join(f"{v:>20.1%}" for v in mfu))
+    else:
+        lines.append("MFU: not computed (no GPU peak known; pass --peak-tflops)")
+    if not naive:
+        return "\n".join(lines)
+    passk = s["passk"]
+    unsolved = {side: passk * rollout[side]["seconds"]["min"] for side in sides}
+    unsolved["naive"] += loss["naive"]["seconds"]["min"]  # run anyway, multiplied by zero
+    lines.append(f"{f'prompt, pass@{passk} unsolved (s)':<22}{unsolved['dopsd']:>20.3f}{unsolved['naive']:>20.3f}"
+                 f"{_ratio(unsolved['naive'], unsolved['dopsd']):>13}   (dopsd never runs the loss on it)")
+    value = results["loss_value"]
+    if value["dopsd"]:
+        lines.append(f"loss value: dopsd {value['dopsd']:.6f}, naive {value['naive']:.6f} (naive sums over K_t where "
+                     f"dopsd averages: expected ratio {value['tokens_per_step']:g}, measured "
+                     f"{value['naive'] / value['dopsd']:.4f})")
+    return "\n".join(lines)

@@ -1,0 +1,132 @@
+"""One bench run: the same model, prompts and trajectory through dopsd's path and the naive procedure, per
+trajectory: the rollout, the loss passes with their backward, and the sum."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+from dopsd.bench.dopsd_side import dopsd_loss
+from dopsd.bench.measure import PEAK_BF16, FlopCounter, summary, timed
+from dopsd.bench.naive import naive_loss, naive_rollout
+from dopsd.bench.shapes import SHAPES, build_model, parameter_counts
+from dopsd.distill.teacher import prepare_trajectory
+from dopsd.errors import DopsdError
+from dopsd.sampling.sampler import BlockDiffusionSampler, SamplerConfig
+
+SIDES = ("dopsd", "naive")
+
+
+@dataclass
+class BenchSettings:
+    shape: str = "tiny"
+    layers: int | None = None
+    prompt_length: int = 100
+    gen_length: int = 128
+    block_length: int = 32
+    steps: int = 64
+    temperature: float = 0.9  # the pass@k resampling rounds' temperature: most rollouts run at it
+    batch: int = 1
+    micro_batch_size: int = 16
+    chunks: int = 4
+    passk: int = 8
+    warmup: int = 1
+    repeats: int = 3
+    device: str = "cpu"
+    dtype: str = "float32"
+    seed: int = 0
+    peak_tflops: float | None = None
+    cache: str | None = None  # dopsd's rollouts with the block KV cache (prefix or dual)
+    naive: bool = True  # False: dopsd's side only (to measure a change to it quickly)
+
+    def check(self) -> None:
+        if self.shape not in SHAPES:
+            raise DopsdError(f"unknown shape {self.shape!r}: use one of {', '.join(SHAPES)}")
+        for name in ("prompt_length", "batch", "micro_batch_size", "chunks", "passk", "repeats"):
+            if getattr(self, name) < 1:
+                raise DopsdError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.warmup < 0:
+            raise DopsdError(f"--warmup must be >= 0, got {self.warmup}")
+        if self.dtype not in ("float32", "bfloat16", "float16", "float64"):
+            raise DopsdError(f"--dtype must be float32, bfloat16, float16 or float64, got {self.dtype!r}")
+        try:
+            self.sampler_config()
+        except ValueError as error:  # ConfigError is a ValueError
+            raise DopsdError(str(error)) from error
+
+    def sampler_config(self) -> SamplerConfig:
+        return SamplerConfig(gen_length=self.gen_length, block_length=self.block_length, steps=self.steps,
+                             temperature=self.temperature, record_until_eos=False,
+                             cache=self.cache)
+
+
+def run_bench(settings: BenchSettings, log=lambda message: None) -> dict:
+    """Measures both sides; returns a JSON-ready dict (seconds, bytes, FLOPs, loss values)."""
+    settings.check()
+    device = torch.device(settings.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DopsdError("--device cuda: this machine has no CUDA device torch can use")
+    dtype = getattr(torch, settings.dtype)
+    lm = build_model(settings.shape, layers=settings.layers, dtype=dtype, device=device,
+                     max_positions=settings.prompt_length + settings.gen_length, seed=settings.seed)
+    body, head = parameter_counts(lm)
+    vocab = lm.vocab_size
+    generator = torch.Generator(device=device).manual_seed(settings.seed)
+    prompts = torch.randint(0, vocab - 3, (settings.batch, settings.prompt_length), generator=generator,
+                            device=device)
+    sampler = BlockDiffusionSampler(lm, settings.sampler_config())
+    config = SamplerConfig(**{**asdict(settings.sampler_config()), "cache": None})  # the naive side has none
+    timing = dict(device=device, warmup=0, repeats=settings.repeats)
+    results: dict = {"settings": asdict(settings), "model": {"body_parameters": body, "head_parameters": head,
+                                                             "vocab": vocab, "layers": lm.model.config.num_hidden_layers,
+                                                             "hidden": lm.model.config.hidden_size}}
+
+    def measure(name, function, per):
+        log(f"measuring {name}")
+        for _ in range(settings.warmup):  # first calls run one-off checks (the selection probe): not measured
+            function()
+        with FlopCounter(lm, body, head) as counter:
+            seconds, peak, result = timed(function, **timing)
+        return {"seconds": summary([s / per for s in seconds]), "peak_bytes": peak,
+                "flops": counter.flops / settings.repeats / per}, result
+
+    lm.model.requires_grad_(False)
+    rollout = {}
+    rollout["dopsd"], trajectories = measure("dopsd rollout", lambda: sampler.sample(list(prompts),
+                                                                                   generator=generator), settings.batch)
+    if settings.naive:
+        rollout["naive"], _ = measure("naive rollout", lambda: naive_rollout(lm, prompts[0], config, generator), 1)
+    prepared = prepare_trajectory(trajectories[0], 0.25, torch.Generator().manual_seed(settings.seed))
+
+    lm.model.requires_grad_(True)
+    lm.model.zero_grad(set_to_none=True)
+    loss = {}
+    loss["dopsd"], dopsd_value = measure(
+        "dopsd loss", lambda: dopsd_loss(lm, prepared, micro_batch_size=settings.micro_batch_size), 1)
+    lm.model.zero_grad(set_to_none=True)
+    naive_value = None
+    if settings.naive:
+        loss["naive"], naive_value = measure("naive loss", lambda: naive_loss(lm, prepared, chunks=settings.chunks), 1)
+    lm.model.zero_grad(set_to_none=True)
+    lm.model.requires_grad_(False)
+
+    results["rollout"], results["loss"] = rollout, loss
+    results["sum"] = {side: {"min": rollout[side]["seconds"]["min"] + loss[side]["seconds"]["min"],
+                             "median": rollout[side]["seconds"]["median"] + loss[side]["seconds"]["median"]}
+                      for side in SIDES if side in rollout}
+    results["loss_value"] = {"dopsd": dopsd_value, "naive": naive_value,
+                             "tokens_per_step": settings.gen_length / settings.steps}
+    results["states"] = prepared.num_steps
+    results["threads"] = torch.get_num_threads()
+    results["peak_flops"] = _peak_flops(settings, device)
+    return results
+
+
+def _peak_flops(settings: BenchSettings, device: torch.device) -> float | None:
+    if settings.peak_tflops:
+        return settings.peak_tflops * 1e12
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for key, peak in PEAK_BF16.items() if key in name), None)
