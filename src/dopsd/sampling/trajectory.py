@@ -7,6 +7,7 @@ response (the paper's y_T) and state ``num_steps`` is y_0. Every intermediate st
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -38,6 +39,11 @@ class Trajectory:
     @property
     def gen_length(self) -> int:
         return self.tokens.shape[0]
+
+    def response_length(self, stop: Sequence[int]) -> int:
+        """Tokens before the first of the ``stop`` ids (the whole response when none appears)."""
+        stops = torch.isin(self.tokens, torch.tensor(list(stop)))
+        return int(torch.nonzero(stops)[0]) if bool(stops.any()) else self.gen_length
 
     def state(self, step: int) -> torch.Tensor:
         """The response before step ``step``: revealed tokens in place, the rest masked."""

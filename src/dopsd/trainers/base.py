@@ -251,6 +251,21 @@ class Trainer:
         state._set_sync_gradients(True)
         return results
 
+    # Statistics of a rollout that count its samples: logged on the update that drew it only, so that summing them
+    # over updates counts every sample once (its other statistics describe each of its updates).
+    ONCE_PER_ROLLOUT = ("rollout_samples", "data_tokens")
+
+    def next_chunk(self) -> tuple[list, dict]:
+        """For methods that split each rollout over several updates (``self.pending`` chunks, ``self.rollout()``
+        returning its seconds and setting ``self.rollout_metrics``): the next chunk, sampling a new rollout when
+        none is pending, and the rollout's metrics for this update."""
+        metrics = {}
+        sampled = not self.pending
+        if sampled:
+            metrics["rollout_seconds"] = self.rollout()
+        metrics.update({k: v for k, v in self.rollout_metrics.items() if sampled or k not in self.ONCE_PER_ROLLOUT})
+        return self.pending.pop(0), metrics
+
     def zero_loss(self) -> torch.Tensor:
         """A loss of 0 from a real forward pass through the wrapper, so a process with nothing to learn still joins
         the others' gradient all-reduce."""

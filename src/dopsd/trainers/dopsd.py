@@ -155,16 +155,8 @@ class DOPSDTrainer(SelfRollouts, Trainer):
 
     # ----- loss ------------------------------------------------------------------------------------------------
     def compute_update(self) -> dict:
-        metrics = {}
-        sampled = not self.pending
-        if sampled:
-            metrics["rollout_seconds"] = self.rollout()
-        chunk = self.pending.pop(0)
-        # The rollout's statistics on each of its updates; its sample count on the update that drew it only, so that
-        # summing rollout_samples over updates counts every sample once.
-        metrics.update({k: v for k, v in self.rollout_metrics.items() if sampled or k != "rollout_samples"})
-        metrics.update(self.chunk_backward(chunk))
-        return metrics
+        chunk, metrics = self.next_chunk()
+        return {**metrics, **self.chunk_backward(chunk)}
 
     def chunk_backward(self, chunk: list[tuple[int, int]]) -> dict:
         """Backward passes of one update over the states in ``chunk``, micro-batched."""

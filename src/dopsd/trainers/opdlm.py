@@ -154,9 +154,8 @@ class OPDLMTrainer(Trainer):
         for parameter in teacher_model.parameters():
             parameter.requires_grad_(False)
         self.teacher_lm = causal_view(teacher_model, teacher_tokenizer, self.base_lm.tokens)
-        rank, seed = self.accelerator.process_index, self.config.seed
-        self.sample_generator = torch.Generator(device=self.accelerator.device).manual_seed(seed * 7919 + rank)
-        self.state_generator = torch.Generator().manual_seed(seed * 104729 + rank)
+        self.sample_generator = self.generator(7919)
+        self.state_generator = self.generator(104729, on_device=False)
         self.rollouts: list[Rollout] = []
         self.pending: list[list[tuple[int, int]]] = []
         self.rollout_metrics: dict = {}
@@ -191,7 +190,7 @@ class OPDLMTrainer(Trainer):
         log_probs = F.log_softmax(targets.float(), dim=-1)
         self.rollouts, nll, lengths = [], [], []
         for row, trajectory in enumerate(trajectories):
-            length = self.response_length(trajectory)
+            length = trajectory.response_length(self.base_lm.tokens.stop)
             limit = min(length + 1, trajectory.gen_length)  # through the first stop token
             token_nll = -log_probs[row, torch.arange(limit), trajectory.tokens[:limit]]
             nll.append(float(token_nll.mean()))
@@ -203,6 +202,8 @@ class OPDLMTrainer(Trainer):
             "teacher_nll": sum(nll) / len(nll),
             "response_length": sum(lengths) / len(lengths),
             "rollout_samples": len(trajectories),
+            # the training data this rollout made: prompt + response of every sample, each counted once
+            "data_tokens": sum(len(t.prompt_ids) + t.gen_length for t in trajectories),
             "rollout_accuracy": sum(self.task.score(e, self.base_lm.decode(t.tokens)).correct
                                     for e, t in zip(examples, trajectories)) / len(examples),
         }
@@ -219,20 +220,9 @@ class OPDLMTrainer(Trainer):
             return Rollout(trajectory, steps, top.values, top.indices, limit, targets.shape[-1])
         return Rollout(trajectory, steps, targets, None, limit, targets.shape[-1])
 
-    def response_length(self, trajectory: Trajectory) -> int:
-        stops = torch.isin(trajectory.tokens, torch.tensor(self.base_lm.tokens.stop))
-        return int(torch.nonzero(stops)[0]) if bool(stops.any()) else trajectory.gen_length
-
     # ----- loss ------------------------------------------------------------------------------------------------
     def compute_update(self) -> dict:
-        metrics = {}
-        if not self.pending:
-            metrics["rollout_seconds"] = self.rollout()
-            # the training data this rollout made: prompt + response of every sample, each counted once
-            metrics["data_tokens"] = sum(len(item.trajectory.prompt_ids) + item.trajectory.gen_length
-                                         for item in self.rollouts)
-        chunk = self.pending.pop(0)
-        metrics.update(self.rollout_metrics)
+        chunk, metrics = self.next_chunk()
         metrics.update(self.chunk_backward(chunk))
         self.tokens_trained += metrics["tokens"]
         metrics["tokens_trained"] = self.tokens_trained
@@ -308,12 +298,10 @@ class OPDLMTrainer(Trainer):
         return summary
 
     def method_state(self) -> dict:
-        return {"sample_generator": self.sample_generator.get_state(),
-                "state_generator": self.state_generator.get_state(), "rollouts": self.rollouts,
-                "pending": self.pending, "rollout_metrics": self.rollout_metrics, "tokens_trained": self.tokens_trained}
+        return {**super().method_state(), "rollouts": self.rollouts, "pending": self.pending,
+                "rollout_metrics": self.rollout_metrics, "tokens_trained": self.tokens_trained}
 
     def load_method_state(self, state: dict) -> None:
-        self.sample_generator.set_state(state["sample_generator"])
-        self.state_generator.set_state(state["state_generator"])
+        super().load_method_state(state)
         self.rollouts, self.pending = state["rollouts"], state["pending"]
         self.rollout_metrics, self.tokens_trained = state["rollout_metrics"], state["tokens_trained"]

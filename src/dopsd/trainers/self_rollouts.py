@@ -64,11 +64,7 @@ class SelfRollouts:
         return [i for i, score in enumerate(result.scores) if score >= threshold]
 
     def rollout_summary(self, result: RolloutResult, kept: int, seconds: float) -> dict:
-        stop = torch.tensor(self.base_lm.tokens.stop)
-        lengths = []
-        for trajectory in result.trajectories:
-            stops = torch.isin(trajectory.tokens, stop)
-            lengths.append(int(torch.nonzero(stops)[0]) if bool(stops.any()) else trajectory.gen_length)
+        lengths = [trajectory.response_length(self.base_lm.tokens.stop) for trajectory in result.trajectories]
         return {
             "solved": sum(result.solved) / len(result.solved),
             "kept": kept / len(result.scores),
