@@ -165,17 +165,21 @@ class DOPSDTrainer(SelfRollouts, Trainer):
             return {"loss": 0.0, "states": 0}
         total_weight = sum(1.0 / self.prepared[i].num_steps for i, _ in chunk)
 
+        batches = self.micro_batches(chunk)
+
         def loss_of(batch):
-            per_state, stats = self.states_loss(batch)
+            # the clip diagnostic's two extra divergence gradients on the first micro-batch only: a sample per update
+            per_state, stats = self.states_loss(batch, diagnose=batch is batches[0])
             weights = torch.tensor([1.0 / self.prepared[i].num_steps for i, _ in batch], device=per_state.device)
             return (per_state * weights).sum() / total_weight, stats
 
-        results = self.backward_micro_batches(self.micro_batches(chunk), loss_of)
-        positions = sum(stats["positions"] for _, stats in results)
+        results = self.backward_micro_batches(batches, loss_of)
         metrics = {"loss": sum(loss for loss, _ in results)}
         for key in results[0][1]:
-            if key != "positions":  # position-weighted means of the micro-batches' statistics
-                metrics[key] = sum(stats[key] * stats["positions"] for _, stats in results) / positions
+            if key != "positions":  # position-weighted means over the micro-batches that measured the statistic
+                measured = [stats for _, stats in results if key in stats]
+                metrics[key] = (sum(stats[key] * stats["positions"] for stats in measured)
+                                / sum(stats["positions"] for stats in measured))
         return {**metrics, "states": len(chunk)}
 
     def micro_batches(self, chunk: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
@@ -198,7 +202,7 @@ class DOPSDTrainer(SelfRollouts, Trainer):
         teacher_inputs = left_pad_with_responses([item.teacher_prompt for item in items], teacher, pad)
         return student_inputs, teacher_inputs
 
-    def states_loss(self, batch):
+    def states_loss(self, batch, diagnose: bool = False):
         """Per-state loss L_t (M,), and the micro-batch's clip ratio, Overlap Top-K and number of K_t positions."""
         config = self.config
         items = [self.prepared[i] for i, _ in batch]
@@ -241,7 +245,7 @@ class DOPSDTrainer(SelfRollouts, Trainer):
                  f"overlap_top{config.overlap_k}": float(overlap_top_k(student_k[valid].detach(), teacher_k[valid],
                                                                         config.overlap_k).mean()),
                  "positions": int(valid.sum())}
-        if config.clip is not None:  # how much of the unclipped gradient's direction the clip keeps
+        if diagnose and config.clip is not None:  # how much of the unclipped gradient's direction the clip keeps
             stats["clip_grad_cosine"] = float(clip_gradient_cosine(student_k[valid], teacher_k[valid], **options))
         return per_state, stats
 
