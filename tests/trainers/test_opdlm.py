@@ -87,9 +87,10 @@ def test_the_loss_and_its_gradient_come_only_from_masked_positions(trainer):
     assert seen[-1][:2] == (1, masked.numel())  # the head projects the masked positions only
     revealed = int(torch.nonzero(state != trainer.base_lm.tokens.mask).flatten()[0])
     saved = item.values.clone()
-    item.values[revealed] += 5.0  # a target where the state is already revealed: no effect
+    # one target logit changed (a shift of a whole row would leave its softmax, so any loss, unchanged)
+    item.values[revealed, 0] += 5.0  # a target where the state is already revealed: no effect
     assert loss() == base
-    item.values[int(masked[0])] += 5.0
+    item.values[int(masked[0]), 0] += 5.0
     assert loss() != base
     item.values.copy_(saved)
 
