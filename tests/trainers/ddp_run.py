@@ -1,6 +1,8 @@
 """Run under ``accelerate launch --multi_gpu --num_processes 2`` (gloo on the CPU): d-OPSD updates, then each process
-saves its weights. Arguments: FOLDER [MAX_UPDATES [resume]]."""
+saves the full weights it ends with. Arguments: FOLDER [MAX_UPDATES [resume]] [--fsdp] [--lockstep on|off|auto]."""
 
+import argparse
+import ast
 import sys
 from pathlib import Path
 
@@ -11,15 +13,52 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 
 from toy import ToyTask, tiny_lm, toy_config  # noqa: E402
 
+import dopsd.trainers.base  # noqa: E402
 from dopsd.trainers import DOPSDTrainer  # noqa: E402
 
-folder = Path(sys.argv[1])
-max_updates = int(sys.argv[2]) if len(sys.argv) > 2 else 2
-resume = {"resume_from": "latest"} if sys.argv[3:] == ["resume"] else {}
+parser = argparse.ArgumentParser()
+parser.add_argument("folder", type=Path)
+parser.add_argument("max_updates", type=int, nargs="?", default=2)
+parser.add_argument("resume", nargs="?")
+parser.add_argument("--fsdp", action="store_true")
+parser.add_argument("--lockstep", default="auto")
+parser.add_argument("--set", nargs="*", default=[], help="config overrides, key=value (values as Python literals)")
+args = parser.parse_args()
+
+
+def fsdp_on_the_cpu():
+    """accelerate's launcher makes FSDP runs on GPUs only (on the CPU its state stays MULTI_CPU); FSDP2's
+    ``fully_shard`` itself runs on the CPU with gloo, so the state is switched to FSDP2 by hand after start-up."""
+    from accelerate import Accelerator, FullyShardedDataParallelPlugin
+    from accelerate.state import PartialState
+    from accelerate.utils import DistributedType
+
+    class CPUFSDPAccelerator(Accelerator):
+        def __init__(self, *arguments, **keywords):
+            super().__init__(*arguments, **keywords)
+            self.state.fsdp_plugin = FullyShardedDataParallelPlugin(fsdp_version=2)
+            self.state.distributed_type = DistributedType.FSDP
+            PartialState._shared_state["distributed_type"] = DistributedType.FSDP
+
+    dopsd.trainers.base.Accelerator = CPUFSDPAccelerator
+
+
+if args.fsdp:
+    fsdp_on_the_cpu()
+resume = {"resume_from": "latest"} if args.resume == "resume" else {}
+overrides = {key: ast.literal_eval(value) for key, value in (item.split("=", 1) for item in args.set)}
 # Processes get different prompts, so different numbers of kept states and sampling steps.
 trainer = DOPSDTrainer(tiny_lm(), task=ToyTask(), config=toy_config(
-    folder, max_updates=max_updates, prompts_per_rollout=2, updates_per_rollout=2, micro_batch_size=3, save_every=1,
-    eval_every=2, **resume))
+    args.folder, max_updates=args.max_updates, prompts_per_rollout=2, updates_per_rollout=2, micro_batch_size=3,
+    save_every=1, eval_every=2, lockstep=args.lockstep, **resume, **overrides))
 trainer.train()
-weights = {name: p.detach().clone() for name, p in trainer.unwrapped.named_parameters() if p.requires_grad}
-torch.save(weights, folder / f"weights_rank{trainer.accelerator.process_index}.pt")
+weights = {}
+for name, parameter in trainer.unwrapped.named_parameters():
+    if parameter.requires_grad:  # a sharded parameter is gathered whole (a collective: every process, same order)
+        full = parameter.full_tensor() if hasattr(parameter, "full_tensor") else parameter
+        weights[name] = full.detach().clone()
+rank = trainer.accelerator.process_index
+torch.save(weights, args.folder / f"weights_rank{rank}.pt")
+idle = trainer.lockstep.idle_passes if trainer.lockstep is not None else None
+torch.save({"idle_passes": idle, "distributed_type": str(trainer.accelerator.distributed_type)},
+           args.folder / f"info_rank{rank}.pt")

@@ -89,6 +89,28 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(tmp_path, ext
     assert [e["accuracy"] for e in summary_history(resumed)] == [e["accuracy"] for e in summary_history(whole)]
 
 
+def test_a_checkpoint_of_the_previous_format_still_resumes_exactly(tmp_path):
+    """Format 2 kept the optimizer in trainer_state.pt; format 3 leaves it to accelerate's save_state."""
+    import json
+
+    whole = make_trainer(tmp_path / "a", max_updates=4)
+    whole.train()
+    make_trainer(tmp_path / "b", max_updates=2).train()
+    checkpoint = tmp_path / "b" / "run" / "checkpoint-2"
+    state = torch.load(checkpoint / "trainer_state.pt", weights_only=False)
+    state["optimizer"] = torch.load(checkpoint / "optimizer.bin", weights_only=False)
+    torch.save(state, checkpoint / "trainer_state.pt")
+    for name in ("optimizer.bin", "random_states_0.pkl"):
+        (checkpoint / name).unlink()
+    description = json.loads((checkpoint / "checkpoint.json").read_text())
+    (checkpoint / "checkpoint.json").write_text(json.dumps({**description, "format": 2}))
+    resumed = make_trainer(tmp_path / "b", max_updates=4, resume_from="latest")
+    resumed.train()
+    expected = snapshot(whole.unwrapped)
+    for name, parameter in resumed.unwrapped.named_parameters():
+        assert torch.equal(parameter, expected[name]), name
+
+
 def summary_history(trainer):
     return trainer.history
 

@@ -85,7 +85,7 @@ def test_checkpoints_say_who_wrote_them_and_only_that_trainer_resumes_them(tmp_p
     trainer(tmp_path).train()
     checkpoint = tmp_path / "run" / "checkpoint-2"
     assert json.loads((checkpoint / "checkpoint.json").read_text()) == {
-        "format": 2, "trainer": "DOPSDTrainer", "update": 2, "num_processes": 1}
+        "format": 3, "trainer": "DOPSDTrainer", "update": 2, "num_processes": 1}
     data = str(tmp_path / "toy.jsonl")
     other = tmp_path / "other"
     with pytest.raises(DopsdError, match="written by DOPSDTrainer, not RFTTrainer"):

@@ -38,6 +38,7 @@ from dopsd.sampling.defaults import save_sampling_defaults
 from dopsd.tasks import Example, Task, get_task, load_examples
 from dopsd.trainers import checkpoint as ckpt
 from dopsd.trainers.config import TrainingConfig
+from dopsd.trainers.lockstep import Lockstep, lockstep_wanted, weights_sharded
 from dopsd.trainers.metrics import MetricsLogger
 from dopsd.trainers.schedule import lr_factor
 from dopsd.trainers.plot import plot_run
@@ -93,14 +94,29 @@ class Trainer:
             check_loaded_model(model)  # rotary tables and finite logits, where the model now lives
         self.base_lm = model
         self.setup_model()
+        self.start_from_one_init()
+        in_step = lockstep_wanted(config.lockstep, self.accelerator)
+        if in_step:
+            self.probe_model()
         trainable = [p for p in self.base_lm.model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
         self.model, self.optimizer = self.accelerator.prepare(self.base_lm.model, optimizer)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: lr_factor(step, config.lr_scheduler, config.warmup_steps, config.max_updates))
-        # Student passes go through the (DDP) wrapper so gradients are synchronised; sampling, evaluation and teacher
-        # passes use the bare model: they need no gradient sync, and processes run different numbers of them.
-        self.lm = self.base_lm.with_runner(self.model)
+        # Student passes go through the wrapper accelerate returns (DDP, FSDP, DeepSpeed) so gradients are
+        # synchronised. With replicated weights, sampling, evaluation and teacher passes use the bare model: they
+        # need no gradient sync, and processes run different numbers of them. With sharded weights every pass goes
+        # through the wrapper, in step across processes (see dopsd.trainers.lockstep).
+        self.lockstep = None
+        if in_step:
+            tokens = self.base_lm.tokens
+            self.lockstep = Lockstep(self.model, self.accelerator.device, [tokens.eos, tokens.mask])
+            self.base_lm = self.base_lm.with_runner(self.lockstep)
+        self.lm = self.base_lm.with_runner(self.lockstep or self.model)
+        # The model is saved in save_pretrained form beside accelerate's state (see save_checkpoint), so
+        # accelerate's own copy of replicated weights is neither written nor read.
+        self.accelerator.register_save_state_pre_hook(lambda models, weights, folder: weights.clear())
+        self.accelerator.register_load_state_pre_hook(lambda models, folder: models.clear())
         self.update = 0
         self.cursor = 0
         self.seconds_before = 0.0  # wall time of the run before the checkpoint it resumed from
@@ -129,6 +145,31 @@ class Trainer:
         if config.gradient_checkpointing:
             enable_gradient_checkpointing(model)
         model.train()
+
+    @torch.no_grad()
+    def start_from_one_init(self) -> None:
+        """Every process starts from the main process's trainable weights. Each process seeds its random streams
+        apart, so a new LoRA adapter is initialised differently on each; DDP would copy the main process's at
+        wrapping, but FSDP and ZeRO-3 shard each process's own, and the model would start from a patchwork."""
+        if self.accelerator.num_processes > 1:
+            for parameter in self.base_lm.model.parameters():
+                if parameter.requires_grad:
+                    torch.distributed.broadcast(parameter.data, src=0)
+
+    def probe_model(self) -> None:
+        """Runs the adapter's one-off checks (padding, selected-position logits, block cache) before the weights are
+        sharded: a check is a few forward passes that one process alone might otherwise run."""
+        lm, tokens = self.base_lm, self.base_lm.tokens
+        lm.model.eval()  # no dropout draws: probing early must not shift a seeded run
+        with torch.no_grad(), torch.random.fork_rng(devices=[lm.device] if lm.device.type == "cuda" else []):
+            lm.handles_padding
+            lm.logits_at(torch.tensor([[tokens.eos, tokens.mask, tokens.mask]], device=lm.device),
+                         torch.tensor([1, 2], device=lm.device))
+            if getattr(self.config, "rollout_cache", None):
+                from dopsd.models.cache import cache_supported
+
+                cache_supported(lm)
+        lm.model.train()
 
     @property
     def unwrapped(self):
@@ -211,6 +252,10 @@ class Trainer:
     def frozen_copy(self) -> DiffusionLM:
         """A copy of the current (initial, when called from ``__init__``) weights that never trains: the fixed
         teacher or reference under full fine-tuning, or the EMA teacher's starting point."""
+        if weights_sharded(self.accelerator):
+            raise DopsdError("a frozen copy of the weights (the fixed teacher or reference under full fine-tuning, "
+                             "the EMA teacher) is not sharded: under FSDP or ZeRO-3 train LoRA (use_lora true), "
+                             "whose initial policy is the adapter switched off")
         frozen = copy.deepcopy(self.unwrapped).eval()
         for parameter in frozen.parameters():
             parameter.requires_grad_(False)
@@ -225,9 +270,9 @@ class Trainer:
                 yield frozen
             return
         self.model.eval()
-        adapter_off = self.unwrapped.disable_adapter() if initial else contextlib.nullcontext()
         try:
-            with torch.no_grad(), adapter_off, self.accelerator.autocast():
+            with torch.no_grad(), self.unwrapped.disable_adapter() if initial else contextlib.nullcontext(), \
+                    self.accelerator.autocast():
                 yield self.base_lm
         finally:
             self.model.train()
@@ -239,15 +284,26 @@ class Trainer:
         Only the last micro-batch is a gradient-accumulation boundary in accelerate's state (``sync_gradients``):
         DDP all-reduces there only, and DeepSpeed, whose engine steps inside ``backward`` at a boundary, steps once
         per update. (accelerate's ``accumulate()`` counts a fixed number of micro-batches per step; an update here
-        has as many as its states need, so the boundary is set directly.)"""
+        has as many as its states need, so the boundary is set directly.)
+        A process with no batch runs one zero loss, so that it still joins the others' gradient synchronisation;
+        with forward passes in step (sharded weights), processes first agree on the largest number of micro-batches
+        and pad theirs with zero losses, so every process runs the same forward-backward sequence."""
+        count = max(len(batches), 1)
+        if self.lockstep is not None:
+            count = self.lockstep.agree_count(count)
         state, results = self.accelerator.gradient_state, []
-        for index, batch in enumerate(batches):
-            last = index == len(batches) - 1
+        for index in range(count):
+            last = index == count - 1
             state._set_sync_gradients(last)
             with contextlib.nullcontext() if last else self.accelerator.no_sync(self.model):
-                loss, stats = loss_of(batch)
+                if index < len(batches):
+                    loss, stats = loss_of(batches[index])
+                    results.append((float(loss.detach()), stats))
+                else:
+                    loss = self.zero_loss()
+                if self.lockstep is not None:
+                    self.lockstep.finish()  # the micro-batch's no-grad passes, before the collective backward
                 self.accelerator.backward(loss)
-            results.append((float(loss.detach()), stats))
         state._set_sync_gradients(True)
         return results
 
@@ -270,8 +326,10 @@ class Trainer:
         """A loss of 0 from a real forward pass through the wrapper, so a process with nothing to learn still joins
         the others' gradient all-reduce."""
         tokens = self.base_lm.tokens
-        ids = torch.tensor([[tokens.eos, tokens.mask]], device=self.accelerator.device)
-        return self.lm.logits(ids).sum() * 0.0
+        device = self.accelerator.device
+        ids = torch.tensor([[tokens.eos, tokens.mask]], device=device)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # dropout draws undone
+            return self.lm.logits(ids).sum() * 0.0
 
     # ----- evaluation ------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -284,6 +342,8 @@ class Trainer:
             rows, _ = evaluate(self.base_lm, self.task, shard, self.config.eval_sampler_config(),
                                batch_size=self.config.eval_batch_size, style=self.config.prompt_style, progress=False)
             self.model.train()
+        if self.lockstep is not None:
+            self.lockstep.finish()
         gathered = gather_object([(row["index"], row["score"], row["correct"]) for row in rows])
         unique = {index: (score, correct) for index, score, correct in gathered}
         n = len(unique)
@@ -295,20 +355,23 @@ class Trainer:
 
     # ----- checkpoints -----------------------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
+        """``checkpoint-N``: the weights in ``save_pretrained`` form (``model/``), accelerate's state (the optimizer,
+        sharded under FSDP and DeepSpeed, which also write their sharded weights), the schedule, the prompt cursor
+        and the evaluations (``trainer_state.pt``), and each process's random streams and pending work."""
         accelerator = self.accelerator
         folder = ckpt.checkpoint_folder(self.output_dir, self.update)
         partial = folder.with_name(folder.name + ".partial")
         if accelerator.is_main_process:
             ckpt.begin(folder)
         accelerator.wait_for_everyone()
+        self.save_model(partial / "model")
+        accelerator.save_state(partial)
         if accelerator.is_main_process:
-            self.save_model(partial / "model")
             torch.save(
                 {
                     "wall_seconds": self.elapsed(),
                     "update": self.update,
                     "cursor": self.cursor,
-                    "optimizer": self.optimizer.state_dict(),
                     "scheduler": self.scheduler.state_dict(),
                     "history": self.history,
                     "num_processes": accelerator.num_processes,
@@ -326,8 +389,12 @@ class Trainer:
 
     def save_model(self, folder: Path) -> None:
         """The weights (adapter or full) and tokenizer in ``save_pretrained`` form, with the decoding settings
-        (``sampling.json``) that ``dopsd eval`` and ``dopsd sample`` default to for this model."""
-        self.unwrapped.save_pretrained(folder)
+        (``sampling.json``) that ``dopsd eval`` and ``dopsd sample`` default to for this model. Every process calls
+        it (sharded weights are gathered); the main process writes."""
+        weights = self.accelerator.get_state_dict(self.model)
+        if not self.accelerator.is_main_process:
+            return
+        self.unwrapped.save_pretrained(folder, state_dict=weights)
         self.base_lm.tokenizer.save_pretrained(folder)
         sampling = self.config.eval_sampler_config()
         save_sampling_defaults(folder, sampling.gen_length, sampling.block_length, self.task.name)
@@ -335,10 +402,13 @@ class Trainer:
     def save_best(self, entry: dict) -> None:
         """``output_dir/best``: the weights of the best evaluation so far, and that evaluation (``eval.json``)."""
         folder = self.output_dir / ckpt.BEST
-        partial = ckpt.begin(folder)
+        partial = folder.with_name(folder.name + ".partial")
+        if self.accelerator.is_main_process:
+            ckpt.begin(folder)
         self.save_model(partial)
-        (partial / "eval.json").write_text(json.dumps(entry) + "\n")
-        ckpt.commit(partial, folder)
+        if self.accelerator.is_main_process:
+            (partial / "eval.json").write_text(json.dumps(entry) + "\n")
+            ckpt.commit(partial, folder)
 
     def elapsed(self) -> float:
         return self.seconds_before + time.perf_counter() - self.clock
@@ -347,15 +417,19 @@ class Trainer:
         from safetensors.torch import load_file
 
         state = ckpt.load_state(folder, self.accelerator.process_index)
-        model_dir = folder / "model"
-        if self.config.use_lora:
-            from peft import set_peft_model_state_dict
-
-            set_peft_model_state_dict(self.unwrapped, load_file(model_dir / "adapter_model.safetensors"))
+        if "optimizer" in state:  # format 2: the optimizer in trainer_state.pt
+            self.optimizer.load_state_dict(state["optimizer"])
         else:
-            self.unwrapped.load_state_dict(load_file(model_dir / "model.safetensors"), strict=False)
-            self.unwrapped.tie_weights()
-        self.optimizer.load_state_dict(state["optimizer"])
+            self.accelerator.load_state(folder)  # the optimizer; sharded weights too (FSDP, DeepSpeed)
+        if not weights_sharded(self.accelerator):
+            model_dir = folder / "model"
+            if self.config.use_lora:
+                from peft import set_peft_model_state_dict
+
+                set_peft_model_state_dict(self.unwrapped, load_file(model_dir / "adapter_model.safetensors"))
+            else:
+                self.unwrapped.load_state_dict(load_file(model_dir / "model.safetensors"), strict=False)
+                self.unwrapped.tie_weights()
         self.scheduler.load_state_dict(state["scheduler"])
         self.update, self.cursor, self.history = state["update"], state["cursor"], state["history"]
         self.seconds_before = state.get("wall_seconds", 0.0)
@@ -410,7 +484,8 @@ class Trainer:
         metrics = self.compute_update()
         if self.config.max_grad_norm is not None:
             norm = self.accelerator.clip_grad_norm_(self.trainable_parameters(), self.config.max_grad_norm)
-            metrics["grad_norm"] = float(norm)
+            if norm is not None:  # DeepSpeed clips by its own config's gradient_clipping, and may not say
+                metrics["grad_norm"] = float(norm)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -428,8 +503,8 @@ class Trainer:
         self.history.append(entry)
         if self.accelerator.is_main_process:
             self.logger.log(self.update, {f"eval_{k}": v for k, v in result.items()})
-            if improved and self.update > 0 and self.config.keep_best:
-                self.save_best(entry)
+        if improved and self.update > 0 and self.config.keep_best:
+            self.save_best(entry)
         return entry
 
     def summary(self, seconds: float) -> dict:

@@ -22,7 +22,8 @@ BEST = "best"
 RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "training.png", "tensorboard", "wandb", BEST,
              f"{BEST}.partial")
 DESCRIPTION = "checkpoint.json"  # which trainer wrote the checkpoint, at which update, with how many processes
-FORMAT = 2  # checkpoints of format 1 (before checkpoint.json) saved their random streams by other names
+FORMAT = 3  # 3: the optimizer in accelerate's save_state files; 2: in trainer_state.pt (still read); 1 (before
+READABLE = (2, 3)  # checkpoint.json) saved random streams by other names
 CHECKPOINT_NAME = re.compile(rf"{PREFIX}\d+(\.partial)?")
 
 
@@ -87,8 +88,9 @@ def check_resumable(folder: Path, trainer: str, num_processes: int) -> None:
         raise DopsdError(f"{folder} was written by an earlier dopsd version that this one cannot resume exactly: "
                          "start a new run (its model/ folder still loads as --model)")
     description = json.loads(path.read_text())
-    if description.get("format") != FORMAT:
-        raise DopsdError(f"{folder} has checkpoint format {description.get('format')}, this dopsd reads {FORMAT}")
+    if description.get("format") not in READABLE:
+        raise DopsdError(f"{folder} has checkpoint format {description.get('format')}, this dopsd reads "
+                         f"{' and '.join(map(str, READABLE))}")
     if description["trainer"] != trainer:
         raise DopsdError(f"{folder} was written by {description['trainer']}, not {trainer}: resume it with the "
                          "command that wrote it, or start from its weights with --model")

@@ -88,6 +88,9 @@ class TrainingConfig:
     progress: bool = option(True, "show progress bars", "run")
     report_to: list[str] = option(None, "where metrics go besides metrics.jsonl: tensorboard, wandb (needs the wandb "
                                   "package), none; comma-separated", "run", factory=lambda: ["tensorboard"])
+    lockstep: str = option("auto", "keep every process's forward passes in step, idle ones on a dummy input, as "
+                           "weights sharded over processes need: auto (under FSDP and DeepSpeed ZeRO-3), on, off",
+                           "run")
 
     def __post_init__(self):
         check_at_least_one(self, "max_updates", "lora_r", "eval_every", "save_every", "log_every", "eval_batch_size")
@@ -102,6 +105,7 @@ class TrainingConfig:
         check(self.prompt_style in (None, "instruct", "compact"), "prompt_style", self.prompt_style,
               "must be instruct or compact")
         check(self.lr_scheduler in SCHEDULES, "lr_scheduler", self.lr_scheduler, f"must be {', '.join(SCHEDULES)}")
+        check(self.lockstep in ("auto", "on", "off"), "lockstep", self.lockstep, "must be auto, on or off")
         check(set(self.report_to) <= {"tensorboard", "wandb", "none"}, "report_to", self.report_to,
               "must list tensorboard, wandb or none")
         self.eval_sampler_config()  # validates gen_length, block_length and eval_gen_length

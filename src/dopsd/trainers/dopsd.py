@@ -161,7 +161,7 @@ class DOPSDTrainer(SelfRollouts, Trainer):
     def chunk_backward(self, chunk: list[tuple[int, int]]) -> dict:
         """Backward passes of one update over the states in ``chunk``, micro-batched."""
         if not chunk:
-            self.accelerator.backward(self.zero_loss())
+            self.backward_micro_batches([], None)  # joins the others' synchronisation
             return {"loss": 0.0, "states": 0}
         total_weight = sum(1.0 / self.prepared[i].num_steps for i, _ in chunk)
 

@@ -239,7 +239,7 @@ class OPDLMTrainer(Trainer):
 
     def chunk_backward(self, chunk: list[tuple[int, int]]) -> dict:
         if not chunk:
-            self.accelerator.backward(self.zero_loss())
+            self.backward_micro_batches([], None)  # joins the others' synchronisation
             return {"loss": 0.0, "states": 0, "positions": 0, "tokens": 0}
         inputs = [self.loss_positions(self.rollouts[i], self.rollouts[i].steps[k]) for i, k in chunk]
         total = sum(positions.numel() for _, positions in inputs)

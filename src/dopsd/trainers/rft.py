@@ -46,7 +46,7 @@ class RFTTrainer(SelfRollouts, Trainer):
         kept = self.solved(result)
         metrics = {"rollout_seconds": seconds, **self.rollout_summary(result, len(kept), seconds)}
         if not kept:  # nothing solved: still join the other processes' gradient all-reduce
-            self.accelerator.backward(self.zero_loss())
+            self.backward_micro_batches([], None)  # joins the others' synchronisation
             return {**metrics, "loss": 0.0, "trained": 0}
         responses = torch.stack([result.trajectories[i].tokens for i in kept]).to(self.accelerator.device)
         trained = masked_diffusion_backward(self, [prompts[i] for i in kept], responses, self.mask_generator,
