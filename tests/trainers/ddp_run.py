@@ -1,5 +1,6 @@
-"""Run under ``accelerate launch --multi_gpu --num_processes 2`` (gloo on the CPU): d-OPSD updates, then each process
-saves the full weights it ends with. Arguments: FOLDER [MAX_UPDATES [resume]] [--fsdp] [--lockstep on|off|auto]."""
+"""Run under ``accelerate launch --multi_gpu --num_processes 2`` (gloo on the CPU): updates of a method, then each process
+saves the full weights it ends with. Arguments: FOLDER [MAX_UPDATES [resume]] [--fsdp] [--lockstep on/off/auto]
+[--method dopsd/grpo/sft] [--set key=value ...]."""
 
 import argparse
 import ast
@@ -22,6 +23,7 @@ parser.add_argument("max_updates", type=int, nargs="?", default=2)
 parser.add_argument("resume", nargs="?")
 parser.add_argument("--fsdp", action="store_true")
 parser.add_argument("--lockstep", default="auto")
+parser.add_argument("--method", default="dopsd", choices=["dopsd", "grpo", "sft"])
 parser.add_argument("--set", nargs="*", default=[], help="config overrides, key=value (values as Python literals)")
 args = parser.parse_args()
 
@@ -48,9 +50,18 @@ if args.fsdp:
 resume = {"resume_from": "latest"} if args.resume == "resume" else {}
 overrides = {key: ast.literal_eval(value) for key, value in (item.split("=", 1) for item in args.set)}
 # Processes get different prompts, so different numbers of kept states and sampling steps.
-trainer = DOPSDTrainer(tiny_lm(), task=ToyTask(), config=toy_config(
-    args.folder, max_updates=args.max_updates, prompts_per_rollout=2, updates_per_rollout=2, micro_batch_size=3,
-    save_every=1, eval_every=2, lockstep=args.lockstep, **resume, **overrides))
+common = dict(max_updates=args.max_updates, save_every=1, eval_every=2, lockstep=args.lockstep, **resume, **overrides)
+if args.method == "dopsd":
+    trainer = DOPSDTrainer(tiny_lm(), task=ToyTask(), config=toy_config(
+        args.folder, prompts_per_rollout=2, updates_per_rollout=2, micro_batch_size=3, **common))
+elif args.method == "grpo":
+    from test_grpo import DigitShareTask, GRPOTrainer, grpo_config
+
+    trainer = GRPOTrainer(tiny_lm(), task=DigitShareTask(), config=grpo_config(args.folder, **common))
+else:
+    from test_sft import make
+
+    trainer = make(args.folder, use_lora=True, batch_size=3, output_dir=str(args.folder / "run"), **common)
 trainer.train()
 weights = {}
 for name, parameter in trainer.unwrapped.named_parameters():

@@ -101,3 +101,14 @@ def test_an_fsdp_run_stopped_and_resumed_equals_an_uninterrupted_one(fsdp_run, t
         whole, resumed = weights(fsdp_run, rank), weights(tmp_path, rank)
         for name in whole:
             assert torch.equal(whole[name], resumed[name]), name
+
+
+@pytest.mark.parametrize("method", ["grpo", "sft"])
+def test_the_other_methods_under_fsdp_end_with_their_ddp_weights(method, tmp_path):
+    launch(tmp_path / "ddp", "3", "--method", method)
+    launch(tmp_path / "fsdp", "3", "--method", method, "--fsdp")
+    for rank in (0, 1):
+        ddp, fsdp = weights(tmp_path / "ddp", rank), weights(tmp_path / "fsdp", rank)
+        assert any(float(value.abs().sum()) > 0 for name, value in ddp.items() if "lora_B" in name)  # it trained
+        for name in ddp:
+            torch.testing.assert_close(fsdp[name], ddp[name], rtol=1e-4, atol=1e-5, msg=name)
