@@ -87,3 +87,20 @@ def test_grouping_by_length_and_micro_batches():
     assert group_by_length([(1, 2), (1, 3), (1, 2)]) == [[0, 2], [1]]
     assert micro_batches([[0, 2, 3], [1, 4], [5]], 2) == [[0, 2], [3], [1, 4], [5]]
     assert micro_batches([list(range(5))], 5) == [[0, 1, 2, 3, 4]]
+
+
+def test_a_validation_split_is_held_out_of_training_and_the_same_for_every_seed(tmp_path):
+    from dopsd.tasks.loading import split_validation
+
+    examples = list(range(20))
+    train, validation = split_validation(examples, 5)
+    assert len(validation) == 5 and sorted(train + validation) == examples and not set(train) & set(validation)
+    assert split_validation(examples, 5) == (train, validation)  # a fixed choice, not the run's seed
+    runs = [DOPSDTrainer(tiny_lm(), task=ToyTask(), config=toy_config(tmp_path / str(seed), seed=seed,
+                                                                         validation_size=2)) for seed in (0, 1)]
+    for trainer in runs:
+        assert len(trainer.eval_examples) == 2 and len(trainer.train_examples) == 4
+        assert not {e.prompt for e in trainer.eval_examples} & {e.prompt for e in trainer.train_examples}
+    assert [e.prompt for e in runs[0].eval_examples] == [e.prompt for e in runs[1].eval_examples]
+    with pytest.raises(DopsdError, match="validation_size 6 must be between 1 and 5"):
+        DOPSDTrainer(tiny_lm(), task=ToyTask(), config=toy_config(tmp_path / "big", validation_size=6))

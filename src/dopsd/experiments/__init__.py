@@ -9,7 +9,9 @@ tables as Markdown, ``<output>/<name>.md``, and returns that text:
 - ``overlap``: Figure 3 (Overlap Top-20 over training for d-OPSD and AR-style OPSD);
 - ``ablations``: d-OPSD's design choices, one changed at a time;
 - ``opdlm``: OPDLM against masked-diffusion SFT from the same converted causal model, accuracy by training tokens
-  (:mod:`dopsd.experiments.opdlm`).
+  (:mod:`dopsd.experiments.opdlm`);
+- ``protocol``: every method under one fixed protocol, a learning-rate sweep on a validation split then three seeds
+  on the test set (:mod:`dopsd.experiments.protocol`).
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from pathlib import Path
 from dopsd.bundled import bundled_model_path, cpu_preset
 from dopsd.experiments.opdlm import opdlm_table
 from dopsd.experiments.parallel import fill_in_parallel
+from dopsd.experiments.protocol import protocol_tables, sweep_runs
 from dopsd.experiments.runs import Run, RunSpec, best_model_path, evaluate_model, run, train_runs
-from dopsd.experiments.tables import markdown_table, mean_spread
+from dopsd.experiments.tables import markdown_table, mean_spread, updates_to_reach
 
 # Table 1's rows: (method, variant, the config values the variant changes from the method's CPU preset).
 METHODS = {
@@ -115,17 +118,6 @@ def main_tables(root: Path, tasks: list[str], seeds: list[int], runs: dict[RunSp
             f"### Table 2: cost to reach the best accuracy (seeds {seeds})\n\n{table2}")
 
 
-def updates_to_reach(runs: list[Run], target: float) -> str:
-    """Mean ± std over the runs of the first evaluated update at or above ``target``; runs that never get there are
-    counted beside it (``1 ± 0 (2/3)``), and ``not reached`` when none does."""
-    reached = [next((e["update"] for e in r.evals if e["accuracy"] >= target), None) for r in runs]
-    values = [update for update in reached if update is not None]
-    if not values:
-        return "not reached"
-    cell = mean_spread(values, 0)
-    return cell if len(values) == len(runs) else f"{cell} ({len(values)}/{len(runs)})"
-
-
 # ----- Table 3 -------------------------------------------------------------------------------------------------
 def toy_cache(root: Path, task: str, prompts: int, seed: int) -> Path:
     return root / task / f"toy-{prompts}-seed{seed}.json"
@@ -210,6 +202,7 @@ EXPERIMENTS = {
     "overlap": (overlap_runs, overlap_figure),
     "ablations": (ablation_runs, ablation_table),
     "opdlm": (lambda tasks, seeds: [], opdlm_table),  # trains its own runs: SFT's start is converted under <output>
+    "protocol": (sweep_runs, protocol_tables),  # trains the chosen rates' seeds after its sweep
 }
 
 

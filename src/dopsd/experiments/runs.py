@@ -69,7 +69,7 @@ def finished(folder: Path) -> bool:
 
 
 def run_spec(root: Path, spec: RunSpec, overrides: dict) -> Run:
-    return run(root, spec.method, spec.task, spec.seed, spec.variant, **dict(spec.changes), **overrides)
+    return run(root, spec.method, spec.task, spec.seed, spec.variant, **{**dict(spec.changes), **overrides})
 
 
 def train_runs(root: Path, specs: list[RunSpec], jobs: int = 1, **overrides) -> dict[RunSpec, Run]:

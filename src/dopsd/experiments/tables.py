@@ -16,3 +16,15 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def updates_to_reach(runs: list, target: float) -> str:
+    """Mean ± std over the runs (:class:`~dopsd.experiments.runs.Run`) of the first evaluated update at or above
+    ``target``; runs that never get there are counted beside it (``1 ± 0 (2/3)``), and ``not reached`` when none
+    does."""
+    reached = [next((e["update"] for e in r.evals if e["accuracy"] >= target), None) for r in runs]
+    values = [update for update in reached if update is not None]
+    if not values:
+        return "not reached"
+    cell = mean_spread(values, 0)
+    return cell if len(values) == len(runs) else f"{cell} ({len(values)}/{len(runs)})"

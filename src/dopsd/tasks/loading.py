@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import random
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -50,6 +51,20 @@ def load_examples(task, path: str | None, split: str, limit: int | None = None) 
     if not examples:
         raise DopsdError(f"no examples in {source}")
     return examples
+
+
+VALIDATION_SEED = 20_241_202  # fixed: every run, seed and method holds out the same validation examples
+
+
+def split_validation(examples: list, size: int) -> tuple[list, list]:
+    """``(training, validation)``: ``size`` examples chosen by a fixed seed are held out; both keep file order."""
+    if not 0 < size < len(examples):
+        raise DopsdError(f"validation_size {size} must be between 1 and {len(examples) - 1}, one less than the "
+                         f"{len(examples)} training examples")
+    order = list(range(len(examples)))
+    random.Random(VALIDATION_SEED).shuffle(order)
+    held = set(order[:size])
+    return ([e for i, e in enumerate(examples) if i not in held], [e for i, e in enumerate(examples) if i in held])
 
 
 def read_rows(path: str | Path) -> list[tuple[str, dict]]:

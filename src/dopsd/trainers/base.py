@@ -36,6 +36,7 @@ from dopsd.models.compat import check_loaded_model
 from dopsd.models.lora import describe_targets, lora_target_modules
 from dopsd.sampling.defaults import save_sampling_defaults
 from dopsd.tasks import Example, Task, get_task, load_examples
+from dopsd.tasks.loading import split_validation
 from dopsd.trainers import checkpoint as ckpt
 from dopsd.trainers.config import TrainingConfig
 from dopsd.trainers.lockstep import Lockstep, lockstep_wanted, weights_sharded
@@ -191,10 +192,13 @@ class Trainer:
     # ----- data ------------------------------------------------------------------------------------------------
     def load_data(self) -> tuple[list[Example], list[Example]]:
         """Training examples from ``train_data`` (or the task's training split), held-out ones from ``eval_data``
-        (or its test split)."""
+        (or its test split), or, with ``validation_size``, from training examples held out of training."""
         config = self.config
-        return (load_examples(self.task, config.train_data, "train"),
-                load_examples(self.task, config.eval_data, "test", config.eval_limit))
+        train = load_examples(self.task, config.train_data, "train")
+        if config.validation_size:
+            train, validation = split_validation(train, config.validation_size)
+            return train, validation[: config.eval_limit]
+        return train, load_examples(self.task, config.eval_data, "test", config.eval_limit)
 
     def warn_if_not_held_out(self) -> None:
         """A warning, as the run starts, when held-out questions are also training questions."""

@@ -53,6 +53,10 @@ class TrainingConfig:
         "task's training split on the hub", "data")
     eval_data: str | None = option(
         None, "held-out set: a local file, 'sample', or null for the task's test split on the hub", "data")
+    validation_size: int = option(
+        0, "evaluate on this many training examples held out of training (the same seeded choice for every run and "
+        "method) instead of eval_data: a validation split, disjoint from the test set, for choosing settings; 0: "
+        "evaluate on eval_data", "data")
     prompt_style: str | None = option(
         None, "instruct (d1-style) or compact (built-in models); null picks by model", "data")
     # ----- decoding, shared by rollouts and evaluation -----
@@ -95,6 +99,7 @@ class TrainingConfig:
     def __post_init__(self):
         check_at_least_one(self, "max_updates", "lora_r", "eval_every", "save_every", "log_every", "eval_batch_size")
         check(0.0 <= self.lora_dropout < 1.0, "lora_dropout", self.lora_dropout, "must be in [0, 1)")
+        check(self.validation_size >= 0, "validation_size", self.validation_size, "must be >= 0")
         check(self.learning_rate > 0, "learning_rate", self.learning_rate, "must be > 0")
         check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "must be >= 0")
         check(self.warmup_steps >= 0, "warmup_steps", self.warmup_steps, "must be >= 0")
