@@ -20,7 +20,8 @@ def format_table(results: dict) -> str:
         f"{params:.1f}M parameters), {s['device']} {s['dtype']}, {results.get('threads', '?')} threads",
         f"prompt {s['prompt_length']}, response {s['gen_length']} in blocks of {s['block_length']}, {s['steps']} "
         f"steps, temperature {s['temperature']}, dopsd batch {s['batch']}, cache {s.get('cache') or 'none'}, {results['states']} states per trajectory; "
-        f"{s['warmup']} warm-up + {s['repeats']} runs (min / median)",
+        f"dopsd {s['warmup']} warm-up + {s['repeats']} runs, naive {s.get('naive_warmup', 0)} + "
+        f"{s.get('naive_repeats', s['repeats'])} (min / median)",
         "",
         f"{'per trajectory':<22}{'dopsd min':>11}{'median':>9}{'naive min':>11}{'median':>9}{'naive/dopsd':>13}",
     ]
