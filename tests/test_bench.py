@@ -61,7 +61,7 @@ def test_both_losses_agree_up_to_the_tokens_per_step(make_lm):
 
 def test_bench_runs_both_sides_at_a_toy_size():
     settings = BenchSettings(shape="tiny", layers=1, prompt_length=6, gen_length=8, block_length=4, steps=4,
-                             repeats=2, warmup=1)
+                             repeats=2, warmup=1, naive_repeats=2)
     results = run_bench(settings)
     assert results["states"] == 4
     for phase in ("rollout", "loss"):
@@ -89,7 +89,22 @@ def test_bench_command_prints_the_table_or_json(capsys):
     assert "cache dual" in out and "naive/dopsd" in out and "pass@" not in out
 
 
+def test_default_settings_are_a_users_and_fit_the_time_budget():
+    """The dopsd side decodes with the cache, micro-batch and pass@k temperature a d-OPSD run uses by default; the
+    default workload is half the issue's response, and the naive side (minutes a run on a CPU) runs once."""
+    from dopsd.trainers.dopsd import DOPSDConfig
+
+    settings, config = BenchSettings(), DOPSDConfig()
+    assert settings.cache == config.rollout_cache is None
+    assert settings.micro_batch_size == config.micro_batch_size
+    assert settings.temperature == config.passk_temperature
+    assert (settings.prompt_length, settings.gen_length, settings.block_length, settings.steps) == (100, 64, 32, 32)
+    assert (settings.warmup, settings.repeats, settings.naive_warmup, settings.naive_repeats) == (1, 3, 0, 1)
+
+
 def test_bench_refuses_bad_settings_in_one_line(capsys):
     assert main(["bench", "--steps", "1000", "--device", "cpu"]) == 2
     assert capsys.readouterr().err.startswith("error: ")
     assert main(["bench", "--repeats", "0", "--device", "cpu"]) == 2
+    assert main(["bench", "--naive-repeats", "0", "--device", "cpu"]) == 2
+    assert main(["bench", "--naive-warmup", "-1", "--device", "cpu"]) == 2
