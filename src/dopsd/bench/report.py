@@ -28,6 +28,11 @@ def format_table(results: dict) -> str:
     rows = [("rollout (s)", rollout["dopsd"]["seconds"], rollout.get("naive", {}).get("seconds", NONE)),
             ("loss + backward (s)", loss["dopsd"]["seconds"], loss.get("naive", {}).get("seconds", NONE)),
             ("sum (s)", results["sum"]["dopsd"], results["sum"].get("naive", NONE))]
+    for key in rollout:
+        if key.startswith("dopsd:"):  # dopsd's rollout in another cache mode, same process; the loss is the same
+            mode = key.split(":")[1]
+            rows += [(f"rollout, {mode} (s)", rollout[key]["seconds"], rows[0][2]),
+                     (f"sum, {mode} (s)", results["sum"][key], rows[2][2])]
     for name, ours, theirs in rows:
         lines.append(f"{name:<22}{ours['min']:>11.3f}{ours['median']:>9.3f}{theirs['min']:>11.3f}"
                      f"{theirs['median']:>9.3f}{_ratio(theirs['min'], ours['min']):>13}")
@@ -53,6 +58,11 @@ def format_table(results: dict) -> str:
     unsolved["naive"] += loss["naive"]["seconds"]["min"]  # run anyway, multiplied by zero
     lines.append(f"{f'prompt, pass@{passk} unsolved (s)':<22}{unsolved['dopsd']:>20.3f}{unsolved['naive']:>20.3f}"
                  f"{_ratio(unsolved['naive'], unsolved['dopsd']):>13}   (dopsd never runs the loss on it)")
+    solved = s.get("solved_round", 5)
+    rounds = {side: solved * rollout[side]["seconds"]["min"] + loss[side]["seconds"]["min"] for side in sides}
+    rounds["naive"] += (solved - 1) * loss["naive"]["seconds"]["min"]  # the failed rounds' losses, multiplied by 0
+    lines.append(f"{f'prompt, solved round {solved} (s)':<22}{rounds['dopsd']:>20.3f}{rounds['naive']:>20.3f}"
+                 f"{_ratio(rounds['naive'], rounds['dopsd']):>13}   ({solved} rollouts; loss: dopsd 1, naive {solved})")
     value = results["loss_value"]
     if value["dopsd"]:
         lines.append(f"loss value: dopsd {value['dopsd']:.6f}, naive {value['naive']:.6f} (naive sums over K_t where "

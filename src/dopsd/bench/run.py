@@ -13,9 +13,8 @@ from dopsd.bench.naive import naive_loss, naive_rollout
 from dopsd.bench.shapes import SHAPES, build_model, parameter_counts
 from dopsd.distill.teacher import prepare_trajectory
 from dopsd.errors import DopsdError
+from dopsd.models.cache import CACHE_MODES
 from dopsd.sampling.sampler import BlockDiffusionSampler, SamplerConfig
-
-SIDES = ("dopsd", "naive")
 
 
 @dataclass
@@ -41,7 +40,9 @@ class BenchSettings:
     dtype: str = "float32"
     seed: int = 0
     peak_tflops: float | None = None
-    cache: str | None = None  # dopsd's rollouts with the block KV cache (prefix or dual)
+    cache: str | None = None  # dopsd's rollouts with the block KV cache (prefix or dual); None is a d-OPSD run's default
+    also_cache: tuple[str, ...] = ()  # more cache modes ("none", "prefix", "dual") for dopsd's rollout, same process
+    solved_round: int = 5  # the derived per-prompt row: solved at this pass@k round (the default run averages 5.3)
     naive: bool = True  # False: dopsd's side only (to measure a change to it quickly)
 
     def check(self) -> None:
@@ -53,6 +54,11 @@ class BenchSettings:
         for name in ("warmup", "naive_warmup"):
             if getattr(self, name) < 0:
                 raise DopsdError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        for mode in self.also_cache:
+            if mode not in ("none", *CACHE_MODES):
+                raise DopsdError(f"--also-cache: unknown mode {mode!r}: use none, {', '.join(CACHE_MODES)}")
+        if not 1 <= self.solved_round <= self.passk:
+            raise DopsdError(f"--solved-round must be between 1 and --passk ({self.passk}), got {self.solved_round}")
         if self.dtype not in ("float32", "bfloat16", "float16", "float64"):
             raise DopsdError(f"--dtype must be float32, bfloat16, float16 or float64, got {self.dtype!r}")
         try:
@@ -60,10 +66,10 @@ class BenchSettings:
         except ValueError as error:  # ConfigError is a ValueError
             raise DopsdError(str(error)) from error
 
-    def sampler_config(self) -> SamplerConfig:
+    def sampler_config(self, cache: str | None = "same") -> SamplerConfig:
         return SamplerConfig(gen_length=self.gen_length, block_length=self.block_length, steps=self.steps,
                              temperature=self.temperature, record_until_eos=False,
-                             cache=self.cache)
+                             cache=self.cache if cache == "same" else None if cache == "none" else cache)
 
 
 def run_bench(settings: BenchSettings, log=lambda message: None) -> dict:
@@ -102,6 +108,10 @@ def run_bench(settings: BenchSettings, log=lambda message: None) -> dict:
     rollout = {}
     rollout["dopsd"], trajectories = measure("dopsd rollout", lambda: sampler.sample(list(prompts),
                                                                                    generator=generator), settings.batch)
+    for mode in settings.also_cache:
+        other = BlockDiffusionSampler(lm, settings.sampler_config(mode))
+        rollout[f"dopsd:{mode}"], _ = measure(f"dopsd rollout, cache {mode}", lambda: other.sample(
+            list(prompts), generator=generator), settings.batch)
     if settings.naive:
         rollout["naive"], _ = measure("naive rollout", lambda: naive_rollout(lm, prompts[0], config, generator), 1)
     prepared = prepare_trajectory(trajectories[0], 0.25, torch.Generator().manual_seed(settings.seed))
@@ -119,9 +129,8 @@ def run_bench(settings: BenchSettings, log=lambda message: None) -> dict:
     lm.model.requires_grad_(False)
 
     results["rollout"], results["loss"] = rollout, loss
-    results["sum"] = {side: {"min": rollout[side]["seconds"]["min"] + loss[side]["seconds"]["min"],
-                             "median": rollout[side]["seconds"]["median"] + loss[side]["seconds"]["median"]}
-                      for side in SIDES if side in rollout}
+    results["sum"] = {key: {stat: rollout[key]["seconds"][stat] + loss[key.split(":")[0]]["seconds"][stat]
+                            for stat in ("min", "median")} for key in rollout}
     results["loss_value"] = {"dopsd": dopsd_value, "naive": naive_value,
                              "tokens_per_step": settings.gen_length / settings.steps}
     results["states"] = prepared.num_steps

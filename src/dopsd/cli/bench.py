@@ -38,6 +38,10 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", choices=("prefix", "dual"), default=None,
                         help="dopsd's rollouts with the block KV cache")
+    parser.add_argument("--also-cache", nargs="+", choices=("none", "prefix", "dual"), default=(),
+                        help="also time dopsd's rollout in these cache modes, in the same process (rows per mode)")
+    parser.add_argument("--solved-round", type=int, default=5,
+                        help="the per-prompt row: a prompt solved at this pass@k round (the default run averages 5.3)")
     parser.add_argument("--dopsd-only", action="store_true", help="skip the naive procedure (measure a change)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     parser.set_defaults(run=run)
@@ -59,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         block_length=args.block_length, steps=args.steps, temperature=args.temperature, batch=args.batch,
         micro_batch_size=args.micro_batch_size, chunks=args.chunks, passk=args.passk, warmup=args.warmup,
         repeats=args.repeats, naive_warmup=args.naive_warmup, naive_repeats=args.naive_repeats, device=device,
-        dtype=dtype, seed=args.seed, peak_tflops=args.peak_tflops, naive=not args.dopsd_only, cache=args.cache)
+        dtype=dtype, seed=args.seed, peak_tflops=args.peak_tflops, naive=not args.dopsd_only, cache=args.cache,
+        also_cache=tuple(args.also_cache), solved_round=args.solved_round)
     results = run_bench(settings, log=lambda message: print(message, file=sys.stderr, flush=True))
     print(json.dumps(results, indent=2) if args.json else format_table(results))
     return 0
