@@ -3,8 +3,8 @@
 The response starts fully masked. Blocks are decoded left to right; at every step the model proposes a token for
 each masked position of the current block (argmax, or Gumbel-max at temperature > 0 with float64 noise), and the
 most confident proposals are kept (``low_confidence``: probability of the proposed token; ``random``: uniform
-scores). Only the current block's logits are ever computed, and with a fixed number of tokens per step only
-at its still-masked positions. With ``threshold`` set, a step instead keeps every
+scores). Logits are only ever computed at the current block's still-masked positions (with or without the block
+cache), and the float64 sampling work runs only there. With ``threshold`` set, a step instead keeps every
 proposal whose confidence exceeds it (at least one), the Fast-dLLM parallel-decoding rule.
 
 Prompts of different lengths are left-padded into one batch when the model honours attention masks (probed by
