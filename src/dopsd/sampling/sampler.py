@@ -92,6 +92,16 @@ class BlockDiffusionSampler:
     def __init__(self, lm: DiffusionLM, config: SamplerConfig | None = None):
         self.lm = lm
         self.config = config or SamplerConfig()
+        self._workspace: dict[str, torch.Tensor] = {}
+
+    def _buffer(self, name: str, shape, dtype: torch.dtype, device) -> torch.Tensor:
+        """A tensor of ``shape`` reused across the steps of one batch: a fresh (batch, positions, vocab) float64
+        tensor every step costs the CPU its page faults again (the allocator returns large blocks to the OS)."""
+        size = torch.Size(shape).numel()
+        flat = self._workspace.get(name)
+        if flat is None or flat.numel() < size or flat.dtype != dtype or flat.device != torch.device(device):
+            flat = self._workspace[name] = torch.empty(size, dtype=dtype, device=device)
+        return flat[:size].view(shape)
 
     @torch.no_grad()
     def sample(
@@ -190,6 +200,7 @@ class BlockDiffusionSampler:
                 row_steps += active.long()
                 remaining -= count
 
+        self._workspace.clear()
         trajectories = []
         for row, prompt in enumerate(prompts):
             final, steps = response[row].cpu(), int(row_steps[row])
@@ -237,21 +248,21 @@ class BlockDiffusionSampler:
         temperature = self.config.temperature
         normaliser = None
         if temperature > 0:
-            scores = logits.to(torch.float64, copy=True)
+            scores = self._buffer("scores", logits.shape, torch.float64, logits.device).copy_(logits)
             scores[..., mask] = -torch.inf
             if low_confidence:
                 normaliser = torch.logsumexp(scores, dim=-1)
+            noise = self._buffer("noise", scores.shape, torch.float64, scores.device)
             if block_noise is None:
-                noise = torch.rand(scores.shape, dtype=torch.float64, device=scores.device, generator=generator)
+                torch.rand(scores.shape, dtype=torch.float64, generator=generator, out=noise)
             else:
                 size, cells = block_noise
                 batch, _, vocab = scores.shape
                 drawn = torch.rand((batch, size, vocab), dtype=torch.float64, device=scores.device, generator=generator)
-                noise = drawn.gather(1, cells[..., None].expand(-1, -1, vocab))
+                torch.gather(drawn, 1, cells[..., None].expand(-1, -1, vocab), out=noise)
                 del drawn
             noise.log_().neg_().log_()  # log(-log u) = -Gumbel noise
             proposal = scores.div_(temperature).sub_(noise).argmax(dim=-1)
-            del scores, noise
         else:
             logits[..., mask] = -torch.inf
             proposal = logits.argmax(dim=-1)
