@@ -61,9 +61,13 @@ def test_both_losses_agree_up_to_the_tokens_per_step(make_lm):
 
 def test_bench_runs_both_sides_at_a_toy_size():
     settings = BenchSettings(shape="tiny", layers=1, prompt_length=6, gen_length=8, block_length=4, steps=4,
-                             repeats=2, warmup=1)
+                             repeats=2, warmup=1, naive_repeats=2, also_cache=("dual",))
     results = run_bench(settings)
     assert results["states"] == 4
+    # the other cache mode's rollout, measured in the same process; its sum adds dopsd's (only) loss
+    assert results["rollout"]["dopsd:dual"]["seconds"]["runs"] == 2
+    assert results["sum"]["dopsd:dual"]["min"] == pytest.approx(
+        results["rollout"]["dopsd:dual"]["seconds"]["min"] + results["loss"]["dopsd"]["seconds"]["min"])
     for phase in ("rollout", "loss"):
         for side in ("dopsd", "naive"):
             seconds = results[phase][side]["seconds"]
@@ -81,6 +85,7 @@ def test_bench_command_prints_the_table_or_json(capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "naive/dopsd" in out and "rollout (s)" in out and "loss + backward (s)" in out
+    assert "prompt, solved round 5 (s)" in out and "pass@8 unsolved" in out
     assert main(args + ["--json"]) == 0
     results = json.loads(capsys.readouterr().out)
     assert set(results["rollout"]) == {"dopsd", "naive"}
@@ -89,7 +94,23 @@ def test_bench_command_prints_the_table_or_json(capsys):
     assert "cache dual" in out and "naive/dopsd" in out and "pass@" not in out
 
 
+def test_default_settings_are_a_users_and_fit_the_time_budget():
+    """The dopsd side decodes with the cache, micro-batch and pass@k temperature a d-OPSD run uses by default; the
+    default workload is half the issue's response, and the naive side (minutes a run on a CPU) runs once."""
+    from dopsd.trainers.dopsd import DOPSDConfig
+
+    settings, config = BenchSettings(), DOPSDConfig()
+    assert settings.cache == config.rollout_cache is None
+    assert settings.micro_batch_size == config.micro_batch_size
+    assert settings.temperature == config.passk_temperature
+    assert (settings.prompt_length, settings.gen_length, settings.block_length, settings.steps) == (100, 64, 32, 32)
+    assert (settings.warmup, settings.repeats, settings.naive_warmup, settings.naive_repeats) == (1, 3, 0, 1)
+
+
 def test_bench_refuses_bad_settings_in_one_line(capsys):
     assert main(["bench", "--steps", "1000", "--device", "cpu"]) == 2
     assert capsys.readouterr().err.startswith("error: ")
     assert main(["bench", "--repeats", "0", "--device", "cpu"]) == 2
+    assert main(["bench", "--naive-repeats", "0", "--device", "cpu"]) == 2
+    assert main(["bench", "--naive-warmup", "-1", "--device", "cpu"]) == 2
+    assert main(["bench", "--solved-round", "9", "--device", "cpu"]) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 MIB = 2**20
+W = 34  # the label column
 NONE = {"min": float("nan"), "median": float("nan")}
 
 
@@ -20,38 +21,51 @@ def format_table(results: dict) -> str:
         f"{params:.1f}M parameters), {s['device']} {s['dtype']}, {results.get('threads', '?')} threads",
         f"prompt {s['prompt_length']}, response {s['gen_length']} in blocks of {s['block_length']}, {s['steps']} "
         f"steps, temperature {s['temperature']}, dopsd batch {s['batch']}, cache {s.get('cache') or 'none'}, {results['states']} states per trajectory; "
-        f"{s['warmup']} warm-up + {s['repeats']} runs (min / median)",
+        f"dopsd {s['warmup']} warm-up + {s['repeats']} runs, naive {s.get('naive_warmup', 0)} + "
+        f"{s.get('naive_repeats', s['repeats'])} (min / median)",
         "",
-        f"{'per trajectory':<22}{'dopsd min':>11}{'median':>9}{'naive min':>11}{'median':>9}{'naive/dopsd':>13}",
+        f"{'per trajectory':<{W}}{'dopsd min':>11}{'median':>9}{'naive min':>11}{'median':>9}{'naive/dopsd':>13}",
     ]
     rows = [("rollout (s)", rollout["dopsd"]["seconds"], rollout.get("naive", {}).get("seconds", NONE)),
             ("loss + backward (s)", loss["dopsd"]["seconds"], loss.get("naive", {}).get("seconds", NONE)),
             ("sum (s)", results["sum"]["dopsd"], results["sum"].get("naive", NONE))]
+    for key in rollout:
+        if key.startswith("dopsd:"):  # dopsd's rollout in another cache mode, same process; the loss is the same
+            mode = key.split(":")[1]
+            rows += [(f"rollout, {mode} (s)", rollout[key]["seconds"], rows[0][2]),
+                     (f"sum, {mode} (s)", results["sum"][key], rows[2][2])]
     for name, ours, theirs in rows:
-        lines.append(f"{name:<22}{ours['min']:>11.3f}{ours['median']:>9.3f}{theirs['min']:>11.3f}"
+        lines.append(f"{name:<{W}}{ours['min']:>11.3f}{ours['median']:>9.3f}{theirs['min']:>11.3f}"
                      f"{theirs['median']:>9.3f}{_ratio(theirs['min'], ours['min']):>13}")
     sides = ("dopsd", "naive") if naive else ("dopsd",)
     gen = s["gen_length"]
     tokens = [gen / rollout[side]["seconds"]["min"] for side in sides]
-    lines.append(f"{'rollout tokens/s':<22}" + "".join(f"{value:>20.1f}" for value in tokens))
+    lines.append(f"{'rollout tokens/s':<{W}}" + "".join(f"{value:>20.1f}" for value in tokens))
     for phase in ("rollout", "loss"):
         peak = [results[phase][side]["peak_bytes"] / MIB for side in sides]
         ratio = _ratio(peak[1], peak[0]) if naive else ""
-        lines.append(f"{'peak memory ' + phase + ' (MiB)':<22}" + "".join(f"{v:>20.0f}" for v in peak) + f"{ratio:>13}")
+        lines.append(f"{'peak memory ' + phase + ' (MiB)':<{W}}" + "".join(f"{v:>20.0f}" for v in peak) + f"{ratio:>13}")
     if results.get("peak_flops"):
         for phase in ("rollout", "loss"):
             mfu = [results[phase][side]["flops"] / results[phase][side]["seconds"]["min"] / results["peak_flops"]
                    for side in sides]
-            lines.append(f"{'MFU ' + phase:<22}" + "".join(f"{v:>20.1%}" for v in mfu))
+            lines.append(f"{'MFU ' + phase:<{W}}" + "".join(f"{v:>20.1%}" for v in mfu))
     else:
         lines.append("MFU: not computed (no GPU peak known; pass --peak-tflops)")
     if not naive:
         return "\n".join(lines)
-    passk = s["passk"]
-    unsolved = {side: passk * rollout[side]["seconds"]["min"] for side in sides}
-    unsolved["naive"] += loss["naive"]["seconds"]["min"]  # run anyway, multiplied by zero
-    lines.append(f"{f'prompt, pass@{passk} unsolved (s)':<22}{unsolved['dopsd']:>20.3f}{unsolved['naive']:>20.3f}"
-                 f"{_ratio(unsolved['naive'], unsolved['dopsd']):>13}   (dopsd never runs the loss on it)")
+    passk, solved = s["passk"], s.get("solved_round", 5)
+    naive_rollout, naive_loss = rollout["naive"]["seconds"]["min"], loss["naive"]["seconds"]["min"]
+    for key in [key for key in rollout if key.startswith("dopsd")]:
+        ours = rollout[key]["seconds"]["min"]
+        mode = f", {key.split(':')[1]}" if ":" in key else ""
+        unsolved = (passk * ours, passk * naive_rollout + naive_loss)  # the naive loss runs anyway, times zero
+        lines.append(f"{f'prompt, pass@{passk} unsolved{mode} (s)':<{W}}{unsolved[0]:>20.3f}{unsolved[1]:>20.3f}"
+                     f"{_ratio(unsolved[1], unsolved[0]):>13}   (dopsd never runs the loss on it)")
+        # solved at round `solved`: both run that many rollouts; dopsd one loss, the naive procedure every round's
+        rounds = (solved * ours + loss["dopsd"]["seconds"]["min"], solved * (naive_rollout + naive_loss))
+        lines.append(f"{f'prompt, solved round {solved}{mode} (s)':<{W}}{rounds[0]:>20.3f}{rounds[1]:>20.3f}"
+                     f"{_ratio(rounds[1], rounds[0]):>13}   ({solved} rollouts; loss: dopsd 1, naive {solved})")
     value = results["loss_value"]
     if value["dopsd"]:
         lines.append(f"loss value: dopsd {value['dopsd']:.6f}, naive {value['naive']:.6f} (naive sums over K_t where "

@@ -13,9 +13,8 @@ from dopsd.bench.naive import naive_loss, naive_rollout
 from dopsd.bench.shapes import SHAPES, build_model, parameter_counts
 from dopsd.distill.teacher import prepare_trajectory
 from dopsd.errors import DopsdError
+from dopsd.models.cache import CACHE_MODES
 from dopsd.sampling.sampler import BlockDiffusionSampler, SamplerConfig
-
-SIDES = ("dopsd", "naive")
 
 
 @dataclass
@@ -23,31 +22,43 @@ class BenchSettings:
     shape: str = "tiny"
     layers: int | None = None
     prompt_length: int = 100
-    gen_length: int = 128
+    # The default workload is half the issue's response (128 tokens in 64 steps): the naive procedure alone takes
+    # about 3 minutes at 128 on 2 shared cores; --gen-length 128 --steps 64 measures that workload.
+    gen_length: int = 64
     block_length: int = 32
-    steps: int = 64
+    steps: int = 32
     temperature: float = 0.9  # the pass@k resampling rounds' temperature: most rollouts run at it
     batch: int = 1
     micro_batch_size: int = 16
     chunks: int = 4
     passk: int = 8
-    warmup: int = 1
+    warmup: int = 1  # dopsd's side: its first calls run one-off checks (the selection and cache probes)
     repeats: int = 3
+    naive_warmup: int = 0  # the naive procedure has no one-off checks, and one of its runs takes minutes on a CPU
+    naive_repeats: int = 1
     device: str = "cpu"
     dtype: str = "float32"
     seed: int = 0
     peak_tflops: float | None = None
-    cache: str | None = None  # dopsd's rollouts with the block KV cache (prefix or dual)
+    cache: str | None = None  # dopsd's rollouts with the block KV cache (prefix or dual); None is a d-OPSD run's default
+    also_cache: tuple[str, ...] = ()  # more cache modes ("none", "prefix", "dual") for dopsd's rollout, same process
+    solved_round: int = 5  # the derived per-prompt row: solved at this pass@k round (the default run averages 5.3)
     naive: bool = True  # False: dopsd's side only (to measure a change to it quickly)
 
     def check(self) -> None:
         if self.shape not in SHAPES:
             raise DopsdError(f"unknown shape {self.shape!r}: use one of {', '.join(SHAPES)}")
-        for name in ("prompt_length", "batch", "micro_batch_size", "chunks", "passk", "repeats"):
+        for name in ("prompt_length", "batch", "micro_batch_size", "chunks", "passk", "repeats", "naive_repeats"):
             if getattr(self, name) < 1:
                 raise DopsdError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.warmup < 0:
-            raise DopsdError(f"--warmup must be >= 0, got {self.warmup}")
+        for name in ("warmup", "naive_warmup"):
+            if getattr(self, name) < 0:
+                raise DopsdError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        for mode in self.also_cache:
+            if mode not in ("none", *CACHE_MODES):
+                raise DopsdError(f"--also-cache: unknown mode {mode!r}: use none, {', '.join(CACHE_MODES)}")
+        if not 1 <= self.solved_round <= self.passk:
+            raise DopsdError(f"--solved-round must be between 1 and --passk ({self.passk}), got {self.solved_round}")
         if self.dtype not in ("float32", "bfloat16", "float16", "float64"):
             raise DopsdError(f"--dtype must be float32, bfloat16, float16 or float64, got {self.dtype!r}")
         try:
@@ -55,10 +66,10 @@ class BenchSettings:
         except ValueError as error:  # ConfigError is a ValueError
             raise DopsdError(str(error)) from error
 
-    def sampler_config(self) -> SamplerConfig:
+    def sampler_config(self, cache: str | None = "same") -> SamplerConfig:
         return SamplerConfig(gen_length=self.gen_length, block_length=self.block_length, steps=self.steps,
                              temperature=self.temperature, record_until_eos=False,
-                             cache=self.cache)
+                             cache=self.cache if cache == "same" else None if cache == "none" else cache)
 
 
 def run_bench(settings: BenchSettings, log=lambda message: None) -> dict:
@@ -77,24 +88,30 @@ def run_bench(settings: BenchSettings, log=lambda message: None) -> dict:
                             device=device)
     sampler = BlockDiffusionSampler(lm, settings.sampler_config())
     config = SamplerConfig(**{**asdict(settings.sampler_config()), "cache": None})  # the naive side has none
-    timing = dict(device=device, warmup=0, repeats=settings.repeats)
     results: dict = {"settings": asdict(settings), "model": {"body_parameters": body, "head_parameters": head,
                                                              "vocab": vocab, "layers": lm.model.config.num_hidden_layers,
                                                              "hidden": lm.model.config.hidden_size}}
 
     def measure(name, function, per):
-        log(f"measuring {name}")
-        for _ in range(settings.warmup):  # first calls run one-off checks (the selection probe): not measured
+        side = name.split()[0]
+        warmup, repeats = ((settings.warmup, settings.repeats) if side == "dopsd"
+                           else (settings.naive_warmup, settings.naive_repeats))
+        log(f"measuring {name} ({warmup} warm-up + {repeats} runs)")
+        for _ in range(warmup):  # first calls run one-off checks (the selection probe): not measured
             function()
         with FlopCounter(lm, body, head) as counter:
-            seconds, peak, result = timed(function, **timing)
+            seconds, peak, result = timed(function, device=device, warmup=0, repeats=repeats)
         return {"seconds": summary([s / per for s in seconds]), "peak_bytes": peak,
-                "flops": counter.flops / settings.repeats / per}, result
+                "flops": counter.flops / repeats / per}, result
 
     lm.model.requires_grad_(False)
     rollout = {}
     rollout["dopsd"], trajectories = measure("dopsd rollout", lambda: sampler.sample(list(prompts),
                                                                                    generator=generator), settings.batch)
+    for mode in settings.also_cache:
+        other = BlockDiffusionSampler(lm, settings.sampler_config(mode))
+        rollout[f"dopsd:{mode}"], _ = measure(f"dopsd rollout, cache {mode}", lambda: other.sample(
+            list(prompts), generator=generator), settings.batch)
     if settings.naive:
         rollout["naive"], _ = measure("naive rollout", lambda: naive_rollout(lm, prompts[0], config, generator), 1)
     prepared = prepare_trajectory(trajectories[0], 0.25, torch.Generator().manual_seed(settings.seed))
@@ -112,9 +129,8 @@ def run_bench(settings: BenchSettings, log=lambda message: None) -> dict:
     lm.model.requires_grad_(False)
 
     results["rollout"], results["loss"] = rollout, loss
-    results["sum"] = {side: {"min": rollout[side]["seconds"]["min"] + loss[side]["seconds"]["min"],
-                             "median": rollout[side]["seconds"]["median"] + loss[side]["seconds"]["median"]}
-                      for side in SIDES if side in rollout}
+    results["sum"] = {key: {stat: rollout[key]["seconds"][stat] + loss[key.split(":")[0]]["seconds"][stat]
+                            for stat in ("min", "median")} for key in rollout}
     results["loss_value"] = {"dopsd": dopsd_value, "naive": naive_value,
                              "tokens_per_step": settings.gen_length / settings.steps}
     results["states"] = prepared.num_steps

@@ -17,22 +17,31 @@ def register(subparsers) -> None:
                         help="tiny: hidden 256, 4 layers, vocab 49152; smollm2-135m; llada-8b")
     parser.add_argument("--layers", type=int, default=None, help="cut (or extend) the shape's depth")
     parser.add_argument("--prompt-length", type=int, default=100)
-    parser.add_argument("--gen-length", type=int, default=128)
+    parser.add_argument("--gen-length", type=int, default=64,
+                        help="response tokens (default 64, half the issue's 128, so the default run fits in 3 "
+                        "minutes on 2 CPU cores; --gen-length 128 --steps 64 for the full workload)")
     parser.add_argument("--block-length", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=32)
     parser.add_argument("--temperature", type=float, default=0.9, help="rollout temperature (pass@k resampling's)")
     parser.add_argument("--batch", type=int, default=1, help="prompts dopsd samples together (naive: always one)")
     parser.add_argument("--micro-batch-size", type=int, default=16, help="dopsd's stacked states per pass")
     parser.add_argument("--chunks", type=int, default=4, help="chunks the naive loss splits the states into")
     parser.add_argument("--passk", type=int, default=8, help="rounds of an unsolved prompt, for the derived row")
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1, help="dopsd's unmeasured first runs (one-off probes)")
+    parser.add_argument("--repeats", type=int, default=3, help="dopsd's measured runs (min / median)")
+    parser.add_argument("--naive-warmup", type=int, default=0, help="the naive procedure's unmeasured first runs")
+    parser.add_argument("--naive-repeats", type=int, default=1,
+                        help="the naive procedure's measured runs (each takes minutes on a CPU)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     parser.add_argument("--dtype", default=None, help="float32 (default on CPU) or bfloat16 (default on GPU)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="the device's peak, for MFU")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", choices=("prefix", "dual"), default=None,
                         help="dopsd's rollouts with the block KV cache")
+    parser.add_argument("--also-cache", nargs="+", choices=("none", "prefix", "dual"), default=(),
+                        help="also time dopsd's rollout in these cache modes, in the same process (rows per mode)")
+    parser.add_argument("--solved-round", type=int, default=5,
+                        help="the per-prompt row: a prompt solved at this pass@k round (the default run averages 5.3)")
     parser.add_argument("--dopsd-only", action="store_true", help="skip the naive procedure (measure a change)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     parser.set_defaults(run=run)
@@ -53,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
         shape=args.shape, layers=args.layers, prompt_length=args.prompt_length, gen_length=args.gen_length,
         block_length=args.block_length, steps=args.steps, temperature=args.temperature, batch=args.batch,
         micro_batch_size=args.micro_batch_size, chunks=args.chunks, passk=args.passk, warmup=args.warmup,
-        repeats=args.repeats, device=device, dtype=dtype, seed=args.seed, peak_tflops=args.peak_tflops, naive=not args.dopsd_only, cache=args.cache)
+        repeats=args.repeats, naive_warmup=args.naive_warmup, naive_repeats=args.naive_repeats, device=device,
+        dtype=dtype, seed=args.seed, peak_tflops=args.peak_tflops, naive=not args.dopsd_only, cache=args.cache,
+        also_cache=tuple(args.also_cache), solved_round=args.solved_round)
     results = run_bench(settings, log=lambda message: print(message, file=sys.stderr, flush=True))
     print(json.dumps(results, indent=2) if args.json else format_table(results))
     return 0

@@ -39,8 +39,10 @@ class BlockCache:
         self.keyword = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
     # ----- the two passes --------------------------------------------------------------------------------------
-    def begin_block(self, sequence: torch.Tensor, attention: torch.Tensor | None, start: int, end: int) -> torch.Tensor:
-        """Full pass at a block's first step: logits at positions ``[start, end)`` (batch, end - start, vocab)."""
+    def begin_block(self, sequence: torch.Tensor, attention: torch.Tensor | None, start: int, end: int,
+                    cells: torch.Tensor | None = None) -> torch.Tensor:
+        """Full pass at a block's first step: logits at positions ``[start, end)`` (batch, end - start, vocab), or
+        only at the block offsets ``cells`` (batch, P) when given (the head projects just those rows)."""
         from transformers import DynamicCache
 
         batch, length = sequence.shape
@@ -49,7 +51,7 @@ class BlockCache:
         self.window = (start - 1 if self.lm.shift_logits else start, end)
         self.width = end - start
         cache = DynamicCache()
-        logits = self._run(sequence, self.attention, self.positions, cache, self.window[0])
+        logits = self._run(sequence, self.attention, self.positions, cache, self.window[0], cells)
         first, last = self.window
         keep = [slice(0, first), slice(last, length)] if self.mode == "dual" else [slice(0, first)]
         self.kept = [tuple(torch.cat([t[:, :, part] for part in keep], dim=2) for t in (layer.keys, layer.values))
@@ -57,23 +59,32 @@ class BlockCache:
         self.kept_mask = torch.cat([self.attention[:, part] for part in keep], dim=1)
         return logits
 
-    def step(self, sequence: torch.Tensor) -> torch.Tensor:
-        """A later step of the block: only the window (``prefix``: window and everything after it) runs."""
+    def step(self, sequence: torch.Tensor, cells: torch.Tensor | None = None) -> torch.Tensor:
+        """A later step of the block: only the window (``prefix``: window and everything after it) runs; logits at
+        the whole block, or only at the block offsets ``cells`` (batch, P)."""
         from transformers import DynamicCache
 
         first, last = self.window
         stop = last if self.mode == "dual" else sequence.shape[1]
         cache = DynamicCache(ddp_cache_data=self.kept)
         mask = torch.cat([self.kept_mask, self.attention[:, first:stop]], dim=1)
-        return self._run(sequence[:, first:stop], mask, self.positions[:, first:stop], cache, 0)
+        return self._run(sequence[:, first:stop], mask, self.positions[:, first:stop], cache, 0, cells)
 
-    def _run(self, input_ids, key_mask, position_ids, cache, source_start) -> torch.Tensor:
-        """One forward with ``cache``; the output head projects only ``width`` rows from ``source_start``."""
+    def _run(self, input_ids, key_mask, position_ids, cache, source_start, cells=None) -> torch.Tensor:
+        """One forward with ``cache``; the output head projects only the block's ``width`` rows from
+        ``source_start``, or only the rows of the block offsets ``cells``."""
         lm = self.lm
-        rows = torch.arange(source_start, source_start + self.width, device=input_ids.device)
+        if cells is None:
+            rows = torch.arange(source_start, source_start + self.width, device=input_ids.device)
 
-        def pick(module, args):
-            return (args[0][:, rows], *args[1:])
+            def pick(module, args):
+                return (args[0][:, rows], *args[1:])
+        else:
+            index = (source_start + cells)[..., None]
+
+            def pick(module, args):
+                hidden = args[0]
+                return (hidden.gather(1, index.expand(-1, -1, hidden.shape[-1])), *args[1:])
 
         handle = lm.model.get_output_embeddings().register_forward_pre_hook(pick)
         try:

@@ -3,8 +3,8 @@
 The response starts fully masked. Blocks are decoded left to right; at every step the model proposes a token for
 each masked position of the current block (argmax, or Gumbel-max at temperature > 0 with float64 noise), and the
 most confident proposals are kept (``low_confidence``: probability of the proposed token; ``random``: uniform
-scores). Only the current block's logits are ever computed, and with a fixed number of tokens per step only
-at its still-masked positions. With ``threshold`` set, a step instead keeps every
+scores). Logits are only ever computed at the current block's still-masked positions (with or without the block
+cache), and the float64 sampling work runs only there. With ``threshold`` set, a step instead keeps every
 proposal whose confidence exceeds it (at least one), the Fast-dLLM parallel-decoding rule.
 
 Prompts of different lengths are left-padded into one batch when the model honours attention masks (probed by
@@ -92,6 +92,16 @@ class BlockDiffusionSampler:
     def __init__(self, lm: DiffusionLM, config: SamplerConfig | None = None):
         self.lm = lm
         self.config = config or SamplerConfig()
+        self._workspace: dict[str, torch.Tensor] = {}
+
+    def _buffer(self, name: str, shape, dtype: torch.dtype, device) -> torch.Tensor:
+        """A tensor of ``shape`` reused across the steps of one batch: a fresh (batch, positions, vocab) float64
+        tensor every step costs the CPU its page faults again (the allocator returns large blocks to the OS)."""
+        size = torch.Size(shape).numel()
+        flat = self._workspace.get(name)
+        if flat is None or flat.numel() < size or flat.dtype != dtype or flat.device != torch.device(device):
+            flat = self._workspace[name] = torch.empty(size, dtype=dtype, device=device)
+        return flat[:size].view(shape)
 
     @torch.no_grad()
     def sample(
@@ -152,29 +162,32 @@ class BlockDiffusionSampler:
         cache = BlockCache(lm, config.cache) if config.cache is not None and cache_supported(lm) else None
         for block in self._blocks():
             response[:, block.start : block.end] = tokens.mask
-            offsets = torch.arange(block.end - block.start, device=device)
-            remaining = block.end - block.start
+            size = remaining = block.end - block.start
             for index, count in enumerate(block.tokens_per_step):
                 masked = response[:, block.start : block.end] == tokens.mask
                 if fixed:
-                    # Every row decodes in lockstep and has exactly `remaining` masked positions: only those are
-                    # projected onto the vocabulary, and no step needs to ask the device whether work is left.
+                    # Every row decodes in lockstep and has exactly `remaining` masked positions, so no step needs
+                    # to ask the device whether work is left.
                     active = torch.ones(batch, dtype=torch.bool, device=device)
-                    cells = masked.to(torch.int8).argsort(dim=1, descending=True, stable=True)[:, :remaining]
+                    width = remaining
                 else:
-                    active = masked.any(dim=1)
-                    if not bool(active.any()):
+                    width = int(masked.sum(dim=1).max())  # a threshold step's one host sync: is work left?
+                    if width == 0:
                         break
-                    cells = offsets.expand(batch, -1)
+                    active = masked.any(dim=1)
+                # Only the still-masked positions are projected onto the vocabulary: each row's masked block offsets
+                # in block order, then (rows with fewer, threshold mode only) revealed ones, never chosen.
+                cells = masked.to(torch.int8).argsort(dim=1, descending=True, stable=True)[:, :width]
                 if on_step is not None:
                     on_step(row_steps.clone(), response.clone(), active.clone())
                 if cache is None:
                     logits = lm.logits_at(sequence, prompt_length + block.start + cells, attention)
+                elif index == 0:
+                    logits = cache.begin_block(sequence, attention, prompt_length + block.start,
+                                               prompt_length + block.end, cells)
                 else:
-                    window = (cache.begin_block(sequence, attention, prompt_length + block.start,
-                                                prompt_length + block.end) if index == 0 else cache.step(sequence))
-                    logits = window.gather(1, cells[..., None].expand(-1, -1, window.shape[-1]))
-                proposal, confidence = self._propose(logits, generator)
+                    logits = cache.step(sequence, cells)
+                proposal, confidence = self._propose(logits, generator, None if fixed else (size, cells))
                 open_cells = masked.gather(1, cells)
                 confidence = confidence.masked_fill(~open_cells, -torch.inf)
                 keep = cells.new_zeros(masked.shape, dtype=torch.bool).scatter_(
@@ -187,6 +200,7 @@ class BlockDiffusionSampler:
                 row_steps += active.long()
                 remaining -= count
 
+        self._workspace.clear()
         trajectories = []
         for row, prompt in enumerate(prompts):
             final, steps = response[row].cpu(), int(row_steps[row])
@@ -212,29 +226,53 @@ class BlockDiffusionSampler:
             return plan_blocks(config.gen_length, config.block_length, config.total_steps)
         return plan_blocks(config.gen_length, config.block_length, config.gen_length)
 
-    def _propose(self, logits: torch.Tensor, generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """A proposed token and its confidence for each position: both (batch, positions).
+    def _propose(self, logits: torch.Tensor, generator, block_noise: tuple[int, torch.Tensor] | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A proposed token and its confidence for each position: both (batch, positions). ``logits`` (batch,
+        positions, vocab) are the model's fresh output and are overwritten.
 
         The mask token itself is never proposed (an untrained model may rank it first), so a revealed position
-        always holds a real token.
+        always holds a real token. ``block_noise`` = (block size, cells): the Gumbel noise is drawn for the whole
+        block and read at the block offsets ``cells`` (threshold mode: its random stream is what it was when every
+        block position was projected).
+
+        At temperature > 0 the proposal is Gumbel-max in float64, as LLaDA samples (float32 noise truncates the
+        Gumbel tail). The float64 work runs only at the positions in ``logits`` (the still-masked ones) and in place:
+        the noise buffer becomes log(-log u), the scores logits / T - log(-log u), bit for bit what
+        logits / T + (-log(-log u)) was with separate tensors. The confidence p(proposal) = exp(logit -
+        logsumexp) needs no softmax over the vocabulary; its log-normaliser is taken before the scores are
+        scaled in place.
         """
         mask = self.lm.tokens.mask
-        if self.config.temperature > 0:
-            logits = logits.to(torch.float64)  # Gumbel-max with float64 noise, as LLaDA samples
-            logits[..., mask] = -torch.inf
-            uniform = torch.rand(logits.shape, dtype=torch.float64, device=logits.device, generator=generator)
-            gumbel = -torch.log(-torch.log(uniform))
-            proposal = (logits / self.config.temperature + gumbel).argmax(dim=-1)
+        low_confidence = self.config.remasking == "low_confidence"
+        temperature = self.config.temperature
+        normaliser = None
+        if temperature > 0:
+            scores = self._buffer("scores", logits.shape, torch.float64, logits.device).copy_(logits)
+            scores[..., mask] = -torch.inf
+            if low_confidence:
+                normaliser = torch.logsumexp(scores, dim=-1)
+            noise = self._buffer("noise", scores.shape, torch.float64, scores.device)
+            if block_noise is None:
+                torch.rand(scores.shape, dtype=torch.float64, generator=generator, out=noise)
+            else:
+                size, cells = block_noise
+                batch, _, vocab = scores.shape
+                drawn = torch.rand((batch, size, vocab), dtype=torch.float64, device=scores.device, generator=generator)
+                torch.gather(drawn, 1, cells[..., None].expand(-1, -1, vocab), out=noise)
+                del drawn
+            noise.log_().neg_().log_()  # log(-log u) = -Gumbel noise
+            proposal = scores.div_(temperature).sub_(noise).argmax(dim=-1)
         else:
-            logits = logits.clone()
             logits[..., mask] = -torch.inf
             proposal = logits.argmax(dim=-1)
-        if self.config.remasking == "random":
+        if not low_confidence:
             confidence = torch.rand(proposal.shape, dtype=torch.float64, device=logits.device, generator=generator)
         else:
-            # p(proposal) = exp(logit - logsumexp): no softmax over the vocabulary is ever materialised
+            if normaliser is None:
+                normaliser = torch.logsumexp(logits, dim=-1).to(torch.float64)
             chosen = logits.gather(-1, proposal[..., None]).squeeze(-1).to(torch.float64)
-            confidence = (chosen - torch.logsumexp(logits, dim=-1).to(torch.float64)).exp()
+            confidence = (chosen - normaliser).exp()
         return proposal, confidence
 
     def _choose(self, confidence: torch.Tensor, masked: torch.Tensor, count: int) -> torch.Tensor:
