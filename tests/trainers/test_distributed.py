@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 
 def launch(folder: Path, *arguments: str) -> None:
@@ -90,7 +91,11 @@ def test_fsdp_ends_with_the_weights_of_ddp(ddp_run, fsdp_run):
         for name in ddp:
             torch.testing.assert_close(fsdp[name], ddp[name], rtol=1e-4, atol=1e-5, msg=name)
     checkpoint = fsdp_run / "run" / "checkpoint-4"
-    assert (checkpoint / "model" / "adapter_model.safetensors").is_file()  # gathered, in save_pretrained form
+    saved = load_file(checkpoint / "model" / "adapter_model.safetensors")  # gathered, in save_pretrained form
+    final = weights(fsdp_run, 0)
+    assert saved.keys() == {name.replace(".default", "") for name in final}
+    for name, value in final.items():
+        assert torch.equal(saved[name.replace(".default", "")], value), name
     assert (checkpoint / "optimizer_0").is_dir()  # accelerate's sharded optimizer state
 
 

@@ -1,6 +1,7 @@
 """When forward passes run in step across processes, and what sharded weights refuse (the 2-process runs are in
 test_distributed.py)."""
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,7 +12,8 @@ from accelerate.utils import DistributedType
 import dopsd.trainers.base
 from dopsd.errors import DopsdError
 from dopsd.trainers import DOPSDTrainer
-from dopsd.trainers.lockstep import lockstep_wanted, weights_sharded
+from dopsd.trainers.checkpoint import check_resumable
+from dopsd.trainers.lockstep import lockstep_wanted, prepare_deepspeed, weights_sharded
 from toy import ToyTask, tiny_lm, toy_config
 
 CONFIGS = Path(__file__).parents[2] / "configs" / "accelerate"
@@ -45,15 +47,33 @@ def test_an_unknown_lockstep_setting_is_one_error(tmp_path):
 
 def test_a_frozen_full_copy_is_refused_when_weights_are_sharded(tmp_path, monkeypatch):
     monkeypatch.setattr(dopsd.trainers.base, "weights_sharded", lambda accelerator: True)
-    with pytest.raises(DopsdError, match="under FSDP or ZeRO-3 train LoRA"):
+    with pytest.raises(DopsdError, match="under FSDP train LoRA"):
         DOPSDTrainer(tiny_lm(), task=ToyTask(), config=toy_config(tmp_path, use_lora=False))
 
 
 @pytest.mark.parametrize("name, kind, check", [
     ("fsdp2.yaml", DistributedType.FSDP, lambda c: c.fsdp_config["fsdp_version"] == 2),
-    ("zero2.yaml", DistributedType.DEEPSPEED, lambda c: c.deepspeed_config["zero_stage"] == 2),
-    ("zero3.yaml", DistributedType.DEEPSPEED, lambda c: c.deepspeed_config["zero_stage"] == 3
-     and c.deepspeed_config["zero3_save_16bit_model"])])
+    ("zero2.yaml", DistributedType.DEEPSPEED, lambda c: c.deepspeed_config["zero_stage"] == 2
+     and c.deepspeed_config["gradient_clipping"] == 0.2)])
 def test_the_shipped_accelerate_configs_parse(name, kind, check):
     config = ClusterConfig.from_yaml_file(str(CONFIGS / name))
     assert config.distributed_type == kind and check(config)
+
+
+def test_deepspeed_gets_a_micro_batch_size_and_zero_3_is_refused():
+    """accelerate leaves train_micro_batch_size_per_gpu "auto" without a dataloader, and prepare() then fails."""
+    setup = accelerator(DistributedType.DEEPSPEED, zero_stage=2)
+    setup.state.deepspeed_plugin.deepspeed_config = {"train_micro_batch_size_per_gpu": "auto"}
+    prepare_deepspeed(setup)
+    assert setup.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] == 1
+    with pytest.raises(DopsdError, match="ZeRO-3 is not supported.*use FSDP2"):
+        prepare_deepspeed(accelerator(DistributedType.DEEPSPEED, zero_stage=3))
+    prepare_deepspeed(accelerator(DistributedType.FSDP))  # nothing to do elsewhere
+
+
+def test_a_format_2_checkpoint_is_refused_with_sharded_weights(tmp_path):
+    (tmp_path / "checkpoint.json").write_text(json.dumps(
+        {"format": 2, "trainer": "DOPSDTrainer", "update": 2, "num_processes": 2}))
+    check_resumable(tmp_path, "DOPSDTrainer", 2)  # replicated weights: resumes
+    with pytest.raises(DopsdError, match="format 2 .* resume it under DDP or on one process"):
+        check_resumable(tmp_path, "DOPSDTrainer", 2, sharded=True)

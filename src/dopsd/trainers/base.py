@@ -39,7 +39,7 @@ from dopsd.tasks import Example, Task, get_task, load_examples
 from dopsd.tasks.loading import split_validation
 from dopsd.trainers import checkpoint as ckpt
 from dopsd.trainers.config import TrainingConfig
-from dopsd.trainers.lockstep import Lockstep, lockstep_wanted, weights_sharded
+from dopsd.trainers.lockstep import Lockstep, lockstep_wanted, prepare_deepspeed, weights_sharded
 from dopsd.trainers.metrics import MetricsLogger
 from dopsd.trainers.schedule import lr_factor
 from dopsd.trainers.plot import plot_run
@@ -75,7 +75,8 @@ class Trainer:
             raise DopsdError("report_to wandb needs the wandb package: pip install wandb (or drop wandb from report_to)")
         self.resume_folder = ckpt.resolve_resume(self.output_dir, config.resume_from)
         if self.resume_folder is not None:
-            ckpt.check_resumable(self.resume_folder, type(self).__name__, self.accelerator.num_processes)
+            ckpt.check_resumable(self.resume_folder, type(self).__name__, self.accelerator.num_processes,
+                                 sharded=weights_sharded(self.accelerator))
         # A run resumed in its own folder continues there; anything else must not find an earlier run in it.
         self.continues_own_run = (self.resume_folder is not None
                                   and self.resume_folder.resolve().parent == self.output_dir.resolve())
@@ -99,6 +100,7 @@ class Trainer:
         in_step = lockstep_wanted(config.lockstep, self.accelerator)
         if in_step:
             self.probe_model()
+        prepare_deepspeed(self.accelerator)
         trainable = [p for p in self.base_lm.model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
         self.model, self.optimizer = self.accelerator.prepare(self.base_lm.model, optimizer)
@@ -151,7 +153,7 @@ class Trainer:
     def start_from_one_init(self) -> None:
         """Every process starts from the main process's trainable weights. Each process seeds its random streams
         apart, so a new LoRA adapter is initialised differently on each; DDP would copy the main process's at
-        wrapping, but FSDP and ZeRO-3 shard each process's own, and the model would start from a patchwork."""
+        wrapping, but FSDP shards each process's own, and the model would start from a patchwork."""
         if self.accelerator.num_processes > 1:
             for parameter in self.base_lm.model.parameters():
                 if parameter.requires_grad:
@@ -258,7 +260,7 @@ class Trainer:
         teacher or reference under full fine-tuning, or the EMA teacher's starting point."""
         if weights_sharded(self.accelerator):
             raise DopsdError("a frozen copy of the weights (the fixed teacher or reference under full fine-tuning, "
-                             "the EMA teacher) is not sharded: under FSDP or ZeRO-3 train LoRA (use_lora true), "
+                             "the EMA teacher) is not sharded: under FSDP train LoRA (use_lora true), "
                              "whose initial policy is the adapter switched off")
         frozen = copy.deepcopy(self.unwrapped).eval()
         for parameter in frozen.parameters():
@@ -304,7 +306,7 @@ class Trainer:
                     loss, stats = loss_of(batches[index])
                     results.append((float(loss.detach()), stats))
                 else:
-                    loss = self.zero_loss()
+                    loss = self.zero_loss(padding=index > 0 or bool(batches))
                 if self.lockstep is not None:
                     self.lockstep.finish()  # the micro-batch's no-grad passes, before the collective backward
                 self.accelerator.backward(loss)
@@ -326,13 +328,17 @@ class Trainer:
         metrics.update({k: v for k, v in self.rollout_metrics.items() if sampled or k not in self.ONCE_PER_ROLLOUT})
         return self.pending.pop(0), metrics
 
-    def zero_loss(self) -> torch.Tensor:
+    def zero_loss(self, padding: bool = False) -> torch.Tensor:
         """A loss of 0 from a real forward pass through the wrapper, so a process with nothing to learn still joins
-        the others' gradient all-reduce."""
+        the others' gradient all-reduce. A ``padding`` pass (extra micro-batches of processes in step) leaves the
+        random streams as they were, so that padding changes nothing; the one zero loss of an update with nothing
+        to learn draws its dropout as it always has, so that runs repeat across versions."""
         tokens = self.base_lm.tokens
         device = self.accelerator.device
         ids = torch.tensor([[tokens.eos, tokens.mask]], device=device)
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # dropout draws undone
+        undone = torch.random.fork_rng(devices=[device] if device.type == "cuda" else []) if padding else \
+            contextlib.nullcontext()
+        with undone:
             return self.lm.logits(ids).sum() * 0.0
 
     # ----- evaluation ------------------------------------------------------------------------------------------
@@ -394,11 +400,17 @@ class Trainer:
     def save_model(self, folder: Path) -> None:
         """The weights (adapter or full) and tokenizer in ``save_pretrained`` form, with the decoding settings
         (``sampling.json``) that ``dopsd eval`` and ``dopsd sample`` default to for this model. Every process calls
-        it (sharded weights are gathered); the main process writes."""
-        weights = self.accelerator.get_state_dict(self.model)
+        it: sharded weights are gathered (a LoRA model's trainable ones only) and the main process writes."""
+        weights = None  # replicated weights: the model's own state dict, on the main process only
+        if weights_sharded(self.accelerator):
+            trainable = [(name, p) for name, p in self.unwrapped.named_parameters() if p.requires_grad]
+            if self.config.use_lora and all(hasattr(p, "full_tensor") for _, p in trainable):  # FSDP2
+                weights = {name: p.full_tensor().detach().cpu() for name, p in trainable}
+            else:
+                weights = self.accelerator.get_state_dict(self.model)
         if not self.accelerator.is_main_process:
             return
-        self.unwrapped.save_pretrained(folder, state_dict=weights)
+        self.unwrapped.save_pretrained(folder, **({} if weights is None else {"state_dict": weights}))
         self.base_lm.tokenizer.save_pretrained(folder)
         sampling = self.config.eval_sampler_config()
         save_sampling_defaults(folder, sampling.gen_length, sampling.block_length, self.task.name)

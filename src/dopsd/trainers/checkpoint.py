@@ -81,7 +81,7 @@ def write_description(folder: Path, trainer: str, update: int, num_processes: in
     (folder / DESCRIPTION).write_text(json.dumps(description) + "\n")
 
 
-def check_resumable(folder: Path, trainer: str, num_processes: int) -> None:
+def check_resumable(folder: Path, trainer: str, num_processes: int, sharded: bool = False) -> None:
     """Refuses, before anything is written, a checkpoint this trainer cannot continue exactly."""
     path = folder / DESCRIPTION
     if not path.is_file():
@@ -94,6 +94,9 @@ def check_resumable(folder: Path, trainer: str, num_processes: int) -> None:
     if description["trainer"] != trainer:
         raise DopsdError(f"{folder} was written by {description['trainer']}, not {trainer}: resume it with the "
                          "command that wrote it, or start from its weights with --model")
+    if description["format"] == 2 and sharded:
+        raise DopsdError(f"{folder} has checkpoint format 2 (the optimizer in trainer_state.pt), which resumes only "
+                         "with replicated weights: resume it under DDP or on one process")
     if description["num_processes"] != num_processes:
         raise DopsdError(f"{folder} was written by {description['num_processes']} processes; resume with as many")
 

@@ -93,7 +93,7 @@ class TrainingConfig:
     report_to: list[str] = option(None, "where metrics go besides metrics.jsonl: tensorboard, wandb (needs the wandb "
                                   "package), none; comma-separated", "run", factory=lambda: ["tensorboard"])
     lockstep: str = option("auto", "keep every process's forward passes in step, idle ones on a dummy input, as "
-                           "weights sharded over processes need: auto (under FSDP and DeepSpeed ZeRO-3), on, off",
+                           "weights sharded over processes need: auto (under FSDP), on, off",
                            "run")
 
     def __post_init__(self):

@@ -1,4 +1,4 @@
-"""Forward passes in step across processes, for weights sharded over them (FSDP, DeepSpeed ZeRO-3).
+"""Forward passes in step across processes, for weights sharded over them (FSDP; DeepSpeed ZeRO-3 is refused).
 
 Sharded weights are gathered inside every forward pass, a collective call that every process must make together.
 A rollout does not give every process the same work: pass@k stops early where prompts are solved, models that ignore
@@ -33,13 +33,28 @@ def weights_sharded(accelerator) -> bool:
     return False
 
 
+def prepare_deepspeed(accelerator) -> None:
+    """DeepSpeed settings dopsd needs: ZeRO-3 is refused, and the micro-batch size that accelerate leaves as "auto"
+    (to take from a dataloader dopsd does not use) is set to 1 (DeepSpeed only reports with it; dopsd sizes its own
+    micro-batches and accumulates over them itself)."""
+    if accelerator.distributed_type != DistributedType.DEEPSPEED:
+        return
+    plugin = accelerator.state.deepspeed_plugin
+    if plugin.zero_stage == 3:
+        raise DopsdError("DeepSpeed ZeRO-3 is not supported: it gathers weights module by module, so processes in "
+                         "step would still gather different modules (the adapter off in one, on in another); use "
+                         "FSDP2 (configs/accelerate/fsdp2.yaml) to shard weights, or ZeRO-2")
+    if plugin.deepspeed_config.get("train_micro_batch_size_per_gpu", "auto") == "auto":
+        plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = 1
+
+
 def lockstep_wanted(setting: str, accelerator) -> bool:
     if setting not in LOCKSTEP_CHOICES:
         raise DopsdError(f"lockstep must be one of {', '.join(LOCKSTEP_CHOICES)}, not {setting!r}")
     if accelerator.num_processes == 1:
         return False
     if setting == "off" and weights_sharded(accelerator):
-        raise DopsdError("lockstep off cannot work with sharded weights (FSDP, ZeRO-3): processes would gather "
+        raise DopsdError("lockstep off cannot work with sharded weights (FSDP): processes would gather "
                          "weights out of step; use lockstep auto")
     return setting == "on" or (setting == "auto" and weights_sharded(accelerator))
 
