@@ -1,0 +1,23 @@
+"""The baseline D-OPSD must beat (``dopsd image-fm``): plain flow-matching fine-tuning on the target images and their
+prompts (text only, no context), as many updates of as many images as D-OPSD's, with the same optimiser."""
+
+from __future__ import annotations
+
+import torch
+
+from dopsd.image.config import ImageFMConfig
+from dopsd.image.flow import flow_matching_loss
+from dopsd.image.trainer import ImageTrainer
+
+
+class ImageFMTrainer(ImageTrainer):
+    config_class = ImageFMConfig
+
+    def __init__(self, config: ImageFMConfig | None = None, model=None, classifier=None):
+        super().__init__(config, model, classifier)
+        self.noise_stream = self.generator(2)
+
+    def loss(self) -> tuple[torch.Tensor, dict]:
+        rows = self.next_targets()
+        return flow_matching_loss(self.model, self.targets.images[rows], self.target_prompts[rows],
+                                  self.noise_stream), {}
