@@ -22,7 +22,8 @@ def experiment_parser() -> argparse.ArgumentParser:
         prog="dopsd experiment",
         description="Train (or read back finished) runs under --output and write <output>/<name>.md: main = Tables 1 "
         "and 2, toy = Table 3, overlap = Figure 3, ablations = d-OPSD's design choices, opdlm = OPDLM against "
-        "masked-diffusion SFT by training tokens. Several names share their runs (each trained once). Finished runs are reused, so an interrupted experiment continues; use a new "
+        "masked-diffusion SFT by training tokens, image = D-OPSD against flow-matching fine-tuning for the few-step "
+        "image generator (--tasks does not apply). Several names share their runs (each trained once). Finished runs are reused, so an interrupted experiment continues; use a new "
         "--output when you change --max-updates.",
     )
     parser.add_argument("names", nargs="+", choices=sorted(EXPERIMENTS), metavar="NAME",

@@ -9,15 +9,18 @@ tables as Markdown, ``<output>/<name>.md``, and returns that text:
 - ``overlap``: Figure 3 (Overlap Top-20 over training for d-OPSD and AR-style OPSD);
 - ``ablations``: d-OPSD's design choices, one changed at a time;
 - ``opdlm``: OPDLM against masked-diffusion SFT from the same converted causal model, accuracy by training tokens
-  (:mod:`dopsd.experiments.opdlm`).
+  (:mod:`dopsd.experiments.opdlm`);
+- ``image``: D-OPSD against flow-matching fine-tuning for the few-step image generator (:mod:`dopsd.experiments.image`).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
 from dopsd.bundled import bundled_model_path, cpu_preset
+from dopsd.experiments.image import image_table
 from dopsd.experiments.opdlm import opdlm_table
 from dopsd.experiments.parallel import fill_in_parallel
 from dopsd.experiments.runs import Run, RunSpec, best_model_path, evaluate_model, run, train_runs
@@ -210,6 +213,7 @@ EXPERIMENTS = {
     "overlap": (overlap_runs, overlap_figure),
     "ablations": (ablation_runs, ablation_table),
     "opdlm": (lambda tasks, seeds: [], opdlm_table),  # trains its own runs: SFT's start is converted under <output>
+    "image": (lambda tasks, seeds: [], image_table),  # trains its own runs: image models have no task
 }
 
 
@@ -223,7 +227,10 @@ def run_experiments(names: list[str], output: str | Path, tasks: list[str], seed
     runs = train_runs(root, specs, jobs, **overrides)
     texts = []
     for name in names:
-        text = EXPERIMENTS[name][1](root, tasks, seeds, runs, jobs)
+        write = EXPERIMENTS[name][1]
+        # a writer that trains its own runs takes the overrides (--max-updates) too
+        takes_overrides = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(write).parameters.values())
+        text = write(root, tasks, seeds, runs, jobs, **(overrides if takes_overrides else {}))
         (root / f"{name}.md").write_text(text)
         texts.append(text)
     return "\n".join(texts)
