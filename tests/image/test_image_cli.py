@@ -22,7 +22,7 @@ def test_image_opsd_help_lists_its_fields(capsys):
     with pytest.raises(SystemExit):
         main(["image-opsd", "--help"])
     text = capsys.readouterr().out
-    assert "--ema-decay X" in text and "(default 0.95)" in text and "--concept TEXT" in text
+    assert "--ema-decay X" in text and "(default 0.99)" in text and "--concept TEXT" in text
     assert "bundled 4-step digit generator" in text
 
 

@@ -21,10 +21,12 @@ def test_the_image_experiment_writes_its_table_and_grid_and_reads_runs_back(tiny
     assert "learning 'framed'" in text and "seeds [0, 1]" in text
     rows = [line for line in text.splitlines() if line.startswith("| ")]
     assert [row.split(" | ")[0] for row in rows[1:]] == ["| base (bundled 4-step model)", "| FM fine-tuning",
-                                                         "| D-OPSD"]
+                                                         "| D-OPSD (EMA teacher, decay 0.99)",
+                                                         "| D-OPSD, frozen teacher (decay 1.0)"]
     assert " ± " in rows[2] and rows[2].endswith(" min |")
-    for name in ("image-opsd-seed0", "image-opsd-seed1", "image-fm-seed0", "image-fm-seed1"):
-        assert (tmp_path / "image" / name / "summary.json").is_file()
+    for name in ("image-opsd-default", "image-opsd-frozen-teacher", "image-fm-default"):
+        for seed in (0, 1):
+            assert (tmp_path / "image" / f"{name}-seed{seed}" / "summary.json").is_file()
     assert (tmp_path / "image-samples.png").is_file() and (tmp_path / "image.md").read_text() == text
-    (tmp_path / "image" / "image-fm-seed0" / "metrics.jsonl").unlink()  # finished runs are read, not retrained
+    (tmp_path / "image" / "image-fm-default-seed0" / "metrics.jsonl").unlink()  # finished runs are read, not retrained
     assert run_experiments(["image"], tmp_path, ["sudoku"], [0, 1], **settings) == text

@@ -22,34 +22,53 @@ def record_calls(module, calls: list, name: str):
     original = module.forward
 
     def forward(sample, timestep, prompt_ids, context=None, context_mask=None):
-        calls.append({"who": name, "context": context, "prompts": prompt_ids.clone(), "grad": torch.is_grad_enabled()})
+        calls.append({"who": name, "context": context, "mask": context_mask, "prompts": prompt_ids.clone(),
+                      "grad": torch.is_grad_enabled()})
         return original(sample, timestep, prompt_ids, context=context, context_mask=context_mask)
 
     module.forward = forward
 
 
-def test_the_teacher_sees_the_target_image_and_the_student_does_not(tmp_path):
-    trainer = opsd(tmp_path)
+def record_batches(trainer) -> list:
+    batches, original = [], trainer.next_batch
+
+    def next_batch():
+        batches.append(original())
+        return batches[-1]
+
+    trainer.next_batch = next_batch
+    return batches
+
+
+@pytest.mark.parametrize("retain_context", [False, True])
+def test_the_teacher_sees_the_target_image_and_the_student_does_not(retain_context, tmp_path):
+    trainer = opsd(tmp_path, batch_size=8, retain_share=0.5, retain_context=retain_context)
     calls = []
     record_calls(trainer.model, calls, "student")
     record_calls(trainer.teacher, calls, "teacher")
-    stream = torch.Generator().set_state(trainer.batch_stream.get_state())
-    rows = torch.randint(len(trainer.targets), (4,), generator=stream)  # the rows the update will draw
+    batches = record_batches(trainer)
     trainer.step()
+    [(images, prompts, is_target)] = batches
+    assert 0 < int(is_target.sum()) < 8  # both kinds of rows in this batch
     teacher = [c for c in calls if c["who"] == "teacher"]
     student = [c for c in calls if c["who"] == "student"]
     assert len(teacher) == 1 and len(student) == 4 + 1  # 4 roll-out steps, then the loss pass
     steps = 4
-    expected = trainer.targets.images[rows].repeat(steps, 1, 1, 1)
-    assert torch.equal(teacher[0]["context"], expected) and not teacher[0]["grad"]
+    assert torch.equal(teacher[0]["context"], images.repeat(steps, 1, 1, 1)) and not teacher[0]["grad"]
+    seen = torch.ones(8, dtype=torch.bool) if retain_context else is_target
+    assert torch.equal(teacher[0]["mask"], seen.repeat(steps))
+    # the target rows' images are target images of the concept, which the student never gets
+    from dopsd.image.data import STYLES, VOCAB
+
+    for image in images[is_target]:
+        assert any(torch.equal(image, target) for target in trainer.targets.images)
     assert all(call["context"] is None for call in student)
     assert student[-1]["grad"] and not any(call["grad"] for call in student[:-1])  # roll-outs without gradient
-    # both read the same text: the concept's prompt for the target image's digit
-    assert torch.equal(teacher[0]["prompts"], student[-1]["prompts"])
-    words = {int(word) for word in teacher[0]["prompts"][:, 2]}
-    from dopsd.image.data import VOCAB
-
-    assert {VOCAB[word] for word in words} == {"framed"}
+    # both read the same text: the concept's prompt on target rows, a base-style prompt on the others
+    assert torch.equal(teacher[0]["prompts"], student[-1]["prompts"]) and torch.equal(student[0]["prompts"], prompts)
+    assert {VOCAB[int(word)] for word in prompts[is_target, 2]} == {"framed"}
+    assert all(VOCAB[int(word)] in (*STYLES, "<pad>") and VOCAB[int(word)] != "framed"
+               for word in prompts[~is_target, 2])
 
 
 def test_the_teacher_is_an_ema_of_the_student_and_gets_no_gradient(tmp_path):
@@ -79,8 +98,10 @@ def test_fm_trains_on_the_target_images_from_the_text_alone(tmp_path):
     trainer = ImageFMTrainer(small_config(ImageFMConfig, tmp_path), model=tiny_model(), classifier=tiny_classifier())
     calls = []
     record_calls(trainer.model, calls, "student")
+    batches = record_batches(trainer)
     trainer.step()
     assert len(calls) == 1 and calls[0]["context"] is None and calls[0]["grad"]
+    assert torch.equal(calls[0]["prompts"], batches[0][1])
 
 
 @pytest.mark.parametrize("trainer_class, config_class", [(ImageOPSDTrainer, ImageOPSDConfig),

@@ -5,8 +5,9 @@ handful of target images, for the same number of updates of the same batch size;
 the roll-out / noise streams and the batches; the target images and the evaluation noise are the same for every
 run). The table reports concept fidelity, retained accuracy and the Frechet distance at 4 steps (the few-step
 setting the model was distilled for) and at many steps, with each run's wall time; the base row also shows the
-fidelity the base model reaches with a target image in context (what D-OPSD's teacher starts from). The sample grid
-shows the seed-0 runs' final models beside the base model.
+fidelity the base model reaches with a target image in context (what D-OPSD's teacher starts from). A second D-OPSD
+row keeps the teacher frozen at the initial weights (``ema_decay`` 1.0). The sample grid shows the seed-0 runs' final
+models beside the base model.
 """
 
 from __future__ import annotations
@@ -18,23 +19,29 @@ from pathlib import Path
 from dopsd.experiments.parallel import fill_in_parallel
 from dopsd.experiments.tables import markdown_table, mean_spread
 
-METHODS = {"FM fine-tuning": "image-fm", "D-OPSD": "image-opsd"}
+# row -> (registry method, variant, the config values the variant changes from the no-argument settings)
+METHODS = {
+    "FM fine-tuning": ("image-fm", "default", ()),
+    "D-OPSD (EMA teacher, decay 0.99)": ("image-opsd", "default", ()),
+    "D-OPSD, frozen teacher (decay 1.0)": ("image-opsd", "frozen-teacher", (("ema_decay", 1.0),)),
+}
 
 
-def run_folder(root: Path, method: str, seed: int) -> Path:
-    return Path(root) / "image" / f"{method}-seed{seed}"
+def run_folder(root: Path, method: str, variant: str, seed: int) -> Path:
+    return Path(root) / "image" / f"{method}-{variant}-seed{seed}"
 
 
-def image_run(root: Path, method: str, seed: int, overrides: dict) -> dict:
+def image_run(root: Path, method: str, variant: str, changes: tuple, seed: int, overrides: dict) -> dict:
     """Trains (or reads back) one run with the method's no-argument settings; returns its summary."""
-    folder = run_folder(root, method, seed)
+    folder = run_folder(root, method, variant, seed)
     if not (folder / "summary.json").is_file():
         from dopsd.methods import get_method
         from dopsd.trainers import checkpoint as ckpt
 
         entry = get_method(method)
         trainer_class = entry.trainer_class()
-        values = {**entry.bundled_preset({}), "seed": seed, "output_dir": str(folder), "progress": False, **overrides}
+        values = {**entry.bundled_preset({}), **dict(changes), "seed": seed, "output_dir": str(folder), "progress": False,
+                  **overrides}
         if ckpt.latest_checkpoint(folder) is not None:
             values["resume_from"] = "latest"
         else:
@@ -91,27 +98,27 @@ def sample_grid(root: Path, summaries: dict) -> Path:
 
 def image_table(root: Path, tasks: list[str], seeds: list[int], runs: dict, jobs: int = 1, **overrides) -> str:
     root = Path(root)
-    calls = [(root, method, seed, overrides) for method in METHODS.values() for seed in seeds]
-    summaries = fill_in_parallel(image_run, calls, lambda root, method, seed, _: (run_folder(root, method, seed)
-                                                                                  / "summary.json").is_file(),
-                                 jobs, describe=lambda call: f"image run {call[1]} seed {call[2]}", desc="image runs")
-    by_method = {name: [s for (_, method, _, _), s in zip(calls, summaries) if method == entry]
-                 for name, entry in METHODS.items()}
+    calls = [(root, *METHODS[name], seed, overrides) for name in METHODS for seed in seeds]
+    summaries = fill_in_parallel(image_run, calls, lambda root, method, variant, _, seed, __: (
+        run_folder(root, method, variant, seed) / "summary.json").is_file(), jobs,
+        describe=lambda call: f"image run {call[1]}-{call[2]} seed {call[4]}", desc="image runs")
+    by_method = {name: summaries[index * len(seeds):(index + 1) * len(seeds)] for index, name in enumerate(METHODS)}
     first = summaries[0]
     concept, few, many = first["concept"], first["before"]["few_step"]["steps"], first["before"]["many_step"]["steps"]
     base = base_with_context(root, concept, many)
     header = ["model", f"fidelity ({few} steps)", f"retained accuracy ({few})", f"Frechet distance ({few})",
-              f"fidelity ({many} steps)", f"retained accuracy ({many})", f"Frechet distance ({many})", "wall time"]
+              f"concept digit accuracy ({few})", f"fidelity ({many} steps)", f"retained accuracy ({many})",
+              f"Frechet distance ({many})", "wall time"]
 
-    def cells(results: list[dict]) -> list[str]:
-        return [mean_spread([r[key] for r in results], 3 if key != "frechet" else 2)
-                for key in ("fidelity", "retained_accuracy", "frechet")]
+    def cells(results: list[dict], keys=("fidelity", "retained_accuracy", "frechet", "concept_digit_accuracy")):
+        return [mean_spread([r[key] for r in results], 3 if key != "frechet" else 1) for key in keys]
 
-    rows = [["base (bundled 4-step model)", *cells([base[str(few)]]), *cells([base[str(many)]]), "-"]]
+    many_keys = ("fidelity", "retained_accuracy", "frechet")
+    rows = [["base (bundled 4-step model)", *cells([base[str(few)]]), *cells([base[str(many)]], many_keys), "-"]]
     for name, group in by_method.items():
         minutes = [s["wall_seconds"] / 60 for s in group]
         rows.append([name, *cells([s["after"]["few_step"] for s in group]),
-                     *cells([s["after"]["many_step"] for s in group]), f"{statistics.fmean(minutes):.1f} min"])
+                     *cells([s["after"]["many_step"] for s in group], many_keys), f"{statistics.fmean(minutes):.1f} min"])
     grid = sample_grid(root, {name: group[0] for name, group in by_method.items()})
     updates = first["updates"]
     teacher = base[str(few)]["teacher_fidelity"]

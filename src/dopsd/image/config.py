@@ -24,13 +24,17 @@ class ImageTrainingConfig:
     target_images: int = option(10, "how many target images of the concept training sees (digits as even as can "
                                 "be)", "data")
     target_seed: int = option(0, "which training images of the concept are the target images", "data")
+    retain_share: float = option(0.5, "share of each batch drawn from the base styles' training images and prompts "
+                                 "(prior preservation, as DreamBooth's; the same draws for both methods): D-OPSD's "
+                                 "teacher sees such an image in context, FM regresses on it; 0: target images only",
+                                 "data")
     # ----- sampling -----
     steps: int = option(4, "Euler steps of the few-step sampler (D-OPSD's roll-outs and the main evaluation)",
                         "rollout")
     # ----- optimisation -----
     max_updates: int = option(200, "optimizer updates to run", "optimization")
     batch_size: int = option(32, "target prompts (D-OPSD: roll-outs; FM: target images) per update", "optimization")
-    learning_rate: float = option(1e-4, "AdamW learning rate", "optimization")
+    learning_rate: float = option(3e-5, "AdamW learning rate", "optimization")
     weight_decay: float = option(0.0, "AdamW weight decay", "optimization")
     max_grad_norm: float | None = option(1.0, "gradient clipping norm; null disables", "optimization")
     # ----- evaluation -----
@@ -59,6 +63,7 @@ class ImageTrainingConfig:
         check_at_least_one(self, "target_images", "steps", "max_updates", "batch_size", "eval_every",
                            "eval_samples_per_prompt", "eval_many_steps", "save_every", "log_every")
         check(self.concept in STYLES, "concept", self.concept, f"must be one of {', '.join(STYLES)}")
+        check(0.0 <= self.retain_share < 1.0, "retain_share", self.retain_share, "must be in [0, 1)")
         check(self.learning_rate > 0, "learning_rate", self.learning_rate, "must be > 0")
         check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "must be >= 0")
         check(self.max_grad_norm is None or self.max_grad_norm > 0, "max_grad_norm", self.max_grad_norm, "must be > 0")
@@ -72,7 +77,10 @@ class ImageOPSDConfig(ImageTrainingConfig):
     target image, and the student's velocities are matched to the teacher's on the student's own states."""
 
     output_dir: str = "runs/image-opsd"
-    ema_decay: float = option(0.95, "the teacher is an EMA of the student: teacher = decay x teacher + (1 - decay) x "
+    retain_context: bool = option(False, "on prior-preservation rows the teacher also sees the row's base-style "
+                                  "image in context (false: the text alone there, so those rows anchor the student "
+                                  "to the EMA teacher's own few-step predictions)", "method")
+    ema_decay: float = option(0.99, "the teacher is an EMA of the student: teacher = decay x teacher + (1 - decay) x "
                               "student after each update (1.0: the initial model, frozen)", "method")
 
     def __post_init__(self):

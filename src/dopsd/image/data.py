@@ -156,6 +156,33 @@ def target_images(style: str, count: int, seed: int = 0) -> DigitSet:
     return pool.subset(chosen)
 
 
+def random_patterns(count: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` random in-context styles, none of them a named one: ``(masks (count, 8, 8) bool, values (count,))``.
+    Each sets the pixels of its mask to ``value`` (1: bright, -1: erased): scattered pixels (density 8-25%) or 1-3
+    whole rows or columns. Base training shows a digit with such a pattern in context and asks for another image of
+    that digit with the same pattern (no word names it), so the model learns to carry a style over from its context
+    rather than memorising a few named ones."""
+    masks = torch.zeros(count, SIZE, SIZE, dtype=torch.bool)
+    kinds = torch.randint(2, (count,), generator=generator)
+    values = torch.where(torch.rand(count, generator=generator) < 0.5, 1.0, -1.0)
+    for row in range(count):
+        if kinds[row] == 0:
+            density = 0.08 + 0.17 * float(torch.rand((), generator=generator))
+            masks[row] = torch.rand(SIZE, SIZE, generator=generator) < density
+        else:
+            lines = torch.randperm(SIZE, generator=generator)[: int(torch.randint(1, 4, (), generator=generator))]
+            if torch.rand((), generator=generator) < 0.5:
+                masks[row, lines, :] = True
+            else:
+                masks[row, :, lines] = True
+    return masks, values
+
+
+def with_pattern(images: torch.Tensor, masks: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """Images (n, 1, 8, 8) with each one's pattern drawn on."""
+    return torch.where(masks[:, None], values.view(-1, 1, 1, 1).to(images.dtype), images)
+
+
 def reference_for(dataset: DigitSet, generator: torch.Generator) -> torch.Tensor:
     """For each image, the index of another image of the same digit and style (the in-context reference)."""
     keys = dataset.digits * len(STYLES) + dataset.styles

@@ -1,5 +1,6 @@
 """The baseline D-OPSD must beat (``dopsd image-fm``): plain flow-matching fine-tuning on the target images and their
-prompts (text only, no context), as many updates of as many images as D-OPSD's, with the same optimiser."""
+prompts (text only, no context), with the same batches (target and prior-preservation rows), updates and optimiser
+as D-OPSD's."""
 
 from __future__ import annotations
 
@@ -18,6 +19,6 @@ class ImageFMTrainer(ImageTrainer):
         self.noise_stream = self.generator(2)
 
     def loss(self) -> tuple[torch.Tensor, dict]:
-        rows = self.next_targets()
-        return flow_matching_loss(self.model, self.targets.images[rows], self.target_prompts[rows],
-                                  self.noise_stream), {}
+        images, prompts, is_target = self.next_batch()
+        return flow_matching_loss(self.model, images, prompts, self.noise_stream), {
+            "target_rows": float(is_target.float().mean())}

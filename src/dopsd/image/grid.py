@@ -35,7 +35,7 @@ def save_grid(panels: dict[str, torch.Tensor], path: str | Path, title: str = ""
     figure, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 0.34 * rows + 0.9), squeeze=False)
     for axis, name in zip(axes[0], names):
         panel = panels[name]
-        mosaic = torch.ones(rows * 9 - 1, columns * 9 - 1)
+        mosaic = torch.full((rows * 9 - 1, columns * 9 - 1), 0.35)  # grey gaps: white is ink
         for r in range(rows):
             for c in range(columns):
                 mosaic[r * 9:r * 9 + 8, c * 9:c * 9 + 8] = panel[r, c]

@@ -22,7 +22,7 @@ from dopsd.config import save_config
 from dopsd.image.bundled import bundled_image_path
 from dopsd.image.classifier import load_classifier
 from dopsd.image.config import ImageTrainingConfig
-from dopsd.image.data import encode_prompts, target_images
+from dopsd.image.data import BASE_STYLES, digit_set, target_images
 from dopsd.image.grid import panel_styles, sample_panel, save_grid
 from dopsd.image.metrics import Judge, evaluate_generator
 from dopsd.image.model import load_image_model
@@ -61,8 +61,8 @@ class ImageTrainer:
         self.model.train()
         self.classifier = classifier
         self.targets = target_images(config.concept, config.target_images, config.target_seed)
-        self.target_prompts = encode_prompts([f"digit {int(d)} {config.concept}" if config.concept != "plain"
-                                              else f"digit {int(d)}" for d in self.targets.digits])
+        self.target_prompts = self.targets.prompt_ids
+        self.retained = digit_set("train", BASE_STYLES) if config.retain_share > 0 else None
         self.optimizer = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad],
                                            lr=config.learning_rate, weight_decay=config.weight_decay)
         self.batch_stream = self.generator(0)
@@ -84,9 +84,18 @@ class ImageTrainer:
         return stream
 
     # ----- the method -----
-    def next_targets(self) -> torch.Tensor:
-        """Indices of this update's target images (drawn with replacement from the handful)."""
-        return torch.randint(len(self.targets), (self.config.batch_size,), generator=self.batch_stream)
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """This update's ``(images, prompt ids, is_target)``: target images drawn with replacement from the handful,
+        a ``retain_share`` of the rows replaced by base-style training images (the same draws for both methods)."""
+        size, stream = self.config.batch_size, self.batch_stream
+        rows = torch.randint(len(self.targets), (size,), generator=stream)
+        images, prompts = self.targets.images[rows], self.target_prompts[rows]
+        retain = torch.rand(size, generator=stream) < self.config.retain_share
+        if self.retained is not None:
+            others = torch.randint(len(self.retained), (size,), generator=stream)
+            images = torch.where(retain[:, None, None, None], self.retained.images[others], images)
+            prompts = torch.where(retain[:, None], self.retained.prompt_ids[others], prompts)
+        return images, prompts, ~retain
 
     def loss(self) -> tuple[torch.Tensor, dict]:
         raise NotImplementedError
