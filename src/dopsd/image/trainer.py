@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from dopsd.config import save_config
+from dopsd.errors import DopsdError
 from dopsd.image.bundled import bundled_image_path
 from dopsd.image.classifier import load_classifier
 from dopsd.image.config import ImageTrainingConfig
@@ -52,8 +53,6 @@ class ImageTrainer:
             if found:
                 latest = ckpt.latest_checkpoint(self.output_dir)
                 resume = f"--resume-from latest to continue it from {latest.name}, " if latest else ""
-                from dopsd.errors import DopsdError
-
                 raise DopsdError(f"{self.output_dir} already holds a run ({', '.join(found[:4])}): pass {resume}"
                                  "--overwrite-output-dir to start over, or another --output-dir")
         torch.manual_seed(config.seed)
