@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from dopsd.image.classifier import DigitStyleClassifier
@@ -25,3 +26,18 @@ def small_config(config_class, tmp_path, **changes):
                   eval_samples_per_prompt=1, eval_many_steps=6, save_every=100, progress=False, report_to=["none"],
                   learning_rate=1e-3)
     return config_class(**{**values, **changes})
+
+
+# Fixtures (a test module imports the ones it uses: a conftest.py here would shadow tests/conftest.py's helpers)
+@pytest.fixture
+def model_folder(tmp_path):
+    folder = tmp_path / "tiny-model"
+    tiny_model().save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def classifier_folder(tmp_path):
+    folder = tmp_path / "tiny-classifier"
+    tiny_classifier().save_pretrained(folder)
+    return folder

@@ -9,6 +9,8 @@ import pytest
 
 from dopsd.cli import main
 
+from image_doubles import classifier_folder, model_folder  # noqa: F401  (fixtures)
+
 
 def test_the_image_commands_are_listed_without_importing_torch():
     code = ("import sys; from dopsd.cli import main\n"

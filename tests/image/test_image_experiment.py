@@ -5,6 +5,8 @@ import pytest
 import dopsd.image.bundled
 import dopsd.image.trainer
 
+from image_doubles import classifier_folder, model_folder  # noqa: F401  (fixtures)
+
 
 @pytest.fixture
 def tiny_bundle(monkeypatch, model_folder, classifier_folder):
