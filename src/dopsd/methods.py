@@ -29,6 +29,8 @@ class Method:
             with the reason for each one that is not the method's default.
         bundled_model: Which bundled model it starts from: ``diffusion`` (the masked diffusion base model) or
             ``causal`` (the autoregressive model OPDLM converts and distils).
+        modality: ``text`` (a masked diffusion LM on a task) or ``image`` (the in-context few-step image generator of
+            :mod:`dopsd.image`): says where its no-argument preset comes from (:data:`MODALITIES`).
     """
 
     name: str
@@ -39,6 +41,7 @@ class Method:
     trainer: str
     cpu_preset: dict = field(default_factory=dict)
     bundled_model: str = "diffusion"
+    modality: str = "text"
 
     def trainer_class(self):
         module, _, name = self.trainer.partition(":")
@@ -47,9 +50,24 @@ class Method:
     def config_class(self):
         return self.trainer_class().config_class
 
+    def bundled_preset(self, values: dict) -> dict:
+        """Its settings when neither a config file nor --model names what to train (``values``: the command line's)."""
+        module, _, name = MODALITIES[self.modality][0].partition(":")
+        return getattr(importlib.import_module(module), name)(self, values)
+
+    @property
+    def bundled_note(self) -> str:
+        return MODALITIES[self.modality][1]
+
 
 BUNDLED_NOTE = ("Without --config or --model, the bundled base model of --task (sudoku or countdown) is trained with "
                 "settings sized for a laptop CPU.")
+# modality -> (``module:function(method, values)`` giving its no-argument preset, what --help says about it)
+MODALITIES = {
+    "text": ("dopsd.bundled:cpu_preset_for", BUNDLED_NOTE),
+    "image": ("dopsd.image.bundled:cpu_preset_for", "Without --config or --model, the bundled 4-step digit generator "
+              "learns --concept from --target-images target images with settings sized for a laptop CPU."),
+}
 
 METHODS = {method.name: method for method in (
     Method(
@@ -116,6 +134,28 @@ METHODS = {method.name: method for method in (
         cpu_preset=dict(prompt_style="compact", learning_rate=1e-3, prompts_per_rollout=16, states_per_trajectory=4,
                         micro_batch_size=64, max_updates=200, eval_every=50, save_every=100),
         bundled_model="causal",
+    ),
+    Method(
+        name="image-opsd",
+        command="image-opsd",
+        label="D-OPSD (image)",
+        summary="teach a few-step image generator a new concept by on-policy self-distillation (no arguments: the "
+        "bundled 4-step digit generator learns 'framed' on this CPU)",
+        description="Run D-OPSD for a few-step image generator: the student rolls out its own 4-step samples from the "
+        "text alone, the EMA teacher (the same model) sees the text plus a target image of the concept in context, "
+        "and the student's velocities are matched to the teacher's on the student's own roll-out states.",
+        trainer="dopsd.image.opsd:ImageOPSDTrainer",
+        modality="image",
+    ),
+    Method(
+        name="image-fm",
+        command="image-fm",
+        label="FM fine-tuning (image)",
+        summary="the baseline of image-opsd: plain flow-matching fine-tuning on the same target images",
+        description="Run flow-matching fine-tuning of a few-step image generator on the target images of a new "
+        "concept and their prompts: the usual objective, as many updates and images as image-opsd's.",
+        trainer="dopsd.image.fm:ImageFMTrainer",
+        modality="image",
     ),
 )}
 

@@ -71,3 +71,8 @@ def cpu_preset(task: str = "sudoku", method: str = "dopsd") -> dict:
                **TASK_PRESETS[task], **SHARED_PRESET),
         **method_preset,
     }
+
+
+def cpu_preset_for(method, values: dict) -> dict:
+    """A text method's no-argument preset: :func:`cpu_preset` of the command line's --task (default sudoku)."""
+    return cpu_preset(str(values.get("task", "sudoku")), method.name)

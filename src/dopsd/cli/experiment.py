@@ -23,7 +23,9 @@ def experiment_parser() -> argparse.ArgumentParser:
         description="Train (or read back finished) runs under --output and write <output>/<name>.md: main = Tables 1 "
         "and 2, toy = Table 3, overlap = Figure 3, ablations = d-OPSD's design choices, opdlm = OPDLM against "
         "masked-diffusion SFT by training tokens, protocol = every method's learning-rate sweep on a validation split, "
-        "then three seeds of the chosen rate on the test set. Several names share their runs (each trained once). Finished runs are reused, so an interrupted experiment continues; use a new "
+        "then three seeds of the chosen rate on the test set, image = D-OPSD against flow-matching fine-tuning for the "
+        "few-step image generator (--tasks does not apply). Several names share their runs (each trained once). "
+        "Finished runs are reused, so an interrupted experiment continues; use a new "
         "--output when you change --max-updates.",
     )
     parser.add_argument("names", nargs="+", choices=sorted(EXPERIMENTS), metavar="NAME",

@@ -15,7 +15,7 @@ import typing
 from dopsd.cli.parser import CommandParser
 from dopsd.config import GROUPS, CommandLineText, field_help, load_config
 from dopsd.errors import DopsdError
-from dopsd.methods import BUNDLED_NOTE, METHODS, Method
+from dopsd.methods import METHODS, Method
 
 GROUP_TITLES = {
     "model": "model", "data": "data", "rollout": "rollout (how responses are sampled)", "method": "method",
@@ -38,7 +38,7 @@ def method_parser(method: Method) -> argparse.ArgumentParser:
         formatter_class=lambda prog: argparse.HelpFormatter(prog, max_help_position=40, width=120),
         description=f"{method.description} Every {config_class.__name__} field can be set in a YAML file (--config) "
         f"and overridden as --field value (--field-name or --field_name; null for none; lists comma-separated). "
-        f"{BUNDLED_NOTE}",
+        f"{method.bundled_note}",
     )
     parser.add_argument("--config", default=None, metavar="FILE.yaml",
                         help=f"YAML file of {config_class.__name__} fields, read before the flags")
@@ -102,9 +102,7 @@ def with_bundled_preset(method: Method, config_file: str | None, values: dict) -
     """The command line's values, on top of the bundled model's CPU preset when neither a config file nor --model
     names what to train."""
     if config_file is None and "model" not in values:
-        from dopsd.bundled import cpu_preset
-
-        values = {**cpu_preset(str(values.get("task", "sudoku")), method.name), **values}
+        values = {**method.bundled_preset(values), **values}
     return values
 
 
@@ -114,7 +112,8 @@ def run_method(method: Method, args: argparse.Namespace) -> int:
     config = load_config(trainer_class.config_class, config_file, with_bundled_preset(method, config_file, values))
     summary = trainer_class(config=config).train()
     print(json.dumps(summary))
-    print(describe(method.label, summary))
+    # a trainer may close with its own paragraph (the image methods report fidelity, not accuracy)
+    print(getattr(trainer_class, "describe", describe)(method.label, summary))
     return 0
 
 

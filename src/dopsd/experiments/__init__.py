@@ -11,15 +11,18 @@ tables as Markdown, ``<output>/<name>.md``, and returns that text:
 - ``opdlm``: OPDLM against masked-diffusion SFT from the same converted causal model, accuracy by training tokens
   (:mod:`dopsd.experiments.opdlm`);
 - ``protocol``: every method under one fixed protocol, a learning-rate sweep on a validation split then three seeds
-  on the test set (:mod:`dopsd.experiments.protocol`).
+  on the test set (:mod:`dopsd.experiments.protocol`);
+- ``image``: D-OPSD against flow-matching fine-tuning for the few-step image generator (:mod:`dopsd.experiments.image`).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
 from dopsd.bundled import bundled_model_path, cpu_preset
+from dopsd.experiments.image import image_table
 from dopsd.experiments.opdlm import opdlm_table
 from dopsd.experiments.parallel import fill_in_parallel
 from dopsd.experiments.protocol import protocol_tables, sweep_runs
@@ -203,6 +206,7 @@ EXPERIMENTS = {
     "ablations": (ablation_runs, ablation_table),
     "opdlm": (lambda tasks, seeds: [], opdlm_table),  # trains its own runs: SFT's start is converted under <output>
     "protocol": (sweep_runs, protocol_tables),  # trains the chosen rates' seeds after its sweep
+    "image": (lambda tasks, seeds: [], image_table),  # trains its own runs: image models have no task
 }
 
 
@@ -216,7 +220,10 @@ def run_experiments(names: list[str], output: str | Path, tasks: list[str], seed
     runs = train_runs(root, specs, jobs, **overrides)
     texts = []
     for name in names:
-        text = EXPERIMENTS[name][1](root, tasks, seeds, runs, jobs)
+        write = EXPERIMENTS[name][1]
+        # a writer that trains its own runs takes the overrides (--max-updates) too
+        takes_overrides = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(write).parameters.values())
+        text = write(root, tasks, seeds, runs, jobs, **(overrides if takes_overrides else {}))
         (root / f"{name}.md").write_text(text)
         texts.append(text)
     return "\n".join(texts)

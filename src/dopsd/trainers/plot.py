@@ -7,8 +7,12 @@ from pathlib import Path
 from dopsd.trainers.metrics import read_metrics
 
 
-def plot_run(output_dir: str | Path, title: str = "") -> Path:
-    """Writes ``training.png`` into ``output_dir`` and returns its path."""
+LM_CURVES = (("eval_accuracy", "held-out accuracy"), ("eval_mean_score", "held-out mean score"))
+
+
+def plot_run(output_dir: str | Path, title: str = "", curves=LM_CURVES) -> Path:
+    """Writes ``training.png`` into ``output_dir`` and returns its path; ``curves``: the two evaluation series of the
+    top panel, ``(metrics key, label)`` each (held-out accuracy and mean score by default)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -16,13 +20,14 @@ def plot_run(output_dir: str | Path, title: str = "") -> Path:
 
     output_dir = Path(output_dir)
     rows = read_metrics(output_dir / "metrics.jsonl")
-    evals = [(r["update"], r["eval_accuracy"], r["eval_mean_score"]) for r in rows if "eval_accuracy" in r]
+    (first, first_label), (second, second_label) = curves
+    evals = [(r["update"], r[first], r[second]) for r in rows if first in r]
     losses = [(r["update"], r["loss"]) for r in rows if "loss" in r]
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
     if evals:
         updates, accuracy, score = zip(*evals)
-        top.plot(updates, accuracy, marker="o", label="held-out accuracy")
-        top.plot(updates, score, marker=".", linestyle="--", label="held-out mean score")
+        top.plot(updates, accuracy, marker="o", label=first_label)
+        top.plot(updates, score, marker=".", linestyle="--", label=second_label)
         top.set_ylim(0, 1)
         top.legend(loc="lower right")
     top.set_ylabel("held-out")
