@@ -14,8 +14,11 @@ given, text that is not a chain) is invalid. The score is 1 for a valid chain re
 the training reward, as Countdown's, also gives 0.1 to a valid chain that misses. Everything is integer
 arithmetic on parsed digits: nothing is evaluated.
 
-Generated instances: four numbers in 1-9 and a target in 10-99 that a random three-step chain using all four reaches
-(every intermediate result in 1-99), so that the reference answer is three steps, about 20 characters.
+Generated instances: four numbers in 1-9 and a target in 10-99 that folding the numbers in the order given with a
+random ``+`` or ``*`` at each step reaches (every intermediate result at most 99). The reference answer is that fold,
+three steps of about 18 characters; the verifier accepts any valid chain, in any order, with any of the four
+operations. Fixing the order and the two operations in the generated data keeps the task within reach of the bundled
+1M-parameter model (with any order and operation it solved none of the held-out set after 500 SFT updates).
 """
 
 from __future__ import annotations
@@ -99,31 +102,31 @@ def solve_chain(numbers: list[int], target: int) -> str | None:
     return None if best is None else ",".join(best)
 
 
-def random_chain(rng: random.Random, numbers: list[int], max_value: int) -> list[str] | None:
-    """Steps that combine all of ``numbers`` into one, each result an integer in 1..max_value; None on a dead end."""
-    pool, steps = list(numbers), []
-    while len(pool) > 1:
-        i, j = rng.sample(range(len(pool)), 2)
-        a, b = pool[i], pool[j]
-        choices = [(op, apply(a, op, b)) for op in OPERATIONS]
+def random_chain(rng: random.Random, numbers: list[int], max_value: int, operations: str = "+*") -> list[str] | None:
+    """Steps that fold ``numbers`` left to right (the first two, then that result with the third...), each with an
+    operation drawn from ``operations`` whose result is an integer in 1..max_value; None on a dead end."""
+    value, steps = numbers[0], []
+    for number in numbers[1:]:
+        choices = [(op, apply(value, op, number)) for op in operations]
         choices = [(op, v) for op, v in choices if v is not None and v.denominator == 1 and 1 <= v <= max_value]
         if not choices:
             return None
-        operator, value = rng.choice(choices)
-        pool = [pool[k] for k in range(len(pool)) if k not in (i, j)] + [int(value)]
-        steps.append(f"{a}{operator}{b}={int(value)}")
+        operator, result = rng.choice(choices)
+        steps.append(f"{value}{operator}{number}={int(result)}")
+        value = int(result)
     return steps
 
 
 def generate_countdown_steps(n: int, seed: int, count: int = 4, low: int = 1, high: int = 9, min_target: int = 10,
-                             max_value: int = 99) -> list[Example]:
+                             max_value: int = 99, operations: str = "+*") -> list[Example]:
     """``n`` distinct instances: ``count`` numbers in [low, high] and a target in [min_target, max_value], not one of
-    the numbers, that a random chain using every number reaches (kept in ``meta["solution"]``); reproducible."""
+    the numbers, that a random left-to-right chain of ``operations`` using every number reaches (kept in
+    ``meta["solution"]``, the reference answer); reproducible from ``seed``."""
     rng = random.Random(seed)
 
     def draw() -> Example | None:
         numbers = [rng.randint(low, high) for _ in range(count)]
-        steps = random_chain(rng, numbers, max_value)
+        steps = random_chain(rng, numbers, max_value, operations)
         if steps is None:
             return None
         target = int(steps[-1].rsplit("=", 1)[1])
@@ -139,8 +142,9 @@ def generate_countdown_steps(n: int, seed: int, count: int = 4, low: int = 1, hi
 
 
 def instance_key(example: Example) -> tuple:
-    """What makes two instances the same: the multiset of numbers and the target."""
-    return tuple(sorted(example.meta["numbers"])), example.meta["target"]
+    """What makes two instances the same: the numbers in their order (the order is part of the prompt, and the
+    reference answer follows it) and the target."""
+    return tuple(example.meta["numbers"]), example.meta["target"]
 
 
 def countdown_steps_splits(n_train: int, n_heldout: int, seed: int, **ranges) -> tuple[list[Example], list[Example]]:
