@@ -76,9 +76,9 @@ def test_generator_is_seeded_and_its_solutions_are_three_verified_steps():
     assert len({instance_key(e) for e in examples}) == 200
     for example in examples:
         numbers, target = example.meta["numbers"], example.meta["target"]
-        assert len(numbers) == 4 and all(1 <= n <= 9 for n in numbers) and 10 <= target <= 99
+        assert len(numbers) == 4 and all(1 <= n <= 9 for n in numbers) and 10 <= target <= 36
         assert example.meta["solution"].count(",") == 2 and 15 <= len(example.meta["solution"]) <= 22
-        assert example.meta["solution"].startswith(f"{numbers[0]}") and not set(example.meta["solution"]) & set("-/")
+        assert example.meta["solution"].startswith(f"{numbers[0]}") and not set(example.meta["solution"]) & set("*/")
         for style in ("instruct", "compact"):
             assert task.score(example, task.reference_completion(example, style)).correct
 

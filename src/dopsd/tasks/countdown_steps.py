@@ -14,11 +14,12 @@ given, text that is not a chain) is invalid. The score is 1 for a valid chain re
 the training reward, as Countdown's, also gives 0.1 to a valid chain that misses. Everything is integer
 arithmetic on parsed digits: nothing is evaluated.
 
-Generated instances: four numbers in 1-9 and a target in 10-99 that folding the numbers in the order given with a
-random ``+`` or ``*`` at each step reaches (every intermediate result at most 99). The reference answer is that fold,
-three steps of about 18 characters; the verifier accepts any valid chain, in any order, with any of the four
+Generated instances: four numbers in 1-9 and a target of at least 10 that folding the numbers in the order given with
+a random ``+`` or ``-`` at each step reaches (every intermediate result positive). The reference answer is that fold,
+three steps of about 20 characters; the verifier accepts any valid chain, in any order, with any of the four
 operations. Fixing the order and the two operations in the generated data keeps the task within reach of the bundled
-1M-parameter model (with any order and operation it solved none of the held-out set after 500 SFT updates).
+1M-parameter model: with any order and all four operations it solved none of the held-out set after 500 SFT updates,
+and with the order fixed but ``+`` and ``*`` 0.9% after 1,000 (its multiplication stayed wrong).
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ def solve_chain(numbers: list[int], target: int) -> str | None:
     return None if best is None else ",".join(best)
 
 
-def random_chain(rng: random.Random, numbers: list[int], max_value: int, operations: str = "+*") -> list[str] | None:
+def random_chain(rng: random.Random, numbers: list[int], max_value: int, operations: str = "+-") -> list[str] | None:
     """Steps that fold ``numbers`` left to right (the first two, then that result with the third...), each with an
     operation drawn from ``operations`` whose result is an integer in 1..max_value; None on a dead end."""
     value, steps = numbers[0], []
@@ -118,7 +119,7 @@ def random_chain(rng: random.Random, numbers: list[int], max_value: int, operati
 
 
 def generate_countdown_steps(n: int, seed: int, count: int = 4, low: int = 1, high: int = 9, min_target: int = 10,
-                             max_value: int = 99, operations: str = "+*") -> list[Example]:
+                             max_value: int = 99, operations: str = "+-") -> list[Example]:
     """``n`` distinct instances: ``count`` numbers in [low, high] and a target in [min_target, max_value], not one of
     the numbers, that a random left-to-right chain of ``operations`` using every number reaches (kept in
     ``meta["solution"]``, the reference answer); reproducible from ``seed``."""
