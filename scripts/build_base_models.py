@@ -23,8 +23,9 @@ from pathlib import Path
 
 from dopsd.models import create_builtin_model
 from dopsd.sampling.defaults import save_sampling_defaults
-from dopsd.tasks import countdown_splits, sudoku_splits
+from dopsd.tasks import countdown_splits, countdown_steps_splits, sudoku_splits
 from dopsd.tasks.countdown import write_countdown_jsonl
+from dopsd.tasks.countdown_steps import write_countdown_steps_jsonl
 from dopsd.tasks.sudoku import write_sudoku_csv
 from dopsd.trainers import SFTConfig, SFTTrainer
 
@@ -45,6 +46,16 @@ RECIPES = {
         files=("train.jsonl", "heldout.jsonl"),
         model=dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4),
         sft=dict(gen_length=16, block_length=4, batch_size=64, learning_rate=1e-3, warmup_steps=50, max_updates=500),
+    ),
+    # Four numbers in 1-9 folded in order with + or - to a target of at least 10, answers worked as three steps (~20
+    # characters): long enough that a revealed part of the answer tells the self-teacher something. With + and * it
+    # reached 0.9% after 1,000 updates.
+    "countdown-steps": dict(
+        splits=lambda: countdown_steps_splits(10000, 1000, seed=0),
+        write=write_countdown_steps_jsonl,
+        files=("train.jsonl", "heldout.jsonl"),
+        model=dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4),
+        sft=dict(gen_length=24, block_length=4, batch_size=64, learning_rate=1e-3, warmup_steps=50, max_updates=1000),
     ),
 }
 

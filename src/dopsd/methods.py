@@ -60,8 +60,8 @@ class Method:
         return MODALITIES[self.modality][1]
 
 
-BUNDLED_NOTE = ("Without --config or --model, the bundled base model of --task (sudoku or countdown) is trained with "
-                "settings sized for a laptop CPU.")
+BUNDLED_NOTE = ("Without --config or --model, the bundled base model of --task (sudoku, countdown or countdown-steps) "
+                "is trained with settings sized for a laptop CPU.")
 # modality -> (``module:function(method, values)`` giving its no-argument preset, what --help says about it)
 MODALITIES = {
     "text": ("dopsd.bundled:cpu_preset_for", BUNDLED_NOTE),

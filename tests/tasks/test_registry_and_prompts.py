@@ -19,7 +19,7 @@ class PlainTokenizer:
 
 
 def test_registry_names_and_unknown_name():
-    assert set(TASK_NAMES) == {"gsm8k", "math500", "sudoku", "countdown"}
+    assert set(TASK_NAMES) == {"gsm8k", "math500", "sudoku", "countdown", "countdown-steps"}
     for name in TASK_NAMES:
         task = get_task(name)
         assert isinstance(task, Task) and task.name == name

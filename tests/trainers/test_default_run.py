@@ -17,7 +17,7 @@ import pytest
 from dopsd.bundled import BUNDLED_TASKS
 
 TASKS = sorted(BUNDLED_TASKS)
-GEN_LENGTH = {"sudoku": 20, "countdown": 16}
+GEN_LENGTH = {"sudoku": 20, "countdown": 16, "countdown-steps": 24}
 
 
 @pytest.mark.parametrize("name", TASKS)

@@ -13,13 +13,15 @@ from pathlib import Path
 from dopsd.errors import DopsdError
 
 BUNDLED_PREFIX = "bundled:"  # `bundled:sudoku` names the bundled model (and, as data, its training/held-out set)
-BUNDLED_TASKS = {"sudoku": ("train.csv", "heldout.csv"), "countdown": ("train.jsonl", "heldout.jsonl")}
+BUNDLED_TASKS = {"sudoku": ("train.csv", "heldout.csv"), "countdown": ("train.jsonl", "heldout.jsonl"),
+                 "countdown-steps": ("train.jsonl", "heldout.jsonl")}
 
 # What every method shares on a bundled model, sized for a 2-core CPU: the sampler (responses in blocks of 4; steps
 # left at the default, two tokens a step), full fine-tuning, the update budget and evaluation on 1,000 held-out examples.
 TASK_PRESETS = {
     "sudoku": dict(gen_length=20, block_length=4),
     "countdown": dict(gen_length=16, block_length=4),
+    "countdown-steps": dict(gen_length=24, block_length=4),  # answers of at most 22 characters, then end-of-text
 }
 SHARED_PRESET = dict(use_lora=False, weight_decay=0.0, max_updates=80, eval_every=20, save_every=40,
                      eval_batch_size=250)

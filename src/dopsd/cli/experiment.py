@@ -31,7 +31,8 @@ def experiment_parser() -> argparse.ArgumentParser:
     parser.add_argument("names", nargs="+", choices=sorted(EXPERIMENTS), metavar="NAME",
                         help=f"one or more of: {', '.join(sorted(EXPERIMENTS))}")
     parser.add_argument("--output", default="results", help="folder of runs and tables (default: results)")
-    parser.add_argument("--tasks", nargs="+", default=["sudoku", "countdown"], choices=["sudoku", "countdown"])
+    parser.add_argument("--tasks", nargs="+", default=["sudoku", "countdown"],
+                        choices=["sudoku", "countdown", "countdown-steps"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs and evaluations at a time, each in its own process with an equal share of the "

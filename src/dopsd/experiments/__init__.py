@@ -39,7 +39,7 @@ METHODS = {
     "d-OPSD": ("dopsd", "default", ()),
 }
 # The second evaluation length, longer than the one trained at (the paper: 128 and 256 for planning tasks).
-LONGER = {"sudoku": 32, "countdown": 32}
+LONGER = {"sudoku": 32, "countdown": 32, "countdown-steps": 48}
 
 # One design choice changed at a time from the CPU preset of d-OPSD (paper section 4.4).
 ABLATIONS = {

@@ -1,4 +1,4 @@
-"""The benchmarks: GSM8K, MATH500, 4x4 Sudoku and Countdown; their data and their prompts as token ids."""
+"""The benchmarks: GSM8K, MATH500, 4x4 Sudoku, Countdown and Countdown worked step by step; their data and their prompts as token ids."""
 
 from __future__ import annotations
 
@@ -9,13 +9,19 @@ from dopsd.tasks.countdown import (
     generate_countdown,
     write_countdown_jsonl,
 )
+from dopsd.tasks.countdown_steps import (
+    CountdownSteps,
+    countdown_steps_splits,
+    generate_countdown_steps,
+    write_countdown_steps_jsonl,
+)
 from dopsd.tasks.gsm8k import GSM8K
 from dopsd.tasks.loading import SAMPLE, DataError, load_examples, sample_data_path
 from dopsd.tasks.math500 import MATH500
 from dopsd.tasks.prompts import PROMPT_STYLES, default_prompt_style, encode_prompts
 from dopsd.tasks.sudoku import Sudoku, generate_sudoku, sudoku_splits, write_sudoku_csv
 
-TASKS = {task.name: task for task in (GSM8K, MATH500, Sudoku, Countdown)}
+TASKS = {task.name: task for task in (GSM8K, MATH500, Sudoku, Countdown, CountdownSteps)}
 TASK_NAMES = tuple(TASKS)
 
 
@@ -35,14 +41,17 @@ __all__ = [
     "Score",
     "Task",
     "countdown_splits",
+    "countdown_steps_splits",
     "default_prompt_style",
     "encode_prompts",
     "generate_countdown",
+    "generate_countdown_steps",
     "generate_sudoku",
     "get_task",
     "load_examples",
     "sample_data_path",
     "sudoku_splits",
     "write_countdown_jsonl",
+    "write_countdown_steps_jsonl",
     "write_sudoku_csv",
 ]

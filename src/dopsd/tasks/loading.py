@@ -15,7 +15,7 @@ from dopsd.errors import DopsdError
 SPLITS = ("train", "test")
 SAMPLE = "sample"
 SAMPLE_FILES = {"gsm8k": "gsm8k_sample.jsonl", "math500": "math500_sample.jsonl", "sudoku": "sudoku_sample.csv",
-                "countdown": "countdown_sample.jsonl"}
+                "countdown": "countdown_sample.jsonl", "countdown-steps": "countdown_steps_sample.jsonl"}
 
 
 class DataError(DopsdError, ValueError):
@@ -24,7 +24,8 @@ class DataError(DopsdError, ValueError):
 
 def sample_data_path(name: str) -> str:
     """The small sample data file shipped in the package for task ``name``, for smoke runs (``--data sample``):
-    20 GSM8K training rows, 12 MATH-style problems, 32 generated Sudoku puzzles and Countdown instances."""
+    20 GSM8K training rows, 12 MATH-style problems, 32 generated Sudoku puzzles, Countdown and Countdown-steps
+    instances."""
     if name not in SAMPLE_FILES:
         raise ValueError(f"no sample data for task {name!r}: choose one of {', '.join(SAMPLE_FILES)}")
     return str(resources.files("dopsd.tasks") / "data" / SAMPLE_FILES[name])

@@ -47,7 +47,7 @@ class TrainingConfig:
     mixed_precision: str = option("auto", "no, bf16 or fp16 (passed to accelerate); auto: bf16 on GPUs that have it",
                                   "model")
     # ----- data -----
-    task: str = option("gsm8k", "task: gsm8k, math500, sudoku or countdown", "data")
+    task: str = option("gsm8k", "task: gsm8k, math500, sudoku, countdown or countdown-steps", "data")
     train_data: str | None = option(
         None, "training prompts: a local CSV/JSONL/Parquet file, 'sample' for the bundled sample, or null for the "
         "task's training split on the hub", "data")
