@@ -108,7 +108,25 @@ def countdown_splits(n_train: int, n_heldout: int, seed: int, **ranges) -> tuple
     return pool[:n_train], heldout
 
 
-class Countdown(Task):
+class ValidityReward:
+    """For tasks whose ``check(example, answer)`` says ``(valid, correct)``: the score is correctness, and the
+    training reward d1's: 1 for a correct answer, 0.1 for a valid wrong one, else 0 (a hedge earns 1 only when every
+    alternative is correct, and never the 0.1)."""
+
+    def score_answer(self, example: Example, answer: str) -> float:
+        return float(self.check(example, answer)[1])
+
+    def reward(self, example: Example, completion: str) -> float:
+        extraction = self.extract(completion)
+        if extraction.status == HEDGED:
+            return self.score_alternatives(example, extraction.candidates)
+        if extraction.status != ANSWERED:
+            return 0.0
+        valid, correct = self.check(example, extraction.answer)
+        return 1.0 if correct else 0.1 if valid else 0.0
+
+
+class Countdown(ValidityReward, Task):
     name = "countdown"
 
     def question_text(self, example: Example) -> str:
@@ -144,20 +162,6 @@ class Countdown(Task):
         if Counter(used) != Counter(example.meta["numbers"]):
             return False, False
         return True, abs(float(value) - example.meta["target"]) < TOLERANCE
-
-    def score_answer(self, example: Example, answer: str) -> float:
-        return float(self.check(example, answer)[1])
-
-    def reward(self, example: Example, completion: str) -> float:
-        """d1's training reward: 1 for a correct expression, 0.1 for a valid wrong one, else 0 (a hedge earns 1
-        only when every alternative is correct, and never the 0.1)."""
-        extraction = self.extract(completion)
-        if extraction.status == HEDGED:
-            return self.score_alternatives(example, extraction.candidates)
-        if extraction.status != ANSWERED:
-            return 0.0
-        valid, correct = self.check(example, extraction.answer)
-        return 1.0 if correct else 0.1 if valid else 0.0
 
     def solution(self, example: Example) -> str:
         solution = example.meta.get("solution") or solve(example.meta["numbers"], example.meta["target"])

@@ -32,9 +32,8 @@ from fractions import Fraction
 
 from dopsd.tasks.answers import last_lines
 from dopsd.tasks.base import Example, Task
-from dopsd.tasks.countdown import _integers, normalize_expression
+from dopsd.tasks.countdown import ValidityReward, _integers, normalize_expression
 from dopsd.tasks.distinct import draw_distinct
-from dopsd.tasks.extraction import ANSWERED, HEDGED
 
 NUMBER = r"(?:0|[1-9][0-9]{0,8})"
 STEP = re.compile(rf"({NUMBER})([-+*/])({NUMBER})=({NUMBER})")
@@ -162,7 +161,7 @@ def write_countdown_steps_jsonl(examples: list[Example], path) -> None:
                           for e in examples)
 
 
-class CountdownSteps(Task):
+class CountdownSteps(ValidityReward, Task):
     name = "countdown-steps"
 
     def question_text(self, example: Example) -> str:
@@ -190,20 +189,6 @@ class CountdownSteps(Task):
 
     def check(self, example: Example, chain: str) -> tuple[bool, bool]:
         return check_chain(example.meta["numbers"], example.meta["target"], chain)
-
-    def score_answer(self, example: Example, answer: str) -> float:
-        return float(self.check(example, answer)[1])
-
-    def reward(self, example: Example, completion: str) -> float:
-        """1 for a chain reaching the target, 0.1 for a valid chain that misses, else 0 (a hedge earns 1 only when
-        every alternative is correct)."""
-        extraction = self.extract(completion)
-        if extraction.status == HEDGED:
-            return self.score_alternatives(example, extraction.candidates)
-        if extraction.status != ANSWERED:
-            return 0.0
-        valid, correct = self.check(example, extraction.answer)
-        return 1.0 if correct else 0.1 if valid else 0.0
 
     def solution(self, example: Example) -> str:
         solution = example.meta.get("solution") or solve_chain(example.meta["numbers"], example.meta["target"])
