@@ -108,6 +108,16 @@ def countdown_splits(n_train: int, n_heldout: int, seed: int, **ranges) -> tuple
     return pool[:n_train], heldout
 
 
+def numbers_and_target(row: dict) -> tuple[list[int], int]:
+    """A Countdown row's numbers (``input``, at least two) and target (``output``, one integer)."""
+    numbers, targets = _integers(row["input"], "input"), _integers(row["output"], "output")
+    if len(numbers) < 2:
+        raise ValueError(f"input {row['input']!r} needs at least two numbers")
+    if len(targets) != 1:
+        raise ValueError(f"output {row['output']!r} must be one integer")
+    return numbers, targets[0]
+
+
 class ValidityReward:
     """For tasks whose ``check(example, answer)`` says ``(valid, correct)``: the score is correctness, and the
     training reward d1's: 1 for a correct answer, 0.1 for a valid wrong one, else 0 (a hedge earns 1 only when every
@@ -180,13 +190,9 @@ class Countdown(ValidityReward, Task):
         return f"<reasoning>\nTry combinations.\n</reasoning>\n<answer>\n\\boxed{{{solution}}}\n</answer>"
 
     def parse_row(self, row: dict, index: int) -> Example:
-        numbers, targets = _integers(row["input"], "input"), _integers(row["output"], "output")
-        if len(numbers) < 2:
-            raise ValueError(f"input {row['input']!r} needs at least two numbers")
-        if len(targets) != 1:
-            raise ValueError(f"output {row['output']!r} must be one integer")
-        return Example(index=index, prompt=",".join(map(str, numbers)), answer=str(targets[0]),
-                       meta={"numbers": numbers, "target": targets[0]})
+        numbers, target = numbers_and_target(row)
+        return Example(index=index, prompt=",".join(map(str, numbers)), answer=str(target),
+                       meta={"numbers": numbers, "target": target})
 
 
 def is_expression(text: str) -> bool:

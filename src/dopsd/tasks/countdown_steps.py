@@ -32,7 +32,7 @@ from fractions import Fraction
 
 from dopsd.tasks.answers import last_lines
 from dopsd.tasks.base import Example, Task
-from dopsd.tasks.countdown import ValidityReward, _integers, normalize_expression
+from dopsd.tasks.countdown import ValidityReward, normalize_expression, numbers_and_target
 from dopsd.tasks.distinct import draw_distinct
 
 NUMBER = r"(?:0|[1-9][0-9]{0,8})"
@@ -206,14 +206,10 @@ class CountdownSteps(ValidityReward, Task):
         return f"<reasoning>\nCombine two numbers at a time.\n</reasoning>\n<answer>\n\\boxed{{{solution}}}\n</answer>"
 
     def parse_row(self, row: dict, index: int) -> Example:
-        numbers, targets = _integers(row["input"], "input"), _integers(row["output"], "output")
-        if len(numbers) < 2:
-            raise ValueError(f"input {row['input']!r} needs at least two numbers")
-        if len(targets) != 1:
-            raise ValueError(f"output {row['output']!r} must be one integer")
-        meta = {"numbers": numbers, "target": targets[0]}
+        numbers, target = numbers_and_target(row)
+        meta = {"numbers": numbers, "target": target}
         if row.get("solution"):
-            if not check_chain(numbers, targets[0], str(row["solution"]))[1]:
-                raise ValueError(f"solution {row['solution']!r} does not reach {targets[0]} from {numbers}")
+            if not check_chain(numbers, target, str(row["solution"]))[1]:
+                raise ValueError(f"solution {row['solution']!r} does not reach {target} from {numbers}")
             meta["solution"] = str(row["solution"])
-        return Example(index=index, prompt=",".join(map(str, numbers)), answer=str(targets[0]), meta=meta)
+        return Example(index=index, prompt=",".join(map(str, numbers)), answer=str(target), meta=meta)
