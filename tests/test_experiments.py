@@ -146,35 +146,47 @@ def test_experiments_share_runs_and_ablations_change_one_field_each():
     assert RunSpec("dopsd", "sudoku", 0, "ar-opsd", (("teacher_input", "reference"),)) in overlap_runs(["sudoku"], [0])
 
 
-def test_the_protocol_chooses_each_rate_on_validation_and_reports_every_method_on_test(tmp_path):
-    """Hand-built finished runs: the sweep's best validation accuracy picks the rate whose seeds fill the test table."""
+def test_the_protocol_chooses_options_and_rates_on_validation_and_reports_every_method_on_test(tmp_path):
+    """Hand-built finished runs: step 0's best option becomes d-OPSD's row, each sweep's best validation accuracy
+    picks the rate whose seeds fill the test table, and no run of an option that lost is trained further."""
     from dopsd.experiments import run_experiments
-    from dopsd.experiments.protocol import (PROTOCOL_METHODS, VALIDATION_SIZE, sweep_rates, sweep_runs, sweep_spec,
-                                            test_spec)
+    from dopsd.experiments.protocol import (DOPSD_OPTIONS, PROTOCOL_METHODS, VALIDATION_SIZE, option_arm, option_spec,
+                                            sweep_rates, sweep_runs, sweep_spec, test_spec)
 
-    winner = {"dopsd": 2, "rft": 1, "grpo": 0, "sft": 1}  # index of the rate each method's sweep prefers
-    for method in PROTOCOL_METHODS.values():
-        for index, rate in enumerate(sweep_rates(method, "sudoku")):
-            finished_run(tmp_path, sweep_spec(method, "sudoku", 0, rate),
-                         [0.2, 0.3 if index == winner[method] else 0.25, 0.25])
-            if index == winner[method]:
-                gain = {"dopsd": 0.3, "rft": 0.2, "grpo": 0.1, "sft": 0.25}[method]
+    options = list(DOPSD_OPTIONS)
+    for index, option in enumerate(options):  # the third option wins; the preset's run is also its sweep's middle
+        finished_run(tmp_path, option_spec(option, "sudoku", 0), [0.2, 0.28 if index == 2 else 0.26, 0.25])
+    arms = {**PROTOCOL_METHODS, "d-OPSD": option_arm(options[2])}
+    winner = {"d-OPSD": 1, "RFT": 1, "diffu-GRPO": 0, "SFT": 2}  # index of the rate each method's sweep prefers
+    gains = {"d-OPSD": 0.3, "RFT": 0.2, "diffu-GRPO": 0.1, "SFT": 0.25}
+    for label, arm in arms.items():
+        for index, rate in enumerate(sweep_rates(arm[0], "sudoku")):
+            if not sweep_spec(arm, "sudoku", 0, rate).folder(tmp_path).exists():
+                finished_run(tmp_path, sweep_spec(arm, "sudoku", 0, rate),
+                             [0.2, 0.3 if index == winner[label] else 0.25, 0.25])
+            if index == winner[label]:
                 for seed in (0, 1):
-                    folder = finished_run(tmp_path, test_spec(method, "sudoku", seed, rate),
-                                          [0.2, 0.2 + gain / 2, 0.2 + gain + seed / 100])
+                    folder = finished_run(tmp_path, test_spec(arm, "sudoku", seed, rate),
+                                          [0.2, 0.2 + gains[label] / 2, 0.2 + gains[label] + seed / 100])
                     summary = json.loads((folder / "summary.json").read_text())
                     (folder / "summary.json").write_text(json.dumps({**summary, "wall_seconds": 60.0 * (seed + 1)}))
     specs = sweep_runs(["sudoku"], [0, 1])
-    assert len(specs) == 12 and all(dict(s.changes)["validation_size"] == VALIDATION_SIZE for s in specs)
+    assert len(specs) == len(options) + 9 and all(dict(s.changes)["validation_size"] == VALIDATION_SIZE for s in specs)
+    assert dict(option_spec(options[1], "sudoku", 0).changes)["clip"] is None
+    assert dict(sweep_spec(PROTOCOL_METHODS["diffu-GRPO"], "sudoku", 0, 3e-5).changes)["inner_updates"] == 1
     text = run_experiments(["protocol"], tmp_path, ["sudoku"], [0, 1])  # reads back; trains nothing
     lines = text.splitlines()
-    rates = {method: sweep_rates(method, "sudoku") for method in PROTOCOL_METHODS.values()}
-    assert f"| sudoku | d-OPSD | {rates['dopsd'][2]:g} | 0.200 | 0.300 | 1 | chosen |" in lines
-    assert f"| sudoku | d-OPSD | {rates['dopsd'][0]:g} | 0.200 | 0.250 | 1 |  |" in lines
-    assert f"| sudoku | diffu-GRPO | {rates['grpo'][0]:g} | 0.200 | 0.300 | 1 | chosen |" in lines
+    assert f"| sudoku | {options[2]} | 0.200 | 0.280 | 1 | 0.250 | chosen |" in lines
+    assert f"| sudoku | {options[0]} | 0.200 | 0.260 | 1 | 0.250 |  |" in lines
+    rates = {label: sweep_rates(arm[0], "sudoku") for label, arm in arms.items()}
+    # d-OPSD's sweep is the chosen option's: its middle rate is step 0's run (0.28), the others were built above
+    assert f"| sudoku | d-OPSD | {rates['d-OPSD'][1]:g} | 0.200 | 0.280 | 1 | 0.250 | chosen |" in lines
+    assert f"| sudoku | d-OPSD | {rates['d-OPSD'][0]:g} | 0.200 | 0.250 | 1 | 0.250 |  |" in lines
+    assert f"| sudoku | diffu-GRPO | {rates['diffu-GRPO'][0]:g} | 0.200 | 0.300 | 1 | 0.250 | chosen |" in lines
     # test: best = final (update 2, the budget's end in both seeds); 90% of d-OPSD's mean gain (0.305) is 0.4745
-    assert (f"| sudoku | d-OPSD | {rates['dopsd'][2]:g} | 0.200 | 0.505 ± 0.005 | 0.505 ± 0.005 | 2 ± 0 (2 at the "
+    assert (f"| sudoku | d-OPSD | {rates['d-OPSD'][1]:g} | 0.200 | 0.505 ± 0.005 | 0.505 ± 0.005 | 2 ± 0 (2 at the "
             "end) | 2 ± 0 | 20 ± 0 | 1.5 ± 0.5 |") in lines
-    assert (f"| sudoku | diffu-GRPO | {rates['grpo'][0]:g} | 0.200 | 0.305 ± 0.005 | 0.305 ± 0.005 | 2 ± 0 (2 at the "
-            "end) | not reached | 20 ± 0 | 1.5 ± 0.5 |") in lines
+    assert (f"| sudoku | diffu-GRPO | {rates['diffu-GRPO'][0]:g} | 0.200 | 0.305 ± 0.005 | 0.305 ± 0.005 | 2 ± 0 (2 at "
+            "the end) | not reached | 20 ± 0 | 1.5 ± 0.5 |") in lines
     assert sum(line.startswith("| sudoku | RFT") for line in lines) == 4  # three sweep rows, one test row
+    assert not (tmp_path / "sudoku" / "dopsd-protocol-lr5e-05-seed0").exists()  # the preset lost step 0
