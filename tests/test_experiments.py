@@ -97,96 +97,128 @@ def finished_run(root, spec, accuracies, samples=10):
     return folder
 
 
-def test_main_tables_put_each_run_in_its_cell(tmp_path):
-    """Hand-built finished runs and cached evaluations: every cell of Tables 1 and 2 is the number of its own runs."""
-    from dopsd.experiments import METHODS, main_runs, main_spec, main_tables, run_experiments
-
-    best = {"SFT": (0.3, 0.05), "diffu-GRPO": (0.4, 0.1), "diffu-GRPO, 1 update/rollout": (0.45, 0.15),
-            "d-OPSD": (0.5, 0.2)}
-    assert set(best) == set(METHODS)
-    for name, per_task in best.items():
-        for task, accuracy in zip(("sudoku", "countdown"), per_task):
-            for seed in (0, 1):
-                folder = finished_run(tmp_path, main_spec(name, task, seed), [0.0, accuracy + seed / 100, 0.01],
-                                      samples=6 if name == "diffu-GRPO" else 30)
-                # the best checkpoint's accuracy at the longer length, as if evaluated already
-                (folder / "best-L32.json").write_text(json.dumps({"accuracy": accuracy / 10 + seed / 500}))
-    for task, trained in (("sudoku", 20), ("countdown", 16)):
-        for length, accuracy in ((trained, 0.0), (32, 0.001)):
-            (tmp_path / task / f"base-L{length}.json").write_text(json.dumps({"accuracy": accuracy}))
-    specs = main_runs(["sudoku", "countdown"], [0, 1])
-    assert len(specs) == 16 and len(set(specs)) == 16
-    text = run_experiments(["main"], tmp_path, ["sudoku", "countdown"], [0, 1], jobs=2)  # reads back; trains nothing
-    assert (tmp_path / "main.md").read_text() == text
-    lines = text.splitlines()
-    assert "| method | sudoku L=20 | sudoku L=32 | countdown L=16 | countdown L=32 |" in lines
-    assert "| base | 0.000 | 0.001 | 0.000 | 0.001 |" in lines
-    assert "| SFT | 0.305 ± 0.005 | 0.031 ± 0.001 | 0.055 ± 0.005 | 0.006 ± 0.001 |" in lines
-    assert "| diffu-GRPO | 0.405 ± 0.005 | 0.041 ± 0.001 | 0.105 ± 0.005 | 0.011 ± 0.001 |" in lines
-    assert "| diffu-GRPO, 1 update/rollout | 0.455 ± 0.005 | 0.046 ± 0.001 | 0.155 ± 0.005 | 0.016 ± 0.001 |" in lines
-    assert "| d-OPSD | 0.505 ± 0.005 | 0.051 ± 0.001 | 0.205 ± 0.005 | 0.021 ± 0.001 |" in lines
-    # best at update 1 for every run: one update, its samples and its 2 seconds; samples per update over both updates
-    # 90% of the best gain: sudoku 0.9 * 0.505 = 0.4545, reached by one seed of the one-update GRPO, by no GRPO run
-    assert "| sudoku | diffu-GRPO | 0.405 ± 0.005 | 1 ± 0 | 6 ± 0 | 2 ± 0 | 6 ± 0 | not reached |" in lines
-    assert "| sudoku | diffu-GRPO, 1 update/rollout | 0.455 ± 0.005 | 1 ± 0 | 30 ± 0 | 2 ± 0 | 30 ± 0 | 1 (1/2) |" in lines
-    assert "| countdown | d-OPSD | 0.205 ± 0.005 | 1 ± 0 | 30 ± 0 | 2 ± 0 | 30 ± 0 | 1 ± 0 |" in lines
-    assert not any(line.startswith("| sudoku | SFT") for line in lines)  # SFT samples no rollouts
-    assert main_tables(tmp_path, ["sudoku", "countdown"], [0, 1],
-                       {s: run(tmp_path, s.method, s.task, s.seed, s.variant) for s in specs}) == text
-
-
-def test_experiments_share_runs_and_ablations_change_one_field_each():
-    from dopsd.experiments import ABLATIONS, RunSpec, ablation_runs, main_runs, overlap_runs
-
-    ablations = ablation_runs(["sudoku"], [0, 1])
-    assert len(ablations) == 2 * len(ABLATIONS) and len({s.folder("r") for s in ablations}) == len(ablations)
-    default = RunSpec("dopsd", "sudoku", 0)
-    assert default in ablations and default in main_runs(["sudoku"], [0]) and default in overlap_runs(["sudoku"], [0])
-    assert all(len(s.changes) == 1 for s in ablations if s.variant != "default")
-    assert RunSpec("dopsd", "sudoku", 0, "ar-opsd", (("teacher_input", "reference"),)) in overlap_runs(["sudoku"], [0])
-
-
-def test_the_protocol_chooses_options_and_rates_on_validation_and_reports_every_method_on_test(tmp_path):
-    """Hand-built finished runs: step 0's best option becomes d-OPSD's row, each sweep's best validation accuracy
-    picks the rate whose seeds fill the test table, and no run of an option that lost is trained further."""
-    from dopsd.experiments import run_experiments
-    from dopsd.experiments.protocol import (DOPSD_OPTIONS, PROTOCOL_METHODS, VALIDATION_SIZE, option_arm, option_spec,
-                                            sweep_rates, sweep_runs, sweep_spec, test_spec)
+def validation_runs(root, tasks, option=2):
+    """Hand-built finished runs of steps 0 and 1: step 0's ``option`` wins; the sweeps prefer the rates of
+    ``SWEEP_WINNER``. Returns each method's arm and chosen rate per task."""
+    from dopsd.experiments.protocol import DOPSD_OPTIONS, PROTOCOL_METHODS, SWEEPS, option_spec, sweep_spec
 
     options = list(DOPSD_OPTIONS)
-    for index, option in enumerate(options):  # the third option wins; the preset's run is also its sweep's middle
-        finished_run(tmp_path, option_spec(option, "sudoku", 0), [0.2, 0.28 if index == 2 else 0.26, 0.25])
-    arms = {**PROTOCOL_METHODS, "d-OPSD": option_arm(options[2])}
-    winner = {"d-OPSD": 1, "RFT": 1, "diffu-GRPO": 0, "SFT": 2}  # index of the rate each method's sweep prefers
-    gains = {"d-OPSD": 0.3, "RFT": 0.2, "diffu-GRPO": 0.1, "SFT": 0.25}
-    for label, arm in arms.items():
-        for index, rate in enumerate(sweep_rates(arm[0], "sudoku")):
-            if not sweep_spec(arm, "sudoku", 0, rate).folder(tmp_path).exists():
-                finished_run(tmp_path, sweep_spec(arm, "sudoku", 0, rate),
-                             [0.2, 0.3 if index == winner[label] else 0.25, 0.25])
-            if index == winner[label]:
-                for seed in (0, 1):
-                    folder = finished_run(tmp_path, test_spec(arm, "sudoku", seed, rate),
-                                          [0.2, 0.2 + gains[label] / 2, 0.2 + gains[label] + seed / 100])
-                    summary = json.loads((folder / "summary.json").read_text())
-                    (folder / "summary.json").write_text(json.dumps({**summary, "wall_seconds": 60.0 * (seed + 1)}))
+    arms = {**PROTOCOL_METHODS, "d-OPSD": DOPSD_OPTIONS[options[option]]}
+    for task in tasks:
+        for index, name in enumerate(options):  # the pre-protocol option's run is also its sweep's middle rate
+            finished_run(root, option_spec(name, task, 0), [0.2, 0.28 if index == option else 0.26, 0.25])
+        for label, arm in arms.items():
+            for index, rate in enumerate(SWEEPS[arm[0]]):
+                if not sweep_spec(arm, task, 0, rate).folder(root).exists():
+                    finished_run(root, sweep_spec(arm, task, 0, rate),
+                                 [0.2, 0.3 if index == SWEEP_WINNER[label] else 0.25, 0.25])
+    return arms, {label: SWEEPS[arm[0]][SWEEP_WINNER[label]] for label, arm in arms.items()}
+
+
+SWEEP_WINNER = {"d-OPSD": 1, "RFT": 1, "diffu-GRPO": 0, "SFT": 2}  # index of the rate each method's sweep prefers
+
+
+def test_the_protocol_chooses_options_and_rates_on_validation(tmp_path):
+    """Step 0's best option becomes d-OPSD's row, each sweep's best validation accuracy picks the rate, and no run
+    of an option that lost is trained further."""
+    from dopsd.experiments import run_experiments
+    from dopsd.experiments.protocol import (DOPSD_OPTIONS, PROTOCOL_METHODS, SWEEPS, VALIDATION_SIZE, option_spec,
+                                            sweep_runs, sweep_spec)
+
+    options = list(DOPSD_OPTIONS)
+    arms, rates = validation_runs(tmp_path, ["sudoku"])
     specs = sweep_runs(["sudoku"], [0, 1])
     assert len(specs) == len(options) + 9 and all(dict(s.changes)["validation_size"] == VALIDATION_SIZE for s in specs)
     assert dict(option_spec(options[1], "sudoku", 0).changes)["clip"] is None
+    assert dict(option_spec(options[0], "sudoku", 0).changes)["clip"] == 0.05  # written out, not the preset's
     assert dict(sweep_spec(PROTOCOL_METHODS["diffu-GRPO"], "sudoku", 0, 3e-5).changes)["inner_updates"] == 1
     text = run_experiments(["protocol"], tmp_path, ["sudoku"], [0, 1])  # reads back; trains nothing
     lines = text.splitlines()
     assert f"| sudoku | {options[2]} | 0.200 | 0.280 | 1 | 0.250 | chosen |" in lines
     assert f"| sudoku | {options[0]} | 0.200 | 0.260 | 1 | 0.250 |  |" in lines
-    rates = {label: sweep_rates(arm[0], "sudoku") for label, arm in arms.items()}
     # d-OPSD's sweep is the chosen option's: its middle rate is step 0's run (0.28), the others were built above
-    assert f"| sudoku | d-OPSD | {rates['d-OPSD'][1]:g} | 0.200 | 0.280 | 1 | 0.250 | chosen |" in lines
-    assert f"| sudoku | d-OPSD | {rates['d-OPSD'][0]:g} | 0.200 | 0.250 | 1 | 0.250 |  |" in lines
-    assert f"| sudoku | diffu-GRPO | {rates['diffu-GRPO'][0]:g} | 0.200 | 0.300 | 1 | 0.250 | chosen |" in lines
-    # test: best = final (update 2, the budget's end in both seeds); 90% of d-OPSD's mean gain (0.305) is 0.4745
-    assert (f"| sudoku | d-OPSD | {rates['d-OPSD'][1]:g} | 0.200 | 0.505 ± 0.005 | 0.505 ± 0.005 | 2 ± 0 (2 at the "
-            "end) | 2 ± 0 | 20 ± 0 | 1.5 ± 0.5 |") in lines
-    assert (f"| sudoku | diffu-GRPO | {rates['diffu-GRPO'][0]:g} | 0.200 | 0.305 ± 0.005 | 0.305 ± 0.005 | 2 ± 0 (2 at "
-            "the end) | not reached | 20 ± 0 | 1.5 ± 0.5 |") in lines
-    assert sum(line.startswith("| sudoku | RFT") for line in lines) == 4  # three sweep rows, one test row
-    assert not (tmp_path / "sudoku" / "dopsd-protocol-lr5e-05-seed0").exists()  # the preset lost step 0
+    assert f"| sudoku | d-OPSD | {SWEEPS['dopsd'][1]:g} | 0.200 | 0.280 | 1 | 0.250 | chosen |" in lines
+    assert f"| sudoku | d-OPSD | {SWEEPS['dopsd'][0]:g} | 0.200 | 0.250 | 1 | 0.250 |  |" in lines
+    assert f"| sudoku | diffu-GRPO | {SWEEPS['grpo'][0]:g} | 0.200 | 0.300 | 1 | 0.250 | chosen |" in lines
+    assert sum(line.startswith("| sudoku | RFT") for line in lines) == 3
+    assert not (tmp_path / "sudoku" / "dopsd-validation-lr1.5e-04-seed0").exists()  # the pre-protocol row lost
+
+
+def test_main_tables_put_each_chosen_run_in_its_cell(tmp_path):
+    """Tables 1 and 2 are step 2 of the protocol: each method's chosen arm and rate on every seed, on test."""
+    from dopsd.experiments import main_tables, run_experiments
+    from dopsd.experiments.protocol import test_spec
+
+    tasks, gains = ["sudoku", "countdown"], {"d-OPSD": 0.3, "RFT": 0.2, "diffu-GRPO": 0.1, "SFT": 0.25}
+    arms, rates = validation_runs(tmp_path, tasks)
+    for task in tasks:
+        for label, arm in arms.items():
+            for seed in (0, 1):
+                folder = finished_run(tmp_path, test_spec(arm, task, seed, rates[label]),
+                                      [0.2, 0.2 + gains[label] / 2, 0.2 + gains[label] + seed / 100],
+                                      samples=0 if label == "SFT" else 10)
+                summary = json.loads((folder / "summary.json").read_text())
+                (folder / "summary.json").write_text(json.dumps({**summary, "wall_seconds": 60.0 * (seed + 1)}))
+                (folder / "best-L32.json").write_text(json.dumps({"accuracy": gains[label] / 10 + seed / 500}))
+        for length, accuracy in (({"sudoku": 20, "countdown": 16}[task], 0.2), (32, 0.01)):
+            (tmp_path / task / f"base-L{length}.json").write_text(json.dumps({"accuracy": accuracy}))
+    text = run_experiments(["main"], tmp_path, tasks, [0, 1], jobs=2)  # reads back; trains nothing
+    assert (tmp_path / "main.md").read_text() == text
+    lines = text.splitlines()
+    assert ("| method | sudoku L=20 | sudoku L=20, final | sudoku L=32 | countdown L=16 | countdown L=16, final | "
+            "countdown L=32 |") in lines
+    assert "| base | 0.200 | 0.200 | 0.010 | 0.200 | 0.200 | 0.010 |" in lines
+    assert ("| d-OPSD | 0.505 ± 0.005 | 0.505 ± 0.005 | 0.031 ± 0.001 | 0.505 ± 0.005 | 0.505 ± 0.005 | "
+            "0.031 ± 0.001 |") in lines
+    assert "| RFT | 0.405 ± 0.005 | 0.405 ± 0.005 | 0.021 ± 0.001 |" in " ".join(lines)
+    # best = final at update 2, the budget's end in both seeds; 90% of d-OPSD's gain: 0.2 + 0.9 * 0.305 = 0.4745
+    assert (f"| sudoku | d-OPSD | {rates['d-OPSD']:g} | 0.505 ± 0.005 | 2 ± 0 (2 at the end) | 2 ± 0 | 20 ± 0 | "
+            "10 ± 0 | 4 ± 0 |") in lines
+    assert (f"| countdown | diffu-GRPO | {rates['diffu-GRPO']:g} | 0.305 ± 0.005 | 2 ± 0 (2 at the end) | not reached "
+            "| 20 ± 0 | 10 ± 0 | 4 ± 0 |") in lines
+    assert f"| sudoku | SFT | {rates['SFT']:g} | 0.455 ± 0.005 | 2 ± 0 (2 at the end) | not reached | 0 ± 0 | 0 ± 0 |" in text
+    runs = {spec: run(tmp_path, spec.method, spec.task, spec.seed, spec.variant)
+            for spec in __import__("dopsd.experiments.protocol", fromlist=["sweep_runs"]).sweep_runs(tasks, [0, 1])}
+    assert main_tables(tmp_path, tasks, [0, 1], runs) == text
+
+
+def test_ablations_and_overlap_change_one_thing_from_the_protocol_row(tmp_path):
+    from dopsd.experiments import ABLATIONS, ablation_spec
+    from dopsd.experiments.protocol import Choices, sweep_runs, test_spec
+
+    arms, rates = validation_runs(tmp_path, ["sudoku"], option=1)  # no clip wins step 0
+    runs = {spec: run(tmp_path, spec.method, spec.task, spec.seed, spec.variant)
+            for spec in sweep_runs(["sudoku"], [0])}
+    choices = Choices(tmp_path, ["sudoku"], [0], runs)
+    row = test_spec(arms["d-OPSD"], "sudoku", 0, rates["d-OPSD"])
+    assert choices.test_specs("sudoku", "d-OPSD", [0]) == [row]
+    specs = {name: ablation_spec(choices, "sudoku", 0, name) for name in ABLATIONS}
+    assert specs["no clip"] == row  # the row has no clip already: the same runs
+    assert len(set(specs.values())) == len(ABLATIONS)
+    for name, spec in specs.items():
+        changed = {k: v for k, v in spec.changes if dict(row.changes).get(k, "unset") != v}
+        assert changed == {k: v for k, v in ABLATIONS[name].items() if dict(row.changes).get(k, "unset") != v}, name
+        assert changed or name == "no clip"
+    assert specs["clip 0.05 on all entries"].folder(tmp_path).name == "dopsd-no-clip-clip-005-on-all-entries-protocol-lr5e-05-seed0"
+
+
+def test_ablation_table_and_overlap_figure_read_the_protocol_rows_runs(tmp_path):
+    from dopsd.experiments import ABLATIONS, ablation_spec, overlap_specs, run_experiments
+    from dopsd.experiments.protocol import Choices, sweep_runs
+
+    validation_runs(tmp_path, ["sudoku"], option=1)
+    runs = {spec: run(tmp_path, spec.method, spec.task, spec.seed, spec.variant) for spec in sweep_runs(["sudoku"], [0])}
+    choices = Choices(tmp_path, ["sudoku"], [0], runs)
+    row = choices.test_specs("sudoku", "d-OPSD", [0])[0]
+    finished_run(tmp_path, row, [0.2, 0.3, 0.29])
+    for index, name in enumerate(ABLATIONS):
+        if not ablation_spec(choices, "sudoku", 0, name).folder(tmp_path).exists():
+            finished_run(tmp_path, ablation_spec(choices, "sudoku", 0, name), [0.2, 0.21 + index / 100, 0.2])
+    finished_run(tmp_path, overlap_specs(choices, "sudoku", 0)["AR-style OPSD"], [0.2, 0.1, 0.05])
+    text = run_experiments(["ablations", "overlap"], tmp_path, ["sudoku"], [0])  # reads back; trains nothing
+    lines = text.splitlines()
+    assert "| protocol row | 0.300 | 0.290 | 1 |" in lines
+    assert "| no clip (= the protocol row) | 0.300 | 0.290 | 1 |" in lines
+    assert "| rho 0.25 | 0.210 | 0.200 | 1 |" in lines
+    assert "| AR-style OPSD | 0.900 | 0.900 | 0.200 | 0.200 | 0 |" in lines
+    assert (tmp_path / "overlap-sudoku.png").stat().st_size > 0

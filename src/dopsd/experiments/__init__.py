@@ -3,15 +3,16 @@
 Each experiment trains the runs it needs (or reads back finished ones from the output folder), then writes its
 tables as Markdown, ``<output>/<name>.md``, and returns that text:
 
-- ``main``: Table 1 (held-out accuracy of base, SFT, diffu-GRPO and d-OPSD at two generation lengths) and Table 2
-  (updates, rollout samples and wall time to each method's best accuracy, d-OPSD vs diffu-GRPO);
+- ``main``: Table 1 (test accuracy of base, d-OPSD, RFT, diffu-GRPO and SFT under the protocol, at two generation
+  lengths) and Table 2 (updates, rollout samples and wall time to each method's best accuracy, and to 90% of the
+  best method's gain);
 - ``toy``: Table 3 (the self-teacher re-generating from its revealed future vs pass@1 and pass@8);
 - ``overlap``: Figure 3 (Overlap Top-20 over training for d-OPSD and AR-style OPSD);
-- ``ablations``: d-OPSD's design choices, one changed at a time;
+- ``ablations``: d-OPSD's design choices, one changed at a time from its protocol row;
 - ``opdlm``: OPDLM against masked-diffusion SFT from the same converted causal model, accuracy by training tokens
   (:mod:`dopsd.experiments.opdlm`);
-- ``protocol``: every method under one fixed protocol, a learning-rate sweep on a validation split then three seeds
-  on the test set (:mod:`dopsd.experiments.protocol`);
+- ``protocol``: the fixed protocol's validation steps, d-OPSD's options and every method's learning-rate sweep
+  (:mod:`dopsd.experiments.protocol`); ``main``, ``overlap`` and ``ablations`` run on its choices;
 - ``image``: D-OPSD against flow-matching fine-tuning for the few-step image generator (:mod:`dopsd.experiments.image`).
 """
 
@@ -25,31 +26,23 @@ from dopsd.bundled import bundled_model_path, cpu_preset
 from dopsd.experiments.image import image_table
 from dopsd.experiments.opdlm import opdlm_table
 from dopsd.experiments.parallel import fill_in_parallel
-from dopsd.experiments.protocol import protocol_tables, sweep_runs
+from dopsd.experiments.protocol import PROTOCOL_METHODS, UPDATES, Choices, named, protocol_tables, sweep_runs, test_spec
 from dopsd.experiments.runs import Run, RunSpec, best_model_path, evaluate_model, run, train_runs
 from dopsd.experiments.tables import markdown_table, mean_spread, updates_to_reach
 
-# Table 1's rows: (method, variant, the config values the variant changes from the method's CPU preset).
-METHODS = {
-    "SFT": ("sft", "default", ()),
-    "diffu-GRPO": ("grpo", "default", ()),
-    # d1's schedule reuses each rollout for 8 updates; this one samples as many prompts per update as d-OPSD (16, six
-    # completions each) and updates once, so the two methods are also compared at equal rollouts per update.
-    "diffu-GRPO, 1 update/rollout": ("grpo", "one-update", (("inner_updates", 1), ("prompts_per_rollout", 16))),
-    "d-OPSD": ("dopsd", "default", ()),
-}
 # The second evaluation length, longer than the one trained at (the paper: 128 and 256 for planning tasks).
 LONGER = {"sudoku": 32, "countdown": 32, "countdown-steps": 48}
 
-# One design choice changed at a time from the CPU preset of d-OPSD (paper section 4.4).
+# One design choice changed at a time from d-OPSD's protocol row (paper section 4.4). A change the row already has
+# reads back the row's own runs.
 ABLATIONS = {
-    "default": {},
     "rho 0.25": dict(teacher_retain_ratio=0.25),
     "all trajectories": dict(correct_only=False),
     "pass@1": dict(passk=1),
     "live teacher": dict(teacher="live"),
     "forward KL": dict(divergence="forward_kl"),
     "no clip": dict(clip=None),
+    "clip 0.05 on all entries": dict(clip=0.05, clip_mode="all"),
     "K_t from student": dict(kt_selection="student"),
     "rho 0.10": dict(teacher_retain_ratio=0.10),
 }
@@ -66,59 +59,59 @@ def evaluate_models(calls: list[tuple], jobs: int) -> list[dict]:
 
 
 # ----- Tables 1 and 2 ------------------------------------------------------------------------------------------
-def main_spec(name: str, task: str, seed: int) -> RunSpec:
-    method, variant, changes = METHODS[name]
-    return RunSpec(method, task, seed, variant, changes)
-
-
-def main_runs(tasks: list[str], seeds: list[int]) -> list[RunSpec]:
-    # d-OPSD first: its runs are also the default run's seeds, the number most worth having early.
-    return [main_spec(name, task, seed) for task in tasks for name in reversed(METHODS) for seed in seeds]
-
-
 def main_tables(root: Path, tasks: list[str], seeds: list[int], runs: dict[RunSpec, Run], jobs: int = 1) -> str:
+    """Step 2 of the protocol: every method's chosen settings on every seed, evaluated on the test set."""
+    choices = Choices(root, tasks, seeds, runs, jobs)
+    specs = {(task, label): choices.test_specs(task, label, seeds) for task in tasks for label in PROTOCOL_METHODS}
+    finals = train_runs(root, [spec for group in specs.values() for spec in group], jobs)
+    group = {key: [finals[spec] for spec in members] for key, members in specs.items()}
     lengths = {task: (cpu_preset(task)["gen_length"], LONGER[task]) for task in tasks}
     block = {task: cpu_preset(task)["block_length"] for task in tasks}
-    group = {(task, name): [runs[main_spec(name, task, seed)] for seed in seeds] for task in tasks for name in METHODS}
     base_calls = [(bundled_model_path(task), task, length, block[task], root / task / f"base-L{length}.json")
                   for task in tasks for length in lengths[task]]
     longer_calls = [(best_model_path(r), task, lengths[task][1], block[task], r.folder / f"best-L{lengths[task][1]}.json")
-                    for name in METHODS for task in tasks for r in group[task, name]]  # the rows' order
+                    for label in PROTOCOL_METHODS for task in tasks for r in group[task, label]]  # the rows' order
     results = evaluate_models(base_calls + longer_calls, jobs)
     base_at_trained = {call[1]: result["accuracy"] for call, result in zip(base_calls, results)
                        if call[2] == lengths[call[1]][0]}
     base, longer = iter(results[: len(base_calls)]), iter(results[len(base_calls):])
-    header = ["method"] + [f"{task} L={length}" for task in tasks for length in lengths[task]]
-    rows = [["base"] + [f"{next(base)['accuracy']:.3f}" for task in tasks for _ in lengths[task]]]
-    for name in METHODS:
-        row = [name]
+    header = ["method"] + [f"{task} L={length}{suffix}" for task in tasks
+                           for length, suffix in ((lengths[task][0], ""), (lengths[task][0], ", final"),
+                                                  (lengths[task][1], ""))]
+    rows = [["base"]]
+    for task in tasks:
+        at_trained, at_longer = next(base)["accuracy"], next(base)["accuracy"]
+        rows[0] += [f"{at_trained:.3f}", f"{at_trained:.3f}", f"{at_longer:.3f}"]
+    for label in PROTOCOL_METHODS:
+        row = [label]
         for task in tasks:
-            row.append(mean_spread([r.best["accuracy"] for r in group[task, name]]))
-            row.append(mean_spread([next(longer)["accuracy"] for _ in group[task, name]]))
+            row.append(mean_spread([r.best["accuracy"] for r in group[task, label]]))
+            row.append(mean_spread([r.evals[-1]["accuracy"] for r in group[task, label]]))
+            row.append(mean_spread([next(longer)["accuracy"] for _ in group[task, label]]))
         rows.append(row)
     table1 = markdown_table(header, rows)
     rows = []
     for task in tasks:
         # 90% of the way from the base model to the best method's mean best accuracy on this task
-        best_mean = max(sum(r.best["accuracy"] for r in group[task, name]) / len(seeds) for name in METHODS)
+        best_mean = max(sum(r.best["accuracy"] for r in group[task, label]) / len(seeds) for label in PROTOCOL_METHODS)
         target = base_at_trained[task] + 0.9 * (best_mean - base_at_trained[task])
-        for name in METHODS:
-            if name == "SFT":  # no rollouts
-                continue
-            members = group[task, name]
-            updates = [r.best["update"] for r in members]
+        for label in PROTOCOL_METHODS:
+            members = group[task, label]
+            at_end = sum(r.best["update"] == r.evals[-1]["update"] for r in members)
             samples = [r.through(r.best["update"], "rollout_samples") for r in members]
+            per_update = [r.through(r.summary["updates"], "rollout_samples") / r.summary["updates"] for r in members]
             seconds = [r.through(r.best["update"], "update_seconds") + r.through(r.best["update"], "rollout_seconds")
                        for r in members]
-            per_update = [r.through(r.summary["updates"], "rollout_samples") / r.summary["updates"] for r in members]
-            rows.append([task, name, mean_spread([r.best["accuracy"] for r in members]),
-                         mean_spread(updates, 0), mean_spread(samples, 0), mean_spread(seconds, 0),
-                         mean_spread(per_update, 0), updates_to_reach(members, target)])
-    table2 = markdown_table(["task", "method", "best accuracy", "updates to best", "rollout samples to best",
-                             "seconds to best", "rollout samples per update", "updates to 90% of the best gain"],
-                            rows)
-    return (f"### Table 1: held-out accuracy (best evaluation; seeds {seeds}; mean ± std)\n\n{table1}\n"
-            f"### Table 2: cost to reach the best accuracy (seeds {seeds})\n\n{table2}")
+            rows.append([task, label, f"{choices.rates[task, label]:g}", mean_spread([r.best["accuracy"] for r in members]),
+                         mean_spread([r.best["update"] for r in members], 0) + (f" ({at_end} at the end)" if at_end else ""),
+                         updates_to_reach(members, target), mean_spread(samples, 0), mean_spread(per_update, 0),
+                         mean_spread(seconds, 0)])
+    table2 = markdown_table(["task", "method", "learning rate", "best accuracy", "updates to best",
+                             "updates to 90% of the best gain", "rollout samples to best", "rollout samples per update",
+                             "seconds to best"], rows)
+    return (f"### Table 1: test accuracy under the protocol (best evaluation, final evaluation, best checkpoint at the "
+            f"longer length; seeds {seeds}; mean ± std)\n\n{table1}\n"
+            f"### Table 2: cost to reach the best accuracy (seeds {seeds}; {UPDATES} updates)\n\n{table2}")
 
 
 # ----- Table 3 -------------------------------------------------------------------------------------------------
@@ -152,18 +145,21 @@ def toy_table(root: Path, tasks: list[str], seeds: list[int], runs: dict, jobs: 
 
 
 # ----- Figure 3 ------------------------------------------------------------------------------------------------
-OVERLAP_VARIANTS = {"d-OPSD": ("default", ()), "AR-style OPSD": ("ar-opsd", (("teacher_input", "reference"),))}
-
-
-def overlap_runs(tasks: list[str], seeds: list[int]) -> list[RunSpec]:
-    return [RunSpec("dopsd", tasks[0], seeds[0], variant, changes) for variant, changes in OVERLAP_VARIANTS.values()]
+def overlap_specs(choices: Choices, task: str, seed: int) -> dict[str, RunSpec]:
+    """d-OPSD's protocol row, and the same with the teacher shown the reference solution instead (AR-style OPSD)."""
+    method, name, changes = choices.arms[task, "d-OPSD"]
+    ar_style = (method, named(name, "ar-opsd"), tuple(sorted({**dict(changes), "teacher_input": "reference"}.items())))
+    rate = choices.rates[task, "d-OPSD"]
+    return {"d-OPSD": test_spec(choices.arms[task, "d-OPSD"], task, seed, rate),
+            "AR-style OPSD": test_spec(ar_style, task, seed, rate)}
 
 
 def overlap_figure(root: Path, tasks: list[str], seeds: list[int], runs: dict[RunSpec, Run], jobs: int = 1) -> str:
     from dopsd.experiments.plots import plot_series
 
     task = tasks[0]
-    variants = {name: runs[spec] for name, spec in zip(OVERLAP_VARIANTS, overlap_runs(tasks, seeds))}
+    specs = overlap_specs(Choices(root, tasks[:1], seeds, runs, jobs), task, seeds[0])
+    variants = dict(zip(specs, train_runs(root, list(specs.values()), jobs).values()))
     key = "overlap_top20"
     path = plot_series({name: r.series(key) for name, r in variants.items()}, root / f"overlap-{task}.png",
                        ylabel="Overlap Top-20 (student vs teacher)", title=f"Figure 3: Overlap Top-20, {task}")
@@ -179,33 +175,41 @@ def overlap_figure(root: Path, tasks: list[str], seeds: list[int], runs: dict[Ru
 
 
 # ----- Ablations -----------------------------------------------------------------------------------------------
-def ablation_spec(task: str, seed: int, name: str) -> RunSpec:
-    changes = ABLATIONS[name]
-    return RunSpec("dopsd", task, seed, slug(name) if changes else "default", tuple(sorted(changes.items())))
-
-
-def ablation_runs(tasks: list[str], seeds: list[int]) -> list[RunSpec]:
-    return [ablation_spec(tasks[0], seed, name) for name in ABLATIONS for seed in seeds]
+def ablation_spec(choices: Choices, task: str, seed: int, name: str) -> RunSpec:
+    method, variant, changes = arm = choices.arms[task, "d-OPSD"]
+    merged = {**dict(changes), **ABLATIONS[name]}
+    if merged != dict(changes):
+        arm = (method, named(variant, slug(name)), tuple(sorted(merged.items())))
+    return test_spec(arm, task, seed, choices.rates[task, "d-OPSD"])
 
 
 def ablation_table(root: Path, tasks: list[str], seeds: list[int], runs: dict[RunSpec, Run], jobs: int = 1) -> str:
+    task = tasks[0]
+    choices = Choices(root, [task], seeds, runs, jobs)
+    names = ["protocol row", *ABLATIONS]
+    specs = {name: choices.test_specs(task, "d-OPSD", seeds) if name == "protocol row"
+             else [ablation_spec(choices, task, seed, name) for seed in seeds] for name in names}
+    finals = train_runs(root, [spec for group in specs.values() for spec in group], jobs)
     rows = []
-    for name in ABLATIONS:
-        group = [runs[ablation_spec(tasks[0], seed, name)] for seed in seeds]
-        rows.append([name, mean_spread([r.best["accuracy"] for r in group]),
-                     mean_spread([r.evals[-1]["accuracy"] for r in group]), mean_spread([r.best["update"] for r in group], 0)])
+    for name, members in specs.items():
+        group = [finals[spec] for spec in members]
+        same = name != "protocol row" and members == specs["protocol row"]
+        rows.append([name + (" (= the protocol row)" if same else ""), mean_spread([r.best["accuracy"] for r in group]),
+                     mean_spread([r.evals[-1]["accuracy"] for r in group]),
+                     mean_spread([r.best["update"] for r in group], 0)])
     header = ["variant", "best accuracy", "final accuracy", "best at update"]
-    return f"### Ablations ({tasks[0]}, seeds {seeds})\n\n" + markdown_table(header, rows)
+    return (f"### Ablations ({task}, seeds {seeds}; d-OPSD's protocol row with one change)\n\n"
+            + markdown_table(header, rows))
 
 
 # name -> (the runs it needs, what writes its Markdown from them)
 EXPERIMENTS = {
-    "main": (main_runs, main_tables),
+    "main": (sweep_runs, main_tables),  # the protocol's validation runs; the table writers train the rest
     "toy": (lambda tasks, seeds: [], toy_table),
-    "overlap": (overlap_runs, overlap_figure),
-    "ablations": (ablation_runs, ablation_table),
+    "overlap": (sweep_runs, overlap_figure),
+    "ablations": (sweep_runs, ablation_table),
     "opdlm": (lambda tasks, seeds: [], opdlm_table),  # trains its own runs: SFT's start is converted under <output>
-    "protocol": (sweep_runs, protocol_tables),  # trains the chosen rates' seeds after its sweep
+    "protocol": (sweep_runs, protocol_tables),
     "image": (lambda tasks, seeds: [], image_table),  # trains its own runs: image models have no task
 }
 
@@ -229,4 +233,4 @@ def run_experiments(names: list[str], output: str | Path, tasks: list[str], seed
     return "\n".join(texts)
 
 
-__all__ = ["ABLATIONS", "EXPERIMENTS", "METHODS", "Run", "RunSpec", "run", "run_experiments", "train_runs"]
+__all__ = ["ABLATIONS", "EXPERIMENTS", "Run", "RunSpec", "run", "run_experiments", "train_runs"]
