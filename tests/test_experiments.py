@@ -106,7 +106,10 @@ def validation_runs(root, tasks, option=2):
     arms = {**PROTOCOL_METHODS, "d-OPSD": DOPSD_OPTIONS[options[option]]}
     for task in tasks:
         for index, name in enumerate(options):  # the pre-protocol option's run is also its sweep's middle rate
-            finished_run(root, option_spec(name, task, 0), [0.2, 0.28 if index == option else 0.26, 0.25])
+            folder = finished_run(root, option_spec(name, task, 0), [0.2, 0.28 if index == option else 0.26, 0.25])
+            if dict(option_spec(name, task, 0).changes)["clip"] is not None:  # the clip's diagnostic, 0.4 then 0.6
+                with open(folder / "metrics.jsonl", "a") as log:
+                    log.write("".join(json.dumps({"update": u, "clip_grad_cosine": c}) + "\n" for u, c in ((1, 0.4), (2, 0.6))))
         for label, arm in arms.items():
             for index, rate in enumerate(SWEEPS[arm[0]]):
                 if not sweep_spec(arm, task, 0, rate).folder(root).exists():
@@ -134,8 +137,9 @@ def test_the_protocol_chooses_options_and_rates_on_validation(tmp_path):
     assert dict(sweep_spec(PROTOCOL_METHODS["diffu-GRPO"], "sudoku", 0, 3e-5).changes)["inner_updates"] == 1
     text = run_experiments(["protocol"], tmp_path, ["sudoku"], [0, 1])  # reads back; trains nothing
     lines = text.splitlines()
-    assert f"| sudoku | {options[2]} | 0.200 | 0.280 | 1 | 0.250 | chosen |" in lines
-    assert f"| sudoku | {options[0]} | 0.200 | 0.260 | 1 | 0.250 |  |" in lines
+    assert f"| sudoku | {options[2]} | 0.200 | 0.280 | 1 | 0.250 | 0.50 | chosen |" in lines
+    assert f"| sudoku | {options[0]} | 0.200 | 0.260 | 1 | 0.250 | 0.50 |  |" in lines
+    assert f"| sudoku | {options[1]} | 0.200 | 0.260 | 1 | 0.250 | 1 (no clip) |  |" in lines
     # d-OPSD's sweep is the chosen option's: its middle rate is step 0's run (0.28), the others were built above
     assert f"| sudoku | d-OPSD | {SWEEPS['dopsd'][1]:g} | 0.200 | 0.280 | 1 | 0.250 | chosen |" in lines
     assert f"| sudoku | d-OPSD | {SWEEPS['dopsd'][0]:g} | 0.200 | 0.250 | 1 | 0.250 |  |" in lines

@@ -124,7 +124,9 @@ class Choices:
         for task in self.tasks:
             for option, arm in DOPSD_OPTIONS.items():
                 result = self.runs[option_spec(option, task, self.seed)]
+                cosines = [value for _, value in result.series("clip_grad_cosine")]
                 option_rows.append([task, option, *validation_cells(result),
+                                    f"{sum(cosines) / len(cosines):.2f}" if cosines else "1 (no clip)",
                                     "chosen" if self.arms[task, "d-OPSD"] == arm else ""])
             for label in PROTOCOL_METHODS:
                 arm = self.arms[task, label]
@@ -133,10 +135,12 @@ class Choices:
                     sweep_rows.append([task, label, f"{rate:g}", *validation_cells(result),
                                        "chosen" if rate == self.rates[task, label] else ""])
         header = ["validation accuracy before", "best validation accuracy", "at update", f"final ({UPDATES})", ""]
-        options = markdown_table(["task", "d-OPSD option", *header], option_rows)
+        options = markdown_table(["task", "d-OPSD option", *header[:-1], "clip gradient cosine", ""], option_rows)
         sweep = markdown_table(["task", "method", "learning rate", *header], sweep_rows)
         return (f"### Protocol, step 0: d-OPSD's options on {VALIDATION_SIZE} validation prompts (seed {self.seed}, "
-                f"learning rate {OPTIONS_RATE:g}, {UPDATES} updates)\n\n{options}\n"
+                f"learning rate {OPTIONS_RATE:g}, {UPDATES} updates; clip gradient cosine: the cosine between the "
+                f"clipped and the unclipped loss's gradients with respect to the student's logits, mean over "
+                f"updates)\n\n{options}\n"
                 f"### Protocol, step 1: learning rate on {VALIDATION_SIZE} validation prompts (seed {self.seed}, "
                 f"{UPDATES} updates)\n\n{sweep}")
 
