@@ -203,7 +203,7 @@ def test_ablations_and_overlap_change_one_thing_from_the_protocol_row(tmp_path):
         changed = {k: v for k, v in spec.changes if dict(row.changes).get(k, "unset") != v}
         assert changed == {k: v for k, v in ABLATIONS[name].items() if dict(row.changes).get(k, "unset") != v}, name
         assert changed or name == "no clip"
-    assert specs["clip 0.05 on all entries"].folder(tmp_path).name == "dopsd-no-clip-clip-005-on-all-entries-protocol-lr5e-05-seed0"
+    assert specs["clip 0.05 on all entries"].folder(tmp_path).name == "dopsd-no-clip-clip-005-on-all-entries-protocol320-lr5e-05-seed0"
 
 
 def test_ablation_table_and_overlap_figure_read_the_protocol_rows_runs(tmp_path):

@@ -26,7 +26,7 @@ from dopsd.bundled import bundled_model_path, cpu_preset
 from dopsd.experiments.image import image_table
 from dopsd.experiments.opdlm import opdlm_table
 from dopsd.experiments.parallel import fill_in_parallel
-from dopsd.experiments.protocol import PROTOCOL_METHODS, UPDATES, Choices, named, protocol_tables, sweep_runs, test_spec
+from dopsd.experiments.protocol import PROTOCOL_METHODS, TEST_UPDATES, Choices, named, protocol_tables, sweep_runs, test_spec
 from dopsd.experiments.runs import Run, RunSpec, best_model_path, evaluate_model, run, train_runs
 from dopsd.experiments.tables import markdown_table, mean_spread, updates_to_reach
 
@@ -111,7 +111,7 @@ def main_tables(root: Path, tasks: list[str], seeds: list[int], runs: dict[RunSp
                              "seconds to best"], rows)
     return (f"### Table 1: test accuracy under the protocol (best evaluation, final evaluation, best checkpoint at the "
             f"longer length; seeds {seeds}; mean ± std)\n\n{table1}\n"
-            f"### Table 2: cost to reach the best accuracy (seeds {seeds}; {UPDATES} updates)\n\n{table2}")
+            f"### Table 2: cost to reach the best accuracy (seeds {seeds}; {TEST_UPDATES} updates)\n\n{table2}")
 
 
 # ----- Table 3 -------------------------------------------------------------------------------------------------
