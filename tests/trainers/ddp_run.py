@@ -73,3 +73,4 @@ torch.save(weights, args.folder / f"weights_rank{rank}.pt")
 idle = trainer.lockstep.idle_passes if trainer.lockstep is not None else None
 torch.save({"idle_passes": idle, "distributed_type": str(trainer.accelerator.distributed_type)},
            args.folder / f"info_rank{rank}.pt")
+trainer.accelerator.end_training()  # as `dopsd train` does: a process exiting with the gloo group alive can abort

@@ -110,7 +110,11 @@ def run_method(method: Method, args: argparse.Namespace) -> int:
     config_file, values = parse_fields(method, args.overrides)
     trainer_class = method.trainer_class()
     config = load_config(trainer_class.config_class, config_file, with_bundled_preset(method, config_file, values))
-    summary = trainer_class(config=config).train()
+    trainer = trainer_class(config=config)
+    summary = trainer.train()
+    if getattr(trainer, "accelerator", None) is not None:
+        # leaves a multi-process run's group cleanly: exiting with gloo/NCCL threads alive can abort the process
+        trainer.accelerator.end_training()
     print(json.dumps(summary))
     # a trainer may close with its own paragraph (the image methods report fidelity, not accuracy)
     print(getattr(trainer_class, "describe", describe)(method.label, summary))
