@@ -26,7 +26,8 @@ from dopsd.bundled import bundled_model_path, cpu_preset
 from dopsd.experiments.image import image_table
 from dopsd.experiments.opdlm import opdlm_table
 from dopsd.experiments.parallel import fill_in_parallel
-from dopsd.experiments.protocol import PROTOCOL_METHODS, TEST_UPDATES, Choices, named, protocol_tables, sweep_runs, test_spec
+from dopsd.experiments.protocol import (PROTOCOL_METHODS, TEST_UPDATES, Choices, extend, protocol_tables, sweep_runs,
+                                        test_spec)
 from dopsd.experiments.runs import Run, RunSpec, best_model_path, evaluate_model, run, train_runs
 from dopsd.experiments.tables import markdown_table, mean_spread, updates_to_reach
 
@@ -147,11 +148,9 @@ def toy_table(root: Path, tasks: list[str], seeds: list[int], runs: dict, jobs: 
 # ----- Figure 3 ------------------------------------------------------------------------------------------------
 def overlap_specs(choices: Choices, task: str, seed: int) -> dict[str, RunSpec]:
     """d-OPSD's protocol row, and the same with the teacher shown the reference solution instead (AR-style OPSD)."""
-    method, name, changes = choices.arms[task, "d-OPSD"]
-    ar_style = (method, named(name, "ar-opsd"), tuple(sorted({**dict(changes), "teacher_input": "reference"}.items())))
-    rate = choices.rates[task, "d-OPSD"]
-    return {"d-OPSD": test_spec(choices.arms[task, "d-OPSD"], task, seed, rate),
-            "AR-style OPSD": test_spec(ar_style, task, seed, rate)}
+    row, rate = choices.arms[task, "d-OPSD"], choices.rates[task, "d-OPSD"]
+    return {"d-OPSD": test_spec(row, task, seed, rate),
+            "AR-style OPSD": test_spec(extend(row, "ar-opsd", teacher_input="reference"), task, seed, rate)}
 
 
 def overlap_figure(root: Path, tasks: list[str], seeds: list[int], runs: dict[RunSpec, Run], jobs: int = 1) -> str:
@@ -176,11 +175,8 @@ def overlap_figure(root: Path, tasks: list[str], seeds: list[int], runs: dict[Ru
 
 # ----- Ablations -----------------------------------------------------------------------------------------------
 def ablation_spec(choices: Choices, task: str, seed: int, name: str) -> RunSpec:
-    method, variant, changes = arm = choices.arms[task, "d-OPSD"]
-    merged = {**dict(changes), **ABLATIONS[name]}
-    if merged != dict(changes):
-        arm = (method, named(variant, slug(name)), tuple(sorted(merged.items())))
-    return test_spec(arm, task, seed, choices.rates[task, "d-OPSD"])
+    return test_spec(extend(choices.arms[task, "d-OPSD"], slug(name), **ABLATIONS[name]), task, seed,
+                     choices.rates[task, "d-OPSD"])
 
 
 def ablation_table(root: Path, tasks: list[str], seeds: list[int], runs: dict[RunSpec, Run], jobs: int = 1) -> str:

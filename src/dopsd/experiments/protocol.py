@@ -33,27 +33,38 @@ from dopsd.experiments.tables import markdown_table
 Arm = tuple[str, str, tuple]  # (registry name, its variant's name, the config values it sets over the CPU preset)
 
 # d-OPSD as it was before the protocol: pointwise clip 0.05 on every entry, every state, the first round greedy.
-PRE_PROTOCOL = (("clip", 0.05), ("clip_mode", "all"), ("skip_uninformed_states", False), ("temperature", 0.0))
+PRE_PROTOCOL: Arm = ("dopsd", "", (("clip", 0.05), ("clip_mode", "all"), ("skip_uninformed_states", False),
+                                   ("temperature", 0.0)))
 
 
-def with_change(**change) -> tuple:
-    return tuple(sorted({**dict(PRE_PROTOCOL), **change}.items()))
+def named(*parts: str) -> str:
+    return "-".join(part for part in parts if part)
+
+
+def extend(arm: Arm, name: str, **changes) -> Arm:
+    """``arm`` with ``changes`` set over its own values and ``name`` added to its variant's name; ``arm`` itself when
+    it already has every one of them (so that the same runs are read back)."""
+    method, variant, own = arm
+    merged = {**dict(own), **changes}
+    if merged == dict(own):
+        return arm
+    return method, named(variant, name), tuple(sorted(merged.items()))
 
 
 # Step 0: d-OPSD's options from the audit, one at a time (name -> its arm).
 DOPSD_OPTIONS: dict[str, Arm] = {
-    "pre-protocol (clip 0.05 on all entries)": ("dopsd", "", PRE_PROTOCOL),
-    "no clip": ("dopsd", "no-clip", with_change(clip=None)),
-    "clip overconfident entries only": ("dopsd", "clip-overconfident", with_change(clip_mode="overconfident")),
-    "skip states without teacher information": ("dopsd", "skip-uninformed", with_change(skip_uninformed_states=True)),
-    "first round sampled at 0.9": ("dopsd", "first-round-sampled", with_change(temperature=0.9)),
+    "pre-protocol (clip 0.05 on all entries)": PRE_PROTOCOL,
+    "no clip": extend(PRE_PROTOCOL, "no-clip", clip=None),
+    "clip overconfident entries only": extend(PRE_PROTOCOL, "clip-overconfident", clip_mode="overconfident"),
+    "skip states without teacher information": extend(PRE_PROTOCOL, "skip-uninformed", skip_uninformed_states=True),
+    "first round sampled at 0.9": extend(PRE_PROTOCOL, "first-round-sampled", temperature=0.9),
 }
 OPTIONS_RATE = 5e-5
 # Table rows: label -> arm (d-OPSD's is step 0's choice). RFT has exactly d-OPSD's rollouts and kept set, without the
 # teacher. diffu-GRPO samples as many prompts per update as d-OPSD (16, six completions each) and updates once per
 # rollout: the methods are compared at equal rollouts.
 PROTOCOL_METHODS: dict[str, Arm] = {
-    "d-OPSD": DOPSD_OPTIONS["pre-protocol (clip 0.05 on all entries)"],
+    "d-OPSD": PRE_PROTOCOL,
     "RFT": ("rft", "", ()),
     "diffu-GRPO": ("grpo", "one-update", (("inner_updates", 1), ("prompts_per_rollout", 16))),
     "SFT": ("sft", "", ()),
@@ -71,15 +82,6 @@ def budget(changes: tuple, **more) -> tuple:
     return tuple(sorted({**dict(changes), "max_updates": UPDATES, "eval_every": EVAL_EVERY, **more}.items()))
 
 
-def stage(updates: int) -> str:
-    """A test run's name part: ``protocol`` for the first 160-update budget, ``protocol320`` for 320 updates."""
-    return "protocol" if updates == UPDATES else f"protocol{updates}"
-
-
-def named(*parts: str) -> str:
-    return "-".join(part for part in parts if part)
-
-
 def sweep_spec(arm: Arm, task: str, seed: int, rate: float) -> RunSpec:
     method, name, changes = arm
     return RunSpec(method, task, seed, named(name, f"validation-lr{rate:g}"),
@@ -88,7 +90,7 @@ def sweep_spec(arm: Arm, task: str, seed: int, rate: float) -> RunSpec:
 
 def test_spec(arm: Arm, task: str, seed: int, rate: float) -> RunSpec:
     method, name, changes = arm
-    return RunSpec(method, task, seed, named(name, f"{stage(TEST_UPDATES)}-lr{rate:g}"),
+    return RunSpec(method, task, seed, named(name, f"protocol{TEST_UPDATES}-lr{rate:g}"),
                    budget(changes, learning_rate=rate, max_updates=TEST_UPDATES))
 
 
