@@ -1,8 +1,10 @@
 import json
 
+import pytest
 import torch
 
 from dopsd.experiments import run
+from dopsd.experiments.runs import run_spec
 from dopsd.experiments.tables import markdown_table, mean_spread
 from dopsd.experiments.toy import teacher_contexts
 from dopsd.sampling import Trajectory
@@ -31,7 +33,7 @@ def test_finished_run_is_read_back_with_best_and_costs(tmp_path):
         {"update": 3, "eval_accuracy": 0.3, "eval_mean_score": 0.9},
     ]
     write_run(tmp_path / "sudoku" / "dopsd-default-seed0", rows)
-    result = run(tmp_path, "dopsd", "sudoku", 0)  # no training: the summary exists
+    result = run(tmp_path, "dopsd", "sudoku", 0, max_updates=3)  # no training: the summary says 3 updates
     assert result.best == {"update": 2, "accuracy": 0.3, "mean_score": 0.8}  # the first to reach the best
     assert result.through(2, "rollout_samples") == 36
     assert result.through(2, "rollout_seconds") + result.through(2, "update_seconds") == 4.0
@@ -83,6 +85,18 @@ def test_fill_in_parallel_makes_only_the_missing_calls_and_returns_all(tmp_path)
     assert made == ["b"]
 
 
+@pytest.fixture
+def small_protocol(monkeypatch):
+    """The protocol's budgets at the scale of hand-built runs (an evaluation every update); no run plateau-extended
+    unless a test lowers ``PLATEAU_GAIN``."""
+    from dopsd.experiments import protocol
+
+    for name, value in dict(UPDATES=2, TEST_UPDATES=2, PLATEAU_WINDOW=1, PLATEAU_GAIN=1.0, EXTEND=2,
+                            MAX_TEST_UPDATES=4).items():
+        monkeypatch.setattr(protocol, name, value)
+    return protocol
+
+
 def finished_run(root, spec, accuracies, samples=10):
     """A finished run of ``spec``: evaluations every update with ``accuracies``, ``samples`` rollout samples each."""
     rows = [{"update": 0, "eval_accuracy": accuracies[0], "eval_mean_score": 0.5}]
@@ -121,7 +135,7 @@ def validation_runs(root, tasks, option=2):
 SWEEP_WINNER = {"d-OPSD": 1, "RFT": 1, "diffu-GRPO": 0, "SFT": 2}  # index of the rate each method's sweep prefers
 
 
-def test_the_protocol_chooses_options_and_rates_on_validation(tmp_path):
+def test_the_protocol_chooses_options_and_rates_on_validation(tmp_path, small_protocol):
     """Step 0's best option becomes d-OPSD's row, each sweep's best validation accuracy picks the rate, and no run
     of an option that lost is trained further."""
     from dopsd.experiments import run_experiments
@@ -148,10 +162,10 @@ def test_the_protocol_chooses_options_and_rates_on_validation(tmp_path):
     assert not (tmp_path / "sudoku" / "dopsd-validation-lr1.5e-04-seed0").exists()  # the pre-protocol row lost
 
 
-def test_main_tables_put_each_chosen_run_in_its_cell(tmp_path):
+def test_main_tables_put_each_chosen_run_in_its_cell(tmp_path, small_protocol):
     """Tables 1 and 2 are step 2 of the protocol: each method's chosen arm and rate on every seed, on test."""
     from dopsd.experiments import main_tables, run_experiments
-    from dopsd.experiments.protocol import test_spec
+    from dopsd.experiments.protocol import sweep_runs, test_spec
 
     tasks, gains = ["sudoku", "countdown"], {"d-OPSD": 0.3, "RFT": 0.2, "diffu-GRPO": 0.1, "SFT": 0.25}
     arms, rates = validation_runs(tmp_path, tasks)
@@ -163,7 +177,7 @@ def test_main_tables_put_each_chosen_run_in_its_cell(tmp_path):
                                       samples=0 if label == "SFT" else 10)
                 summary = json.loads((folder / "summary.json").read_text())
                 (folder / "summary.json").write_text(json.dumps({**summary, "wall_seconds": 60.0 * (seed + 1)}))
-                (folder / "best-L32.json").write_text(json.dumps({"accuracy": gains[label] / 10 + seed / 500}))
+                (folder / "best-L32-update2.json").write_text(json.dumps({"accuracy": gains[label] / 10 + seed / 500}))
         for length, accuracy in (({"sudoku": 20, "countdown": 16}[task], 0.2), (32, 0.01)):
             (tmp_path / task / f"base-L{length}.json").write_text(json.dumps({"accuracy": accuracy}))
     text = run_experiments(["main"], tmp_path, tasks, [0, 1], jobs=2)  # reads back; trains nothing
@@ -176,22 +190,23 @@ def test_main_tables_put_each_chosen_run_in_its_cell(tmp_path):
             "0.031 ± 0.001 |") in lines
     assert "| RFT | 0.405 ± 0.005 | 0.405 ± 0.005 | 0.021 ± 0.001 |" in " ".join(lines)
     # best = final at update 2, the budget's end in both seeds; 90% of d-OPSD's gain: 0.2 + 0.9 * 0.305 = 0.4745
-    assert (f"| sudoku | d-OPSD | {rates['d-OPSD']:g} | 0.505 ± 0.005 | 2 ± 0 (2 at the end) | 2 ± 0 | 20 ± 0 | "
-            "10 ± 0 | 4 ± 0 |") in lines
-    assert (f"| countdown | diffu-GRPO | {rates['diffu-GRPO']:g} | 0.305 ± 0.005 | 2 ± 0 (2 at the end) | not reached "
-            "| 20 ± 0 | 10 ± 0 | 4 ± 0 |") in lines
-    assert f"| sudoku | SFT | {rates['SFT']:g} | 0.455 ± 0.005 | 2 ± 0 (2 at the end) | not reached | 0 ± 0 | 0 ± 0 |" in text
-    runs = {spec: run(tmp_path, spec.method, spec.task, spec.seed, spec.variant)
-            for spec in __import__("dopsd.experiments.protocol", fromlist=["sweep_runs"]).sweep_runs(tasks, [0, 1])}
+    # gain over the last update: 0.2 + gain + seed/100 - (0.2 + gain/2), mean over the seeds
+    assert (f"| sudoku | d-OPSD | {rates['d-OPSD']:g} | 2 | +0.155 | 0.505 ± 0.005 | 2 ± 0 (2 at the end) | 2 ± 0 | "
+            "20 ± 0 | 10 ± 0 | 4 ± 0 |") in lines
+    assert (f"| countdown | diffu-GRPO | {rates['diffu-GRPO']:g} | 2 | +0.055 | 0.305 ± 0.005 | 2 ± 0 (2 at the end) | "
+            "not reached | 20 ± 0 | 10 ± 0 | 4 ± 0 |") in lines
+    assert (f"| sudoku | SFT | {rates['SFT']:g} | 2 | +0.130 | 0.455 ± 0.005 | 2 ± 0 (2 at the end) | not reached | "
+            "0 ± 0 | 0 ± 0 |") in text
+    runs = {spec: run_spec(tmp_path, spec, {}) for spec in sweep_runs(tasks, [0, 1])}
     assert main_tables(tmp_path, tasks, [0, 1], runs) == text
 
 
-def test_ablations_and_overlap_change_one_thing_from_the_protocol_row(tmp_path):
+def test_ablations_and_overlap_change_one_thing_from_the_protocol_row(tmp_path, small_protocol):
     from dopsd.experiments import ABLATIONS, ablation_spec
     from dopsd.experiments.protocol import Choices, sweep_runs, test_spec
 
     arms, rates = validation_runs(tmp_path, ["sudoku"], option=1)  # no clip wins step 0
-    runs = {spec: run(tmp_path, spec.method, spec.task, spec.seed, spec.variant)
+    runs = {spec: run_spec(tmp_path, spec, {})
             for spec in sweep_runs(["sudoku"], [0])}
     choices = Choices(tmp_path, ["sudoku"], [0], runs)
     row = test_spec(arms["d-OPSD"], "sudoku", 0, rates["d-OPSD"])
@@ -203,15 +218,15 @@ def test_ablations_and_overlap_change_one_thing_from_the_protocol_row(tmp_path):
         changed = {k: v for k, v in spec.changes if dict(row.changes).get(k, "unset") != v}
         assert changed == {k: v for k, v in ABLATIONS[name].items() if dict(row.changes).get(k, "unset") != v}, name
         assert changed or name == "no clip"
-    assert specs["clip 0.05 on all entries"].folder(tmp_path).name == "dopsd-no-clip-clip-005-on-all-entries-protocol320-lr5e-05-seed0"
+    assert specs["clip 0.05 on all entries"].folder(tmp_path).name == "dopsd-no-clip-clip-005-on-all-entries-test-lr5e-05-seed0"
 
 
-def test_ablation_table_and_overlap_figure_read_the_protocol_rows_runs(tmp_path):
+def test_ablation_table_and_overlap_figure_read_the_protocol_rows_runs(tmp_path, small_protocol):
     from dopsd.experiments import ABLATIONS, ablation_spec, overlap_specs, run_experiments
     from dopsd.experiments.protocol import Choices, sweep_runs
 
     validation_runs(tmp_path, ["sudoku"], option=1)
-    runs = {spec: run(tmp_path, spec.method, spec.task, spec.seed, spec.variant) for spec in sweep_runs(["sudoku"], [0])}
+    runs = {spec: run_spec(tmp_path, spec, {}) for spec in sweep_runs(["sudoku"], [0])}
     choices = Choices(tmp_path, ["sudoku"], [0], runs)
     row = choices.test_specs("sudoku", "d-OPSD", [0])[0]
     finished_run(tmp_path, row, [0.2, 0.3, 0.29])
@@ -226,3 +241,53 @@ def test_ablation_table_and_overlap_figure_read_the_protocol_rows_runs(tmp_path)
     assert "| rho 0.25 | 0.210 | 0.200 | 1 |" in lines
     assert "| AR-style OPSD | 0.900 | 0.900 | 0.200 | 0.200 | 0 |" in lines
     assert (tmp_path / "overlap-sudoku.png").stat().st_size > 0
+
+
+def test_the_plateau_rule_continues_only_the_methods_still_gaining(tmp_path, small_protocol, monkeypatch):
+    """Runs already trained to 4 updates are read as they stood at each budget: a method gaining less than
+    PLATEAU_GAIN over the last PLATEAU_WINDOW stops there, one still gaining continues by EXTEND, up to the cap."""
+    from dopsd.experiments.protocol import Choices, plateaued, sweep_runs, test_spec, window_gain
+
+    monkeypatch.setattr(small_protocol, "PLATEAU_GAIN", 0.01)
+    arms, rates = validation_runs(tmp_path, ["sudoku"])
+    curves = {"d-OPSD": [0.2, 0.3, 0.4, 0.45, 0.45],  # gains 0.1 at update 2, then 0 at 4: stops at 4
+              "RFT": [0.2, 0.3, 0.3, 0.5, 0.6],  # flat at update 2: stops there, the later rise unseen
+              "diffu-GRPO": [0.2, 0.3, 0.4, 0.5, 0.6],  # still gaining at the cap (4)
+              "SFT": [0.2, 0.3, 0.305, 0.3, 0.3]}  # gains 0.005 < 0.01 at update 2
+    for label, curve in curves.items():
+        for seed in (0, 1):
+            finished_run(tmp_path, test_spec(arms[label], "sudoku", seed, rates[label], 4), curve)
+    runs = {spec: run_spec(tmp_path, spec, {}) for spec in sweep_runs(["sudoku"], [0])}
+    results = Choices(tmp_path, ["sudoku"], [0, 1], runs).test_runs([0, 1])  # reads back; trains nothing
+    ran = {label: [r.summary["updates"] for r in results["sudoku", label]] for label in curves}
+    assert ran == {"d-OPSD": [4, 4], "RFT": [2, 2], "diffu-GRPO": [4, 4], "SFT": [2, 2]}
+    rft = results["sudoku", "RFT"][0]
+    assert [e["update"] for e in rft.evals] == [0, 1, 2] and rft.best == {"update": 1, "accuracy": 0.3, "mean_score": 0.5}
+    assert window_gain(results["sudoku", "d-OPSD"][0]) == 0.0 and plateaued(results["sudoku", "d-OPSD"])
+    assert window_gain(results["sudoku", "diffu-GRPO"][0]) == pytest.approx(0.1)
+    assert not plateaued(results["sudoku", "diffu-GRPO"])
+    assert window_gain(results["sudoku", "SFT"][0]) == pytest.approx(0.005)
+
+
+def test_a_run_asked_for_more_updates_continues_from_its_last_checkpoint(tmp_path):
+    """The runner's `finished` counts updates: a finished run asked for more resumes in place; one whose
+    checkpoints were not kept is refused with the folder left as it was."""
+    from dopsd.errors import DopsdError
+    from dopsd.experiments.runs import finished
+
+    settings = dict(eval_every=1, eval_limit=4, batch_size=2)
+    first = run(tmp_path, "sft", "sudoku", 0, "short", max_updates=1, **settings)
+    folder = first.folder
+    assert finished(folder) and finished(folder, 1) and not finished(folder, 2)
+    second = run(tmp_path, "sft", "sudoku", 0, "short", max_updates=2, **settings)
+    assert second.summary["updates"] == 2 and [e["update"] for e in second.evals] == [0, 1, 2]
+    assert second.rows[: len(first.rows)] == first.rows  # continued, not restarted
+    assert run(tmp_path, "sft", "sudoku", 0, "short", max_updates=1, **settings).summary["updates"] == 2  # read back
+    for checkpoint in folder.glob("checkpoint-*"):
+        import shutil
+
+        shutil.rmtree(checkpoint)
+    before = sorted(path.name for path in folder.iterdir())
+    with pytest.raises(DopsdError, match="no checkpoint"):
+        run(tmp_path, "sft", "sudoku", 0, "short", max_updates=3, **settings)
+    assert sorted(path.name for path in folder.iterdir()) == before

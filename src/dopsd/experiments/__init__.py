@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import inspect
 import json
+import statistics
 from pathlib import Path
 
 from dopsd.bundled import bundled_model_path, cpu_preset
 from dopsd.experiments.image import image_table
 from dopsd.experiments.opdlm import opdlm_table
 from dopsd.experiments.parallel import fill_in_parallel
-from dopsd.experiments.protocol import (PROTOCOL_METHODS, TEST_UPDATES, Choices, extend, protocol_tables, sweep_runs,
-                                        test_spec)
+from dopsd.experiments import protocol
+from dopsd.experiments.protocol import (PROTOCOL_METHODS, Choices, extend, protocol_tables, sweep_runs, test_spec,
+                                        window_gain)
 from dopsd.experiments.runs import Run, RunSpec, best_model_path, evaluate_model, run, train_runs
 from dopsd.experiments.tables import markdown_table, mean_spread, updates_to_reach
 
@@ -63,14 +65,13 @@ def evaluate_models(calls: list[tuple], jobs: int) -> list[dict]:
 def main_tables(root: Path, tasks: list[str], seeds: list[int], runs: dict[RunSpec, Run], jobs: int = 1) -> str:
     """Step 2 of the protocol: every method's chosen settings on every seed, evaluated on the test set."""
     choices = Choices(root, tasks, seeds, runs, jobs)
-    specs = {(task, label): choices.test_specs(task, label, seeds) for task in tasks for label in PROTOCOL_METHODS}
-    finals = train_runs(root, [spec for group in specs.values() for spec in group], jobs)
-    group = {key: [finals[spec] for spec in members] for key, members in specs.items()}
+    group = choices.test_runs(seeds)
     lengths = {task: (cpu_preset(task)["gen_length"], LONGER[task]) for task in tasks}
     block = {task: cpu_preset(task)["block_length"] for task in tasks}
     base_calls = [(bundled_model_path(task), task, length, block[task], root / task / f"base-L{length}.json")
                   for task in tasks for length in lengths[task]]
-    longer_calls = [(best_model_path(r), task, lengths[task][1], block[task], r.folder / f"best-L{lengths[task][1]}.json")
+    longer_calls = [(best_model_path(r), task, lengths[task][1], block[task],
+                     r.folder / f"best-L{lengths[task][1]}-update{r.best['update']}.json")
                     for label in PROTOCOL_METHODS for task in tasks for r in group[task, label]]  # the rows' order
     results = evaluate_models(base_calls + longer_calls, jobs)
     base_at_trained = {call[1]: result["accuracy"] for call, result in zip(base_calls, results)
@@ -103,16 +104,23 @@ def main_tables(root: Path, tasks: list[str], seeds: list[int], runs: dict[RunSp
             per_update = [r.through(r.summary["updates"], "rollout_samples") / r.summary["updates"] for r in members]
             seconds = [r.through(r.best["update"], "update_seconds") + r.through(r.best["update"], "rollout_seconds")
                        for r in members]
-            rows.append([task, label, f"{choices.rates[task, label]:g}", mean_spread([r.best["accuracy"] for r in members]),
+            ran = members[0].summary["updates"]
+            plateau = "" if protocol.plateaued(members) else " (cap; still gaining)"
+            rows.append([task, label, f"{choices.rates[task, label]:g}", f"{ran}{plateau}",
+                         f"{statistics.fmean(window_gain(r) for r in members):+.3f}",
+                         mean_spread([r.best["accuracy"] for r in members]),
                          mean_spread([r.best["update"] for r in members], 0) + (f" ({at_end} at the end)" if at_end else ""),
                          updates_to_reach(members, target), mean_spread(samples, 0), mean_spread(per_update, 0),
                          mean_spread(seconds, 0)])
-    table2 = markdown_table(["task", "method", "learning rate", "best accuracy", "updates to best",
+    table2 = markdown_table(["task", "method", "learning rate", "updates run",
+                             f"gain over the last {protocol.PLATEAU_WINDOW} updates", "best accuracy", "updates to best",
                              "updates to 90% of the best gain", "rollout samples to best", "rollout samples per update",
                              "seconds to best"], rows)
     return (f"### Table 1: test accuracy under the protocol (best evaluation, final evaluation, best checkpoint at the "
             f"longer length; seeds {seeds}; mean ± std)\n\n{table1}\n"
-            f"### Table 2: cost to reach the best accuracy (seeds {seeds}; {TEST_UPDATES} updates)\n\n{table2}")
+            f"### Table 2: cost to reach the best accuracy (seeds {seeds}; each method trained until its mean accuracy "
+            f"over the last {protocol.PLATEAU_WINDOW} updates beats the {protocol.PLATEAU_WINDOW} before by less than "
+            f"{protocol.PLATEAU_GAIN:g}, mean over seeds, or {protocol.MAX_TEST_UPDATES} updates)\n\n{table2}")
 
 
 # ----- Table 3 -------------------------------------------------------------------------------------------------
@@ -158,7 +166,8 @@ def overlap_figure(root: Path, tasks: list[str], seeds: list[int], runs: dict[Ru
 
     task = tasks[0]
     specs = overlap_specs(Choices(root, tasks[:1], seeds, runs, jobs), task, seeds[0])
-    variants = dict(zip(specs, train_runs(root, list(specs.values()), jobs).values()))
+    variants = {name: result.upto(protocol.TEST_UPDATES)
+                for name, result in zip(specs, train_runs(root, list(specs.values()), jobs).values())}
     key = "overlap_top20"
     path = plot_series({name: r.series(key) for name, r in variants.items()}, root / f"overlap-{task}.png",
                        ylabel="Overlap Top-20 (student vs teacher)", title=f"Figure 3: Overlap Top-20, {task}")
@@ -170,7 +179,8 @@ def overlap_figure(root: Path, tasks: list[str], seeds: list[int], runs: dict[Ru
                      f"{r.evals[0]['accuracy']:.3f}", f"{r.best['accuracy']:.3f}", r.best["update"]])
     table = markdown_table(["teacher", "overlap, first 10 updates", "overlap, last 10 updates", "accuracy before",
                             "best accuracy", "best at update"], rows)
-    return f"### Figure 3: Overlap Top-20 ({task}, seed {seeds[0]})\n\n![overlap]({path.name})\n\n{table}"
+    return (f"### Figure 3: Overlap Top-20 ({task}, seed {seeds[0]}, {protocol.TEST_UPDATES} updates)\n\n"
+            f"![overlap]({path.name})\n\n{table}")
 
 
 # ----- Ablations -----------------------------------------------------------------------------------------------
@@ -180,6 +190,7 @@ def ablation_spec(choices: Choices, task: str, seed: int, name: str) -> RunSpec:
 
 
 def ablation_table(root: Path, tasks: list[str], seeds: list[int], runs: dict[RunSpec, Run], jobs: int = 1) -> str:
+    """Every variant at the protocol's first test budget, ``TEST_UPDATES``; the row's runs are read up to there."""
     task = tasks[0]
     choices = Choices(root, [task], seeds, runs, jobs)
     names = ["protocol row", *ABLATIONS]
@@ -188,13 +199,14 @@ def ablation_table(root: Path, tasks: list[str], seeds: list[int], runs: dict[Ru
     finals = train_runs(root, [spec for group in specs.values() for spec in group], jobs)
     rows = []
     for name, members in specs.items():
-        group = [finals[spec] for spec in members]
+        group = [finals[spec].upto(protocol.TEST_UPDATES) for spec in members]
         same = name != "protocol row" and members == specs["protocol row"]
         rows.append([name + (" (= the protocol row)" if same else ""), mean_spread([r.best["accuracy"] for r in group]),
                      mean_spread([r.evals[-1]["accuracy"] for r in group]),
                      mean_spread([r.best["update"] for r in group], 0)])
     header = ["variant", "best accuracy", "final accuracy", "best at update"]
-    return (f"### Ablations ({task}, seeds {seeds}; d-OPSD's protocol row with one change)\n\n"
+    return (f"### Ablations ({task}, seeds {seeds}; d-OPSD's protocol row with one change; "
+            f"{protocol.TEST_UPDATES} updates each)\n\n"
             + markdown_table(header, rows))
 
 

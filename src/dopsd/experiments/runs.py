@@ -1,8 +1,9 @@
 """One training run of an experiment, on a bundled base model, resumable, and what it measured.
 
-A run lives in its own folder named by task, method, variant and seed. A folder holding ``summary.json`` is a finished
-run and is read back instead of retrained, so an interrupted experiment picks up where it stopped, and experiments
-that need the same run (the main table and the ablations both need default d-OPSD) share it.
+A run lives in its own folder named by task, method, variant and seed. A folder whose ``summary.json`` says it ran
+at least the updates asked for is a finished run and is read back instead of retrained, so an interrupted experiment
+picks up where it stopped, experiments that need the same run (the main table and the ablations both need default
+d-OPSD) share it, and a run asked for more updates than it has continues from its last checkpoint (resuming is exact).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dopsd.bundled import bundled_data_path, bundled_model_path, cpu_preset
+from dopsd.errors import DopsdError
 from dopsd.evaluation import evaluate
 from dopsd.experiments.parallel import fill_in_parallel
 from dopsd.methods import get_method
@@ -48,6 +50,11 @@ class Run:
     def series(self, key: str) -> list[tuple[int, float]]:
         return [(r["update"], r[key]) for r in self.rows if key in r]
 
+    def upto(self, update: int) -> Run:
+        """The run as it stood after ``update`` updates (what a run with that budget logged: resuming is exact)."""
+        return Run(self.folder, {**self.summary, "updates": min(self.summary["updates"], update)},
+                   [r for r in self.rows if r["update"] <= update])
+
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -63,9 +70,10 @@ class RunSpec:
         return Path(root) / self.task / f"{self.method}-{self.variant}-seed{self.seed}"
 
 
-def finished(folder: Path) -> bool:
-    """A run's folder holding ``summary.json`` is a finished run."""
-    return (Path(folder) / "summary.json").is_file()
+def finished(folder: Path, updates: int | None = None) -> bool:
+    """A run's folder holding ``summary.json`` is a finished run, if it ran at least ``updates`` updates."""
+    summary = Path(folder) / "summary.json"
+    return summary.is_file() and (updates is None or json.loads(summary.read_text())["updates"] >= updates)
 
 
 def run_spec(root: Path, spec: RunSpec, overrides: dict) -> Run:
@@ -76,10 +84,15 @@ def train_runs(root: Path, specs: list[RunSpec], jobs: int = 1, **overrides) -> 
     """Trains the runs of ``specs`` not finished yet, ``jobs`` at a time, and reads every one back."""
     unique = list(dict.fromkeys(specs))
     results = fill_in_parallel(run_spec, [(root, spec, overrides) for spec in unique],
-                               lambda root, spec, _: finished(spec.folder(root)), jobs,
+                               lambda root, spec, _: finished(spec.folder(root), requested_updates(spec, overrides)),
+                               jobs,
                                describe=lambda arguments: f"training run {arguments[1].folder(root)}",
                                desc="training runs")
     return dict(zip(unique, results))
+
+
+def requested_updates(spec: RunSpec, overrides: dict) -> int:
+    return {**cpu_preset(spec.task, spec.method), **dict(spec.changes), **overrides}["max_updates"]
 
 
 def run(root: Path, method: str, task: str, seed: int, variant: str = "default", **overrides) -> Run:
@@ -89,12 +102,16 @@ def run(root: Path, method: str, task: str, seed: int, variant: str = "default",
     another generation length.
     """
     folder = RunSpec(method, task, seed, variant).folder(root)
-    if not finished(folder):
+    values = {**cpu_preset(task, method), "seed": seed, "output_dir": str(folder), "progress": False, **overrides}
+    if not finished(folder, values["max_updates"]):
         trainer_class = get_method(method).trainer_class()
-        values = {**cpu_preset(task, method), "seed": seed, "output_dir": str(folder), "progress": False, **overrides}
         values["save_every"] = values["eval_every"]
         if ckpt.latest_checkpoint(folder) is not None:
             values["resume_from"] = "latest"
+        elif finished(folder):  # e.g. a copy kept without checkpoints (docs/results): never restarted from scratch
+            raise DopsdError(f"{folder} holds a finished run of fewer than the {values['max_updates']} updates asked "
+                             "for and no checkpoint to continue from: run on the output folder that holds its "
+                             "checkpoints")
         else:  # the runner's own folder, interrupted before its first checkpoint
             values["overwrite_output_dir"] = True
         trainer_class(config=trainer_class.config_class(**values)).train()
