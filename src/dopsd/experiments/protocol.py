@@ -9,7 +9,7 @@ Figure 3 use its choices).
 1. **Learning rate, on validation.** Every method gets the same sweep: its pre-protocol rate times 1/3, 1 and 3
    (``SWEEPS``), one seed, evaluated on ``VALIDATION_SIZE`` training prompts held out of training (the same ones for
    every method; never the test set). The rate with the best validation accuracy is chosen; a tie goes to the
-   earlier-reached best.
+   earlier-reached best, then to the smaller rate.
 2. **Seeds, on test.** The chosen rate, every seed of ``--seeds``, evaluated on the held-out test set (Tables 1-2,
    ``dopsd experiment main``).
 3. **Budget, until plateau.** ``UPDATES`` updates on validation. On test, ``TEST_UPDATES`` for every method, evaluated
