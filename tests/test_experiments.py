@@ -183,8 +183,8 @@ def test_main_tables_put_each_chosen_run_in_its_cell(tmp_path, small_protocol):
     text = run_experiments(["main"], tmp_path, tasks, [0, 1], jobs=2)  # reads back; trains nothing
     assert (tmp_path / "main.md").read_text() == text
     lines = text.splitlines()
-    assert ("| method | sudoku L=20 | sudoku L=20, final | sudoku L=32 | countdown L=16 | countdown L=16, final | "
-            "countdown L=32 |") in lines
+    assert ("| method | sudoku L=20 | sudoku L=20, last 1 updates | sudoku L=32 | countdown L=16 | countdown L=16, "
+            "last 1 updates | countdown L=32 |") in lines
     assert "| base | 0.200 | 0.200 | 0.010 | 0.200 | 0.200 | 0.010 |" in lines
     assert ("| d-OPSD | 0.505 ± 0.005 | 0.505 ± 0.005 | 0.031 ± 0.001 | 0.505 ± 0.005 | 0.505 ± 0.005 | "
             "0.031 ± 0.001 |") in lines
@@ -267,6 +267,10 @@ def test_the_plateau_rule_continues_only_the_methods_still_gaining(tmp_path, sma
     assert window_gain(results["sudoku", "diffu-GRPO"][0]) == pytest.approx(0.1)
     assert not plateaued(results["sudoku", "diffu-GRPO"])
     assert window_gain(results["sudoku", "SFT"][0]) == pytest.approx(0.005)
+    monkeypatch.setattr(small_protocol, "PLATEAU_WINDOW", 2)  # updates 3-4 against 1-2
+    dopsd = results["sudoku", "d-OPSD"][0]
+    assert small_protocol.window_mean(dopsd) == pytest.approx(0.45)
+    assert small_protocol.window_mean(dopsd, 1) == pytest.approx(0.35) and window_gain(dopsd) == pytest.approx(0.1)
 
 
 def test_a_run_asked_for_more_updates_continues_from_its_last_checkpoint(tmp_path):

@@ -106,14 +106,16 @@ def test_spec(arm: Arm, task: str, seed: int, rate: float, updates: int | None =
                    budget(changes, learning_rate=rate, max_updates=updates or TEST_UPDATES))
 
 
+def window_mean(run: Run, windows_back: int = 0) -> float:
+    """Mean accuracy of the evaluations in the ``PLATEAU_WINDOW`` updates ending ``windows_back`` windows before the
+    run's last evaluation (0: where the run ended, less noisy than its last evaluation alone)."""
+    stop = run.evals[-1]["update"] - windows_back * PLATEAU_WINDOW
+    return statistics.fmean(e["accuracy"] for e in run.evals if stop - PLATEAU_WINDOW < e["update"] <= stop)
+
+
 def window_gain(run: Run) -> float:
     """Mean accuracy over the last ``PLATEAU_WINDOW`` updates minus that over the ``PLATEAU_WINDOW`` before."""
-    end = run.evals[-1]["update"]
-
-    def mean_over(start: int, stop: int) -> float:
-        return statistics.fmean(e["accuracy"] for e in run.evals if start < e["update"] <= stop)
-
-    return mean_over(end - PLATEAU_WINDOW, end) - mean_over(end - 2 * PLATEAU_WINDOW, end - PLATEAU_WINDOW)
+    return window_mean(run, 0) - window_mean(run, 1)
 
 
 def plateaued(runs: list[Run]) -> bool:
