@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import pytest
 import torch
@@ -267,6 +268,17 @@ def test_the_plateau_rule_continues_only_the_methods_still_gaining(tmp_path, sma
     assert window_gain(results["sudoku", "diffu-GRPO"][0]) == pytest.approx(0.1)
     assert not plateaued(results["sudoku", "diffu-GRPO"])
     assert window_gain(results["sudoku", "SFT"][0]) == pytest.approx(0.005)
+    for group in results.values():  # Table 2 says where each method stopped, and which one the cap stopped
+        for result in group:
+            (result.folder / f"best-L32-update{result.best['update']}.json").write_text(json.dumps({"accuracy": 0.0}))
+    for length in (20, 32):
+        (tmp_path / "sudoku" / f"base-L{length}.json").write_text(json.dumps({"accuracy": 0.2}))
+    from dopsd.experiments import main_tables
+
+    rows = {line.split(" | ")[1]: line.split(" | ")[3:5] for line in main_tables(tmp_path, ["sudoku"], [0, 1], runs)
+            .splitlines() if line.startswith("| sudoku |")}
+    assert rows == {"d-OPSD": ["4", "+0.000"], "RFT": ["2", "+0.000"], "diffu-GRPO": ["4 (cap; still gaining)", "+0.100"],
+                    "SFT": ["2", "+0.005"]}
     monkeypatch.setattr(small_protocol, "PLATEAU_WINDOW", 2)  # updates 3-4 against 1-2
     dopsd = results["sudoku", "d-OPSD"][0]
     assert small_protocol.window_mean(dopsd) == pytest.approx(0.45)
@@ -287,11 +299,13 @@ def test_a_run_asked_for_more_updates_continues_from_its_last_checkpoint(tmp_pat
     assert second.summary["updates"] == 2 and [e["update"] for e in second.evals] == [0, 1, 2]
     assert second.rows[: len(first.rows)] == first.rows  # continued, not restarted
     assert run(tmp_path, "sft", "sudoku", 0, "short", max_updates=1, **settings).summary["updates"] == 2  # read back
-    for checkpoint in folder.glob("checkpoint-*"):
-        import shutil
-
-        shutil.rmtree(checkpoint)
-    before = sorted(path.name for path in folder.iterdir())
-    with pytest.raises(DopsdError, match="no checkpoint"):
-        run(tmp_path, "sft", "sudoku", 0, "short", max_updates=3, **settings)
-    assert sorted(path.name for path in folder.iterdir()) == before
+    metrics = (folder / "metrics.jsonl").read_text()
+    for kept in (["checkpoint-1"], []):  # the last update's checkpoint gone (a copy that kept the best only), then all
+        for checkpoint in folder.glob("checkpoint-*"):
+            if checkpoint.name not in kept:
+                shutil.rmtree(checkpoint)
+        before = sorted(path.name for path in folder.iterdir())
+        with pytest.raises(DopsdError, match="not the checkpoint of its last update"):
+            run(tmp_path, "sft", "sudoku", 0, "short", max_updates=3, **settings)
+        assert sorted(path.name for path in folder.iterdir()) == before
+        assert (folder / "metrics.jsonl").read_text() == metrics  # nothing retrained, nothing cut

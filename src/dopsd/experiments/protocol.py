@@ -110,7 +110,11 @@ def window_mean(run: Run, windows_back: int = 0) -> float:
     """Mean accuracy of the evaluations in the ``PLATEAU_WINDOW`` updates ending ``windows_back`` windows before the
     run's last evaluation (0: where the run ended, less noisy than its last evaluation alone)."""
     stop = run.evals[-1]["update"] - windows_back * PLATEAU_WINDOW
-    return statistics.fmean(e["accuracy"] for e in run.evals if stop - PLATEAU_WINDOW < e["update"] <= stop)
+    window = [e["accuracy"] for e in run.evals if stop - PLATEAU_WINDOW < e["update"] <= stop]
+    if not window:
+        raise ValueError(f"{run.folder} has no evaluation in updates {stop - PLATEAU_WINDOW}-{stop}: a run needs "
+                         f"2 x PLATEAU_WINDOW ({PLATEAU_WINDOW}) updates, evaluated at least every PLATEAU_WINDOW")
+    return statistics.fmean(window)
 
 
 def window_gain(run: Run) -> float:
@@ -160,12 +164,11 @@ class Choices:
     def test_specs(self, task: str, label: str, seeds: list[int], updates: int | None = None) -> list[RunSpec]:
         return [test_spec(self.arms[task, label], task, seed, self.rates[task, label], updates) for seed in seeds]
 
-    def test_runs(self, seeds: list[int], labels: list[str] | None = None,
-                  at: int | None = None) -> dict[tuple[str, str], list[Run]]:
-        """Step 2 on every seed: each (task, method label)'s runs, continued by the plateau rule (step 3), or cut at
-        ``at`` updates when given (the ablations compare at a fixed budget)."""
-        pending = [key for key in self.arms if labels is None or key[1] in labels]
-        budgets = {key: at or TEST_UPDATES for key in pending}
+    def test_runs(self, seeds: list[int]) -> dict[tuple[str, str], list[Run]]:
+        """Step 2 on every seed: each (task, method label)'s runs, continued by the plateau rule (step 3), each read
+        as it stood at its method's final budget."""
+        pending = list(self.arms)
+        budgets = {key: TEST_UPDATES for key in pending}
         results = {}
         while pending:
             specs = {key: self.test_specs(*key, seeds, budgets[key]) for key in pending}
@@ -173,7 +176,7 @@ class Choices:
             for key in pending:
                 results[key] = [trained[spec].upto(budgets[key]) for spec in specs[key]]
             pending = [key for key in pending
-                       if not (at or plateaued(results[key]) or budgets[key] + EXTEND > MAX_TEST_UPDATES)]
+                       if not (plateaued(results[key]) or budgets[key] + EXTEND > MAX_TEST_UPDATES)]
             for key in pending:
                 budgets[key] += EXTEND
         return results

@@ -51,8 +51,10 @@ class Run:
         return [(r["update"], r[key]) for r in self.rows if key in r]
 
     def upto(self, update: int) -> Run:
-        """The run as it stood after ``update`` updates (what a run with that budget logged: resuming is exact)."""
-        return Run(self.folder, {**self.summary, "updates": min(self.summary["updates"], update)},
+        """The run as it stood after ``update`` updates: what a run with that budget logged, when ``update`` is an
+        evaluation point (resuming is exact). The summary keeps what does not depend on the budget."""
+        kept = {key: value for key, value in self.summary.items() if key in ("trainer", "task", "output_dir")}
+        return Run(self.folder, {**kept, "updates": min(self.summary["updates"], update)},
                    [r for r in self.rows if r["update"] <= update])
 
 
@@ -72,8 +74,7 @@ class RunSpec:
 
 def finished(folder: Path, updates: int | None = None) -> bool:
     """A run's folder holding ``summary.json`` is a finished run, if it ran at least ``updates`` updates."""
-    summary = Path(folder) / "summary.json"
-    return summary.is_file() and (updates is None or json.loads(summary.read_text())["updates"] >= updates)
+    return (Path(folder) / "summary.json").is_file() and (updates is None or summary_updates(folder) >= updates)
 
 
 def run_spec(root: Path, spec: RunSpec, overrides: dict) -> Run:
@@ -91,6 +92,14 @@ def train_runs(root: Path, specs: list[RunSpec], jobs: int = 1, **overrides) -> 
     return dict(zip(unique, results))
 
 
+def summary_updates(folder: Path) -> int:
+    return json.loads((Path(folder) / "summary.json").read_text())["updates"]
+
+
+def checkpoint_update(checkpoint: Path) -> int:
+    return int(checkpoint.name.rsplit("-", 1)[1])
+
+
 def requested_updates(spec: RunSpec, overrides: dict) -> int:
     return {**cpu_preset(spec.task, spec.method), **dict(spec.changes), **overrides}["max_updates"]
 
@@ -99,19 +108,22 @@ def run(root: Path, method: str, task: str, seed: int, variant: str = "default",
     """Trains (or reads back) ``method`` on the bundled ``task`` model with the CPU preset plus ``overrides``.
 
     Every evaluation point keeps a checkpoint (``save_every = eval_every``), so the best one can be re-evaluated at
-    another generation length.
+    another generation length. A finished run of fewer updates than asked for is continued from its last checkpoint,
+    and refused (:class:`DopsdError`) when that checkpoint is not there.
     """
     folder = RunSpec(method, task, seed, variant).folder(root)
     values = {**cpu_preset(task, method), "seed": seed, "output_dir": str(folder), "progress": False, **overrides}
     if not finished(folder, values["max_updates"]):
         trainer_class = get_method(method).trainer_class()
         values["save_every"] = values["eval_every"]
-        if ckpt.latest_checkpoint(folder) is not None:
-            values["resume_from"] = "latest"
-        elif finished(folder):  # e.g. a copy kept without checkpoints (docs/results): never restarted from scratch
+        latest = ckpt.latest_checkpoint(folder)
+        if finished(folder) and (latest is None or checkpoint_update(latest) < summary_updates(folder)):
+            # e.g. a copy kept without (its last) checkpoints, as in docs/results: never retrained, even in part
             raise DopsdError(f"{folder} holds a finished run of fewer than the {values['max_updates']} updates asked "
-                             "for and no checkpoint to continue from: run on the output folder that holds its "
-                             "checkpoints")
+                             "for and not the checkpoint of its last update to continue from: run on the output "
+                             "folder that holds its checkpoints")
+        if latest is not None:
+            values["resume_from"] = "latest"
         else:  # the runner's own folder, interrupted before its first checkpoint
             values["overwrite_output_dir"] = True
         trainer_class(config=trainer_class.config_class(**values)).train()
