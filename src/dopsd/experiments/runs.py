@@ -96,10 +96,6 @@ def summary_updates(folder: Path) -> int:
     return json.loads((Path(folder) / "summary.json").read_text())["updates"]
 
 
-def checkpoint_update(checkpoint: Path) -> int:
-    return int(checkpoint.name.rsplit("-", 1)[1])
-
-
 def requested_updates(spec: RunSpec, overrides: dict) -> int:
     return {**cpu_preset(spec.task, spec.method), **dict(spec.changes), **overrides}["max_updates"]
 
@@ -117,7 +113,7 @@ def run(root: Path, method: str, task: str, seed: int, variant: str = "default",
         trainer_class = get_method(method).trainer_class()
         values["save_every"] = values["eval_every"]
         latest = ckpt.latest_checkpoint(folder)
-        if finished(folder) and (latest is None or checkpoint_update(latest) < summary_updates(folder)):
+        if finished(folder) and (latest is None or ckpt.checkpoint_update(latest) < summary_updates(folder)):
             # e.g. a copy kept without (its last) checkpoints, as in docs/results: never retrained, even in part
             raise DopsdError(f"{folder} holds a finished run of fewer than the {values['max_updates']} updates asked "
                              "for and not the checkpoint of its last update to continue from: run on the output "

@@ -46,9 +46,14 @@ def checkpoint_folder(output_dir: str | Path, update: int) -> Path:
     return Path(output_dir) / f"{PREFIX}{update}"
 
 
+def checkpoint_update(folder: Path) -> int:
+    """The update a checkpoint folder was saved at (the inverse of :func:`checkpoint_folder`)."""
+    return int(Path(folder).name[len(PREFIX):])
+
+
 def latest_checkpoint(output_dir: str | Path) -> Path | None:
     folders = [p for p in Path(output_dir).glob(f"{PREFIX}*") if p.is_dir() and p.name[len(PREFIX):].isdigit()]
-    return max(folders, key=lambda p: int(p.name[len(PREFIX):]), default=None)
+    return max(folders, key=checkpoint_update, default=None)
 
 
 def resolve_resume(output_dir: str | Path, resume_from: str | None) -> Path | None:
