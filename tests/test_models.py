@@ -30,6 +30,16 @@ def test_selected_positions_equal_rows_of_full_logits(make_lm):
     assert lm._checks["selection"] is True
 
 
+def test_selected_positions_as_a_loaded_models_first_call_on_a_padded_batch(builtin_lm):
+    """A model loaded from a folder probes padding when first given a padded batch; when that happens inside the
+    selection, the probe runs on full logits (the output head not hooked yet)."""
+    ids, attention = random_batch(builtin_lm)
+    fresh = DiffusionLM(builtin_lm.model, builtin_lm.tokenizer)  # as loaded: padding not known
+    picked = fresh.logits_at(ids, torch.arange(6, 12), attention)
+    assert fresh._checks["padding"] is True
+    assert torch.allclose(picked, builtin_lm.logits(ids, attention)[:, 6:12])
+
+
 def test_selection_projects_only_the_selected_rows(builtin_lm):
     seen = []
     handle = builtin_lm.model.lm_head.register_forward_hook(lambda module, args, output: seen.append(output.shape))

@@ -273,9 +273,10 @@ class DiffusionLM:
         head = self.model.get_output_embeddings()
         if head is None or isinstance(head, torch.nn.Embedding):
             raise _SelectionUnsupported("the model exposes no separate output head module")
+        inputs = self._model_inputs(input_ids, attention_mask)  # may run the padding probe: before the head is hooked
         handle = head.register_forward_pre_hook(gather_hidden)
         try:
-            logits = self.runner(**self._model_inputs(input_ids, attention_mask)).logits
+            logits = self.runner(**inputs).logits
         finally:
             handle.remove()
         if tuple(logits.shape[:2]) != tuple(source.shape):
