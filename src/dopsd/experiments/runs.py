@@ -96,8 +96,13 @@ def summary_updates(folder: Path) -> int:
     return json.loads((Path(folder) / "summary.json").read_text())["updates"]
 
 
+def run_values(method: str, task: str, overrides: dict) -> dict:
+    """A run's config values: the CPU preset, then the spec's changes and the caller's overrides (``overrides``)."""
+    return {**cpu_preset(task, method), **overrides}
+
+
 def requested_updates(spec: RunSpec, overrides: dict) -> int:
-    return {**cpu_preset(spec.task, spec.method), **dict(spec.changes), **overrides}["max_updates"]
+    return run_values(spec.method, spec.task, {**dict(spec.changes), **overrides})["max_updates"]
 
 
 def run(root: Path, method: str, task: str, seed: int, variant: str = "default", **overrides) -> Run:
@@ -108,7 +113,7 @@ def run(root: Path, method: str, task: str, seed: int, variant: str = "default",
     and refused (:class:`DopsdError`) when that checkpoint is not there.
     """
     folder = RunSpec(method, task, seed, variant).folder(root)
-    values = {**cpu_preset(task, method), "seed": seed, "output_dir": str(folder), "progress": False, **overrides}
+    values = run_values(method, task, {"seed": seed, "output_dir": str(folder), "progress": False, **overrides})
     if not finished(folder, values["max_updates"]):
         trainer_class = get_method(method).trainer_class()
         values["save_every"] = values["eval_every"]
