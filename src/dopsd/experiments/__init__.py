@@ -124,8 +124,8 @@ def main_tables(root: Path, tasks: list[str], seeds: list[int], runs: dict[RunSp
                              "updates to 90% of the best gain", "rollout samples to best", "rollout samples per update",
                              "seconds to best"], rows)
     return (f"### Table 1: test accuracy under the protocol (best evaluation; mean of the evaluations in the last "
-            f"{protocol.PLATEAU_WINDOW} updates; best checkpoint at the longer length, where the base model solves any prompt "
-            f"there; seeds {seeds}; mean ± std)"
+            f"{protocol.PLATEAU_WINDOW} updates; best checkpoint at the longer length, where the base model solves "
+            f"any prompt there; seeds {seeds}; mean ± std)"
             f"\n\n{table1}\n"
             f"### Table 2: cost to reach the best accuracy (seeds {seeds}; each method trained until its mean accuracy "
             f"over the last {protocol.PLATEAU_WINDOW} updates beats the {protocol.PLATEAU_WINDOW} before by less than "
