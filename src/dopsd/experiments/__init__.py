@@ -211,9 +211,10 @@ def ablation_table(root: Path, tasks: list[str], seeds: list[int], runs: dict[Ru
         group = [finals[spec].upto(protocol.TEST_UPDATES) for spec in members]
         same = name != "protocol row" and members == specs["protocol row"]
         rows.append([name + (" (= the protocol row)" if same else ""), mean_spread([r.best["accuracy"] for r in group]),
-                     mean_spread([r.evals[-1]["accuracy"] for r in group]),
+                     mean_spread([window_mean(r) for r in group]), mean_spread([r.evals[-1]["accuracy"] for r in group]),
                      mean_spread([r.best["update"] for r in group], 0)])
-    header = ["variant", "best accuracy", "final accuracy", "best at update"]
+    header = ["variant", "best accuracy", f"mean of the last {protocol.PLATEAU_WINDOW} updates", "final accuracy",
+              "best at update"]
     return (f"### Ablations ({task}, seeds {seeds}; d-OPSD's protocol row with one change; "
             f"{protocol.TEST_UPDATES} updates each)\n\n"
             + markdown_table(header, rows))
