@@ -4,7 +4,9 @@
 
 For each task folder: every run folder holding ``summary.json`` (its config, summary, best-checkpoint evaluation
 caches, and its metrics up to the summary's update: a run being continued has logged past it) and the task's
-base-model and toy-verification caches. Checkpoints, the ``best`` model and TensorBoard logs stay behind. A run the
+base-model and toy-verification caches. A run being continued is exported as its summary
+stands: its config's ``max_updates`` set back to the summary's updates, best-checkpoint caches past them left out.
+Checkpoints, the ``best`` model and TensorBoard logs stay behind. A run the
 destination already holds with more updates is left alone (say ``--replace`` to take the source's anyway), so an
 export while a rerun is under way never swaps a longer run for a shorter one.
 """
@@ -13,11 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 from pathlib import Path
 
-RUN_FILES = ("config.yaml", "summary.json")
-RUN_PATTERNS = ("best-L*.json",)
+RUN_PATTERNS = ("best-L*-update*.json",)
 TASK_PATTERNS = ("base-L*.json", "toy-*.json")
 
 
@@ -25,19 +27,38 @@ def updates(folder: Path) -> int:
     return json.loads((folder / "summary.json").read_text())["updates"]
 
 
+def kept_rows(metrics: Path, last: int) -> list[str]:
+    """The metrics lines of updates up to ``last``; a run still training may have left a half-written last line."""
+    lines = [line for line in metrics.read_text().splitlines() if line.strip()]
+    rows = []
+    for index, line in enumerate(lines):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            if index == len(lines) - 1:
+                break
+            raise ValueError(f"{metrics}: line {index + 1} is not JSON") from None
+        if row["update"] <= last:
+            rows.append(line)
+    return rows
+
+
 def export_run(source: Path, target: Path) -> None:
-    """One finished run: its small files, and the metrics rows up to its summary's update."""
+    """One finished run: its small files, and the metrics rows up to its summary's update. Everything is read before
+    the target is touched, so a run that cannot be read leaves the target as it was."""
+    last = updates(source)
+    rows = kept_rows(source / "metrics.jsonl", last)
+    # a run being continued has its config rewritten for the longer budget: the export is the run as summarised
+    config = re.sub(r"(?m)^max_updates: .*$", f"max_updates: {last}", (source / "config.yaml").read_text())
+    caches = [path for pattern in RUN_PATTERNS for path in source.glob(pattern)
+              if int(re.search(r"update(\d+)", path.name).group(1)) <= last]
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
-    for name in RUN_FILES:
-        shutil.copy2(source / name, target / name)
-    for pattern in RUN_PATTERNS:
-        for path in source.glob(pattern):
-            shutil.copy2(path, target / path.name)
-    last = updates(source)
-    rows = [line for line in (source / "metrics.jsonl").read_text().splitlines()
-            if line.strip() and json.loads(line)["update"] <= last]
+    (target / "config.yaml").write_text(config)
+    shutil.copy2(source / "summary.json", target / "summary.json")
+    for path in caches:
+        shutil.copy2(path, target / path.name)
     (target / "metrics.jsonl").write_text("".join(row + "\n" for row in rows))
 
 
@@ -65,6 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--replace", action="store_true", help="take the source's runs even when shorter")
     options = parser.parse_args(argv)
     for task in options.tasks:
+        if not (options.source / task).is_dir():
+            parser.error(f"{options.source / task} is not a folder: name a task folder of {options.source}")
         copied = export_task(options.source / task, options.target / task, options.replace)
         print(f"{task}: {len(copied)} runs exported")
 

@@ -2,7 +2,7 @@
 
     python scripts/protocol_status.py /scratch/results/sudoku
 
-One line per method (run folders named ``<variant>-test-lr<rate>-seed<S>``): updates logged per seed, mean accuracy
+One line per method (run folders named ``<variant>-test-lr<rate>-seed<S>``): each seed's last evaluated update, mean accuracy
 over the last ``PLATEAU_WINDOW`` updates, its gain over the window before, and the best evaluation, mean over seeds.
 """
 
@@ -22,8 +22,13 @@ from dopsd.trainers.metrics import read_metrics
 def status(task_folder: Path) -> list[str]:
     groups = defaultdict(list)
     for metrics in sorted(Path(task_folder).glob("*-test-*/metrics.jsonl")):
-        rows = read_metrics(metrics)
-        last = max(row["update"] for row in rows if "eval_accuracy" in row)
+        try:
+            rows = read_metrics(metrics)
+        except ValueError:  # a line being written: read it next time
+            continue
+        last = max((row["update"] for row in rows if "eval_accuracy" in row), default=None)
+        if last is None:
+            continue
         groups[re.sub(r"-seed\d+$", "", metrics.parent.name)].append(
             Run(metrics.parent, {"updates": last}, [row for row in rows if row["update"] <= last]))
     lines = []

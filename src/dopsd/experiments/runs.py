@@ -97,7 +97,8 @@ def summary_updates(folder: Path) -> int:
 
 
 def run_values(method: str, task: str, overrides: dict) -> dict:
-    """A run's config values: the CPU preset, then the spec's changes and the caller's overrides (``overrides``)."""
+    """A run's config values: the CPU preset of ``task`` and ``method`` with ``overrides`` (a spec's changes, then the
+    caller's) on top."""
     return {**cpu_preset(task, method), **overrides}
 
 
