@@ -19,7 +19,7 @@ import re
 import shutil
 from pathlib import Path
 
-RUN_PATTERNS = ("best-L*-update*.json",)
+RUN_PATTERNS = ("best-L*.json",)  # best-L<length>-update<U>.json; best-L<length>.json before the plateau rule
 TASK_PATTERNS = ("base-L*.json", "toy-*.json")
 
 
@@ -43,6 +43,12 @@ def kept_rows(metrics: Path, last: int) -> list[str]:
     return rows
 
 
+def cache_update(path: Path) -> int:
+    """The update a best-checkpoint cache was evaluated at (0 for the older names that carry none)."""
+    match = re.search(r"-update(\d+)\.json$", path.name)
+    return int(match.group(1)) if match else 0
+
+
 def export_run(source: Path, target: Path) -> None:
     """One finished run: its small files, and the metrics rows up to its summary's update. Everything is read before
     the target is touched, so a run that cannot be read leaves the target as it was."""
@@ -50,8 +56,7 @@ def export_run(source: Path, target: Path) -> None:
     rows = kept_rows(source / "metrics.jsonl", last)
     # a run being continued has its config rewritten for the longer budget: the export is the run as summarised
     config = re.sub(r"(?m)^max_updates: .*$", f"max_updates: {last}", (source / "config.yaml").read_text())
-    caches = [path for pattern in RUN_PATTERNS for path in source.glob(pattern)
-              if int(re.search(r"update(\d+)", path.name).group(1)) <= last]
+    caches = [path for pattern in RUN_PATTERNS for path in source.glob(pattern) if cache_update(path) <= last]
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)

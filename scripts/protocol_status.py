@@ -2,8 +2,9 @@
 
     python scripts/protocol_status.py /scratch/results/sudoku
 
-One line per method (run folders named ``<variant>-test-lr<rate>-seed<S>``): each seed's last evaluated update, mean accuracy
-over the last ``PLATEAU_WINDOW`` updates, its gain over the window before, and the best evaluation, mean over seeds.
+One line per method (run folders named ``<variant>-test-lr<rate>-seed<S>``): each seed's last evaluated update, the
+mean accuracy over the last ``PLATEAU_WINDOW`` updates, its gain over the window before, and the best evaluation,
+each a mean over seeds. Runs with no evaluation yet are left out.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ def make_run(folder: Path, summary_updates: int, logged: int) -> None:
     (folder / "config.yaml").write_text(f"max_updates: {logged}\nseed: 0\n")
     (folder / "summary.json").write_text(json.dumps({"updates": summary_updates}))
     (folder / f"best-L32-update{summary_updates}.json").write_text("{}")
+    (folder / "best-L20.json").write_text("{}")  # the older name, without an update: kept
     (folder / "metrics.jsonl").write_text("".join(json.dumps({"update": u, "loss": u / 10}) + "\n"
                                                   for u in range(logged + 1)))
 
@@ -37,8 +38,8 @@ def test_export_copies_finished_runs_cut_at_their_summary_without_checkpoints(tm
     make_run(source / "grpo-seed0", summary_updates=2, logged=2)  # shorter than the destination's: left alone
     export.main([str(tmp_path / "work"), str(tmp_path / "docs"), "sudoku"])
     run = target / "rft-seed0"
-    assert sorted(path.name for path in run.iterdir()) == ["best-L32-update2.json", "config.yaml", "metrics.jsonl",
-                                                           "summary.json"]
+    assert sorted(path.name for path in run.iterdir()) == ["best-L20.json", "best-L32-update2.json", "config.yaml",
+                                                           "metrics.jsonl", "summary.json"]
     assert [json.loads(line)["update"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [0, 1, 2]
     assert (run / "config.yaml").read_text() == "max_updates: 2\nseed: 0\n"  # the run as its summary stands
     assert not (target / "sft-seed0").exists() and (target / "base-L20.json").is_file()
@@ -67,7 +68,8 @@ def test_protocol_status_skips_runs_without_an_evaluation(tmp_path):
     spec = importlib.util.spec_from_file_location("protocol_status", SCRIPT.parent / "protocol_status.py")
     status = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(status)
-    rows = [{"update": 0, "eval_accuracy": 0.2, "eval_mean_score": 0.5}] + [{"update": u, "loss": 0.1} for u in range(1, 4)]
+    rows = [{"update": 0, "eval_accuracy": 0.2, "eval_mean_score": 0.5}]
+    rows += [{"update": update, "loss": 0.1} for update in range(1, 4)]
     rows += [{"update": 4, "eval_accuracy": 0.3, "eval_mean_score": 0.6}]
     for seed, lines in ((0, rows), (1, rows)):
         (tmp_path / f"rft-test-lr5e-05-seed{seed}").mkdir()
