@@ -4,11 +4,11 @@
 
 For each task folder: every run folder holding ``summary.json`` (its config, summary, best-checkpoint evaluation
 caches, and its metrics up to the summary's update: a run being continued has logged past it) and the task's
-base-model and toy-verification caches. A run being continued is exported as its summary
-stands: its config's ``max_updates`` set back to the summary's updates, best-checkpoint caches past them left out.
-Checkpoints, the ``best`` model and TensorBoard logs stay behind. A run the
-destination already holds with more updates is left alone (say ``--replace`` to take the source's anyway), so an
-export while a rerun is under way never swaps a longer run for a shorter one.
+base-model and toy-verification caches. A run being continued is exported as its summary stands: its config's
+``max_updates`` set back to the summary's updates, best-checkpoint caches past them left out. Checkpoints, the
+``best`` model and TensorBoard logs stay behind. A run the destination already holds with more updates is left alone
+(say ``--replace`` to take the source's anyway), so an export while a rerun is under way never swaps a longer run
+for a shorter one.
 """
 
 from __future__ import annotations
@@ -19,12 +19,10 @@ import re
 import shutil
 from pathlib import Path
 
-RUN_PATTERNS = ("best-L*.json",)  # best-L<length>-update<U>.json; best-L<length>.json before the plateau rule
+from dopsd.experiments.runs import summary_updates
+
+CACHES = "best-L*.json"  # best-L<length>-update<U>.json; best-L<length>.json before the plateau rule
 TASK_PATTERNS = ("base-L*.json", "toy-*.json")
-
-
-def updates(folder: Path) -> int:
-    return json.loads((folder / "summary.json").read_text())["updates"]
 
 
 def kept_rows(metrics: Path, last: int) -> list[str]:
@@ -52,11 +50,11 @@ def cache_update(path: Path) -> int:
 def export_run(source: Path, target: Path) -> None:
     """One finished run: its small files, and the metrics rows up to its summary's update. Everything is read before
     the target is touched, so a run that cannot be read leaves the target as it was."""
-    last = updates(source)
+    last = summary_updates(source)
     rows = kept_rows(source / "metrics.jsonl", last)
     # a run being continued has its config rewritten for the longer budget: the export is the run as summarised
     config = re.sub(r"(?m)^max_updates: .*$", f"max_updates: {last}", (source / "config.yaml").read_text())
-    caches = [path for pattern in RUN_PATTERNS for path in source.glob(pattern) if cache_update(path) <= last]
+    caches = [path for path in source.glob(CACHES) if cache_update(path) <= last]
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
@@ -76,7 +74,7 @@ def export_task(source: Path, target: Path, replace: bool = False) -> list[str]:
     copied = []
     for run in sorted(path.parent for path in source.glob("*/summary.json")):
         there = target / run.name
-        if not replace and (there / "summary.json").is_file() and updates(there) > updates(run):
+        if not replace and (there / "summary.json").is_file() and summary_updates(there) > summary_updates(run):
             continue
         export_run(run, there)
         copied.append(run.name)
