@@ -9,7 +9,7 @@ from dopsd.bundled import SHARED_PRESET, TASK_PRESETS, cpu_preset
 from dopsd.cli import main
 from dopsd.cli.train import parse_fields
 from dopsd.config import GROUPS, field_help, option
-from dopsd.methods import METHODS, Method
+from dopsd.methods import METHODS, Method, get_method
 from dopsd.trainers import DOPSDConfig, GRPOConfig, GRPOTrainer, SFTConfig, TrainingConfig
 
 
@@ -142,3 +142,12 @@ def test_the_trainers_package_exports_every_registered_method():
         assert getattr(trainers, method.trainer_class().__name__) is method.trainer_class()
     with pytest.raises(AttributeError):
         trainers.NoSuchTrainer
+
+
+def test_a_task_can_set_the_rate_its_protocol_chose_for_one_method():
+    # d-OPSD on Countdown-steps takes the rate the protocol chose there; the other methods, and d-OPSD on Sudoku,
+    # keep their own presets' rates.
+    assert cpu_preset("countdown-steps", "dopsd")["learning_rate"] == 1.67e-5
+    assert cpu_preset("sudoku", "dopsd")["learning_rate"] == get_method("dopsd").cpu_preset["learning_rate"]
+    for name in ("rft", "grpo", "sft"):
+        assert cpu_preset("countdown-steps", name)["learning_rate"] == get_method(name).cpu_preset["learning_rate"]
