@@ -294,6 +294,41 @@ def test_the_plateau_rule_continues_only_the_methods_still_gaining(tmp_path, sma
     assert small_protocol.window_mean(dopsd, 1) == pytest.approx(0.35) and window_gain(dopsd) == pytest.approx(0.1)
 
 
+def test_a_method_still_gaining_in_copies_without_checkpoints_is_reported_as_it_stands(tmp_path, small_protocol,
+                                                                                      monkeypatch):
+    """Copies kept without checkpoints (docs/results) of runs the plateau rule would continue are read where they
+    stopped, and Tables 1-2 say so instead of stopping the command; a method that plateaued is reported as usual."""
+    from dopsd.experiments import main_tables
+    from dopsd.experiments.protocol import Choices, sweep_runs, test_spec
+
+    monkeypatch.setattr(small_protocol, "PLATEAU_GAIN", 0.01)
+    arms, rates = validation_runs(tmp_path, ["sudoku"])
+    curves = {"d-OPSD": [0.2, 0.3, 0.4], "RFT": [0.2, 0.3, 0.3, 0.3, 0.3], "diffu-GRPO": [0.2, 0.25, 0.3],
+              "SFT": [0.2, 0.3, 0.3]}  # d-OPSD and diffu-GRPO gain >= 0.01 at update 2, where their copies end
+    for label, curve in curves.items():
+        for seed in (0, 1):
+            folder = finished_run(tmp_path, test_spec(arms[label], "sudoku", seed, rates[label]), curve)
+            if label != "diffu-GRPO":  # evaluated at the longer length before being copied
+                best = 1 if label == "RFT" else len(curve) - 1
+                (folder / f"best-L32-update{best}.json").write_text(json.dumps({"accuracy": 0.1}))
+    for length in (20, 32):
+        (tmp_path / "sudoku" / f"base-L{length}.json").write_text(json.dumps({"accuracy": 0.2}))
+    runs = {spec: run_spec(tmp_path, spec, {}) for spec in sweep_runs(["sudoku"], [0])}
+    choices = Choices(tmp_path, ["sudoku"], [0, 1], runs)
+    results = choices.test_runs([0, 1])  # reads back; trains nothing
+    assert choices.short == {("sudoku", "d-OPSD"), ("sudoku", "diffu-GRPO")}
+    assert {label: results["sudoku", label][0].summary["updates"] for label in curves} == {
+        "d-OPSD": 2, "RFT": 2, "diffu-GRPO": 2, "SFT": 2}
+    text = main_tables(tmp_path, ["sudoku"], [0, 1], runs)
+    rows = {line.split(" | ")[1]: line.split(" | ")[3:5] for line in text.splitlines() if line.startswith("| sudoku |")}
+    assert rows == {"d-OPSD": ["2 (still gaining; not continued: its checkpoints are not kept here)", "+0.100"],
+                    "RFT": ["2", "+0.000"], "SFT": ["2", "+0.000"],
+                    "diffu-GRPO": ["2 (still gaining; not continued: its checkpoints are not kept here)", "+0.050"]}
+    table1 = {line.split(" | ")[0]: line.split(" | ")[-1] for line in text.splitlines()}
+    assert table1["| d-OPSD"] == "0.100 ± 0.000 |"
+    assert table1["| diffu-GRPO"] == "not evaluated (best checkpoint not kept) |"
+
+
 def test_a_run_asked_for_more_updates_continues_from_its_last_checkpoint(tmp_path):
     """The runner's `finished` counts updates: a finished run asked for more resumes in place; one whose
     checkpoints were not kept is refused with the folder left as it was."""
@@ -318,3 +353,7 @@ def test_a_run_asked_for_more_updates_continues_from_its_last_checkpoint(tmp_pat
             run(tmp_path, "sft", "sudoku", 0, "short", max_updates=3, **settings)
         assert sorted(path.name for path in folder.iterdir()) == before
         assert (folder / "metrics.jsonl").read_text() == metrics  # nothing retrained, nothing cut
+        # asked to take it as it stands, the runner reads it back unchanged
+        kept_run = run(tmp_path, "sft", "sudoku", 0, "short", short_ok=True, max_updates=3, **settings)
+        assert kept_run.summary["updates"] == 2 and kept_run.rows == second.rows
+        assert sorted(path.name for path in folder.iterdir()) == before

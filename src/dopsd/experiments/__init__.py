@@ -77,11 +77,16 @@ def main_tables(root: Path, tasks: list[str], seeds: list[int], runs: dict[RunSp
     base_results = evaluate_models(base_calls, jobs)
     base_at = {(call[1], call[2]): result["accuracy"] for call, result in zip(base_calls, base_results)}
     longer_tasks = [task for task in tasks if base_at[task, lengths[task][1]] > 0]
-    longer_calls = [(best_model_path(r), task, lengths[task][1], block[task],
-                     r.folder / f"best-L{lengths[task][1]}-update{r.best['update']}.json")
-                    for label in PROTOCOL_METHODS for task in longer_tasks for r in group[task, label]]  # rows' order
+    longer_calls = {(task, label): [(best_model_path(r), task, lengths[task][1], block[task],
+                                     r.folder / f"best-L{lengths[task][1]}-update{r.best['update']}.json")
+                                    for r in group[task, label]]
+                    for label in PROTOCOL_METHODS for task in longer_tasks}
+    # a copy kept without checkpoints (docs/results) can only read back evaluations made before it was copied
+    kept = {key: all(Path(call[0]).is_dir() or Path(call[-1]).is_file() for call in calls)
+            for key, calls in longer_calls.items()}
+    longer_results = evaluate_models([call for key, calls in longer_calls.items() if kept[key] for call in calls], jobs)
     base_at_trained = {task: base_at[task, lengths[task][0]] for task in tasks}
-    base, longer = iter(base_results), iter(evaluate_models(longer_calls, jobs))
+    base, longer = iter(base_results), iter(longer_results)
     header = ["method"] + [f"{task} L={length}{suffix}" for task in tasks
                            for length, suffix in ((lengths[task][0], ""),
                                                   (lengths[task][0], f", last {protocol.PLATEAU_WINDOW} updates"),
@@ -95,8 +100,12 @@ def main_tables(root: Path, tasks: list[str], seeds: list[int], runs: dict[RunSp
         for task in tasks:
             row.append(mean_spread([r.best["accuracy"] for r in group[task, label]]))
             row.append(mean_spread([window_mean(r) for r in group[task, label]]))
-            row.append(mean_spread([next(longer)["accuracy"] for _ in group[task, label]]) if task in longer_tasks
-                       else "not evaluated (base 0)")
+            if task not in longer_tasks:
+                row.append("not evaluated (base 0)")
+            elif not kept[task, label]:
+                row.append("not evaluated (best checkpoint not kept)")
+            else:
+                row.append(mean_spread([next(longer)["accuracy"] for _ in group[task, label]]))
         rows.append(row)
     table1 = markdown_table(header, rows)
     rows = []
@@ -112,7 +121,9 @@ def main_tables(root: Path, tasks: list[str], seeds: list[int], runs: dict[RunSp
             seconds = [r.through(r.best["update"], "update_seconds") + r.through(r.best["update"], "rollout_seconds")
                        for r in members]
             ran = members[0].summary["updates"]
-            plateau = "" if protocol.plateaued(members) else " (cap; still gaining)"
+            plateau = ("" if protocol.plateaued(members) else
+                       " (still gaining; not continued: its checkpoints are not kept here)"
+                       if (task, label) in choices.short else " (cap; still gaining)")
             rows.append([task, label, f"{choices.rates[task, label]:g}", f"{ran}{plateau}",
                          f"{statistics.fmean(window_gain(r) for r in members):+.3f}",
                          mean_spread([r.best["accuracy"] for r in members]),

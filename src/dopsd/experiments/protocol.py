@@ -166,17 +166,21 @@ class Choices:
 
     def test_runs(self, seeds: list[int]) -> dict[tuple[str, str], list[Run]]:
         """Step 2 on every seed: each (task, method label)'s runs, continued by the plateau rule (step 3), each read
-        as it stood at its method's final budget."""
+        as it stood at its method's final budget. A method whose runs are copies kept without the checkpoints to
+        continue from (:func:`~dopsd.experiments.runs.stranded`) is read as it stands and named in ``self.short``."""
         pending = list(self.arms)
         budgets = {key: TEST_UPDATES for key in pending}
-        results = {}
+        results, self.short = {}, set()
         while pending:
             specs = {key: self.test_specs(*key, seeds, budgets[key]) for key in pending}
-            trained = train_runs(self.root, [spec for group in specs.values() for spec in group], self.jobs)
+            trained = train_runs(self.root, [spec for group in specs.values() for spec in group], self.jobs,
+                                 short_ok=True)
             for key in pending:
                 results[key] = [trained[spec].upto(budgets[key]) for spec in specs[key]]
-            pending = [key for key in pending
-                       if not (plateaued(results[key]) or budgets[key] + EXTEND > MAX_TEST_UPDATES)]
+                if any(r.summary["updates"] < budgets[key] for r in results[key]):
+                    self.short.add(key)
+            pending = [key for key in pending if key not in self.short
+                       and not (plateaued(results[key]) or budgets[key] + EXTEND > MAX_TEST_UPDATES)]
             for key in pending:
                 budgets[key] += EXTEND
         return results

@@ -77,15 +77,29 @@ def finished(folder: Path, updates: int | None = None) -> bool:
     return (Path(folder) / "summary.json").is_file() and (updates is None or summary_updates(folder) >= updates)
 
 
-def run_spec(root: Path, spec: RunSpec, overrides: dict) -> Run:
-    return run(root, spec.method, spec.task, spec.seed, spec.variant, **{**dict(spec.changes), **overrides})
+def stranded(folder: Path, updates: int) -> bool:
+    """A finished run of fewer than ``updates`` updates without the checkpoint of its last update to continue from:
+    e.g. a copy kept without checkpoints, as in docs/results."""
+    if not finished(folder) or summary_updates(folder) >= updates:
+        return False
+    latest = ckpt.latest_checkpoint(folder)
+    return latest is None or ckpt.checkpoint_update(latest) < summary_updates(folder)
 
 
-def train_runs(root: Path, specs: list[RunSpec], jobs: int = 1, **overrides) -> dict[RunSpec, Run]:
-    """Trains the runs of ``specs`` not finished yet, ``jobs`` at a time, and reads every one back."""
+def run_spec(root: Path, spec: RunSpec, overrides: dict, short_ok: bool = False) -> Run:
+    return run(root, spec.method, spec.task, spec.seed, spec.variant, short_ok,
+               **{**dict(spec.changes), **overrides})
+
+
+def train_runs(root: Path, specs: list[RunSpec], jobs: int = 1, short_ok: bool = False,
+               **overrides) -> dict[RunSpec, Run]:
+    """Trains the runs of ``specs`` not finished yet, ``jobs`` at a time, and reads every one back; with ``short_ok``
+    a :func:`stranded` run is read back as it stands (fewer updates than asked for) instead of refused."""
     unique = list(dict.fromkeys(specs))
-    results = fill_in_parallel(run_spec, [(root, spec, overrides) for spec in unique],
-                               lambda root, spec, _: finished(spec.folder(root), requested_updates(spec, overrides)),
+    results = fill_in_parallel(run_spec, [(root, spec, overrides, short_ok) for spec in unique],
+                               lambda root, spec, *_: (finished(spec.folder(root), requested_updates(spec, overrides))
+                                                       or (short_ok and stranded(spec.folder(root),
+                                                                                 requested_updates(spec, overrides)))),
                                jobs,
                                describe=lambda arguments: f"training run {arguments[1].folder(root)}",
                                desc="training runs")
@@ -106,24 +120,26 @@ def requested_updates(spec: RunSpec, overrides: dict) -> int:
     return run_values(spec.method, spec.task, {**dict(spec.changes), **overrides})["max_updates"]
 
 
-def run(root: Path, method: str, task: str, seed: int, variant: str = "default", **overrides) -> Run:
+def run(root: Path, method: str, task: str, seed: int, variant: str = "default", short_ok: bool = False,
+        **overrides) -> Run:
     """Trains (or reads back) ``method`` on the bundled ``task`` model with the CPU preset plus ``overrides``.
 
     Every evaluation point keeps a checkpoint (``save_every = eval_every``), so the best one can be re-evaluated at
-    another generation length. A finished run of fewer updates than asked for is continued from its last checkpoint,
-    and refused (:class:`DopsdError`) when that checkpoint is not there.
+    another generation length. A finished run of fewer updates than asked for is continued from its last checkpoint;
+    when that checkpoint is not there (:func:`stranded`) it is read back as it stands with ``short_ok``, and refused
+    (:class:`DopsdError`) without.
     """
     folder = RunSpec(method, task, seed, variant).folder(root)
     values = run_values(method, task, {"seed": seed, "output_dir": str(folder), "progress": False, **overrides})
-    if not finished(folder, values["max_updates"]):
-        trainer_class = get_method(method).trainer_class()
-        values["save_every"] = values["eval_every"]
-        latest = ckpt.latest_checkpoint(folder)
-        if finished(folder) and (latest is None or ckpt.checkpoint_update(latest) < summary_updates(folder)):
-            # e.g. a copy kept without (its last) checkpoints, as in docs/results: never retrained, even in part
+    if stranded(folder, values["max_updates"]):  # never retrained, even in part
+        if not short_ok:
             raise DopsdError(f"{folder} holds a finished run of fewer than the {values['max_updates']} updates asked "
                              "for and not the checkpoint of its last update to continue from: run on the output "
                              "folder that holds its checkpoints")
+    elif not finished(folder, values["max_updates"]):
+        trainer_class = get_method(method).trainer_class()
+        values["save_every"] = values["eval_every"]
+        latest = ckpt.latest_checkpoint(folder)
         if latest is not None:
             values["resume_from"] = "latest"
         else:  # the runner's own folder, interrupted before its first checkpoint
