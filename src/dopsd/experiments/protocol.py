@@ -151,6 +151,7 @@ class Choices:
 
     def __init__(self, root: Path, tasks: list[str], seeds: list[int], runs: dict[RunSpec, Run], jobs: int = 1):
         self.root, self.jobs, self.tasks, self.seed = root, jobs, tasks, seeds[0]
+        self.short: set[tuple[str, str]] = set()  # filled by test_runs
         self.arms = {(task, label): arm for task in tasks for label, arm in PROTOCOL_METHODS.items()}
         for task in tasks:
             self.arms[task, "d-OPSD"] = DOPSD_OPTIONS[chosen_option(runs, task, self.seed)]

@@ -86,6 +86,12 @@ def stranded(folder: Path, updates: int) -> bool:
     return latest is None or ckpt.checkpoint_update(latest) < summary_updates(folder)
 
 
+def ready(folder: Path, updates: int, short_ok: bool = False) -> bool:
+    """Read back without training: finished with ``updates`` updates, or, with ``short_ok``, :func:`stranded` short
+    of them."""
+    return finished(folder, updates) or (short_ok and stranded(folder, updates))
+
+
 def run_spec(root: Path, spec: RunSpec, overrides: dict, short_ok: bool = False) -> Run:
     return run(root, spec.method, spec.task, spec.seed, spec.variant, short_ok,
                **{**dict(spec.changes), **overrides})
@@ -97,9 +103,8 @@ def train_runs(root: Path, specs: list[RunSpec], jobs: int = 1, short_ok: bool =
     a :func:`stranded` run is read back as it stands (fewer updates than asked for) instead of refused."""
     unique = list(dict.fromkeys(specs))
     results = fill_in_parallel(run_spec, [(root, spec, overrides, short_ok) for spec in unique],
-                               lambda root, spec, *_: (finished(spec.folder(root), requested_updates(spec, overrides))
-                                                       or (short_ok and stranded(spec.folder(root),
-                                                                                 requested_updates(spec, overrides)))),
+                               lambda root, spec, *_: ready(spec.folder(root), requested_updates(spec, overrides),
+                                                            short_ok),
                                jobs,
                                describe=lambda arguments: f"training run {arguments[1].folder(root)}",
                                desc="training runs")
@@ -131,12 +136,11 @@ def run(root: Path, method: str, task: str, seed: int, variant: str = "default",
     """
     folder = RunSpec(method, task, seed, variant).folder(root)
     values = run_values(method, task, {"seed": seed, "output_dir": str(folder), "progress": False, **overrides})
-    if stranded(folder, values["max_updates"]):  # never retrained, even in part
-        if not short_ok:
-            raise DopsdError(f"{folder} holds a finished run of fewer than the {values['max_updates']} updates asked "
-                             "for and not the checkpoint of its last update to continue from: run on the output "
-                             "folder that holds its checkpoints")
-    elif not finished(folder, values["max_updates"]):
+    if not short_ok and stranded(folder, values["max_updates"]):  # never retrained, even in part
+        raise DopsdError(f"{folder} holds a finished run of fewer than the {values['max_updates']} updates asked "
+                         "for and not the checkpoint of its last update to continue from: run on the output "
+                         "folder that holds its checkpoints")
+    if not ready(folder, values["max_updates"], short_ok):
         trainer_class = get_method(method).trainer_class()
         values["save_every"] = values["eval_every"]
         latest = ckpt.latest_checkpoint(folder)
