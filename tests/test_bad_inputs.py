@@ -28,6 +28,7 @@ def workspace(root):
     (root / "outside.jsonl").write_text('{"index": 999, "completion": "1"}\n')
     (root / "malformed.jsonl").write_text('{"index": 0, "completion": \n')
     (root / "afile.txt").write_text("a file, not a folder\n")
+    (root / "unclosed.md").write_text("# Report\n<!-- begin results/toy.md -->\nold table\n")
     (root / "nonempty").mkdir()
     (root / "nonempty" / "keep.txt").write_text("keep\n")
     (root / "oldrun").mkdir()
@@ -53,6 +54,9 @@ CASES = {
     "missing prompt": (["sample", "--model", "{model}"], "--prompt"),
     "unknown experiment": (["experiment", "nosuch"], "invalid choice"),
     "no jobs": (["experiment", "main", "--jobs", "0"], "--jobs must be at least 1"),
+    "missing report": (["experiment", "toy", "--document", "missing.md"], "--document missing.md does not exist"),
+    "unclosed quote in the report": (["experiment", "toy", "--document", "unclosed.md"],
+                                     "has no '<!-- end results/toy.md -->' line"),
     # config values and files
     "not a number": (["train", "--passk", "many"], "'passk' = 'many' must be int"),
     "zero passk": (["train", "--passk", "0"], "'passk' = 0 must be at least 1"),

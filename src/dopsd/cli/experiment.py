@@ -38,6 +38,10 @@ def experiment_parser() -> argparse.ArgumentParser:
                         help="runs and evaluations at a time, each in its own process with an equal share of the "
                         "CPU threads (default 1: one after another in this process)")
     parser.add_argument("--max-updates", type=int, default=None, help="override every run's preset update count")
+    parser.add_argument("--document", default=None,
+                        help="a Markdown report (e.g. docs/results.md) whose quoted tables, each between "
+                        "'<!-- begin results/main.md -->' and '<!-- end results/main.md -->' lines naming the file "
+                        "relative to the report, are replaced by the files' current text once the tables are written")
     return parser
 
 
@@ -48,7 +52,16 @@ def run_experiment_command(args: argparse.Namespace) -> int:
     options = experiment_parser().parse_args(args.overrides)
     if options.jobs < 1:
         raise DopsdError(f"--jobs must be at least 1, got {options.jobs}")
+    if options.document is not None:  # checked before any training, spliced after it
+        from dopsd.experiments.document import check_document
+
+        check_document(options.document)
     overrides = {} if options.max_updates is None else {"max_updates": options.max_updates}
     print(run_experiments(list(dict.fromkeys(options.names)), options.output, options.tasks, options.seeds,
                           options.jobs, **overrides))
+    if options.document is not None:
+        from dopsd.experiments.document import splice_file
+
+        changed = splice_file(options.document)
+        print(f"{options.document}: quoted tables {'updated' if changed else 'already current'}")
     return 0
