@@ -7,7 +7,7 @@ import pytest
 
 from dopsd.cli import main
 from dopsd.errors import DopsdError
-from dopsd.experiments.document import quotes, repoint, splice, splice_file
+from dopsd.experiments.document import lines_of, quotes, repoint, splice, splice_file
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -33,21 +33,21 @@ def test_splicing_twice_changes_nothing_and_a_current_file_is_not_rewritten(tmp_
 
 
 def test_only_relative_targets_are_repointed():
-    text = "![a](a.png) [b](https://x.org/b) [c](#c) [d](/abs/d.md) [e](sub/e.md)"
-    assert repoint(text, "results") == ("![a](results/a.png) [b](https://x.org/b) [c](#c) [d](/abs/d.md) "
-                                        "[e](results/sub/e.md)")
+    text = '![a](a.png) [b](https://x.org/b) [c](#c) [d](/abs/d.md) [e](sub/e.md) ![f](f.png "F")'
+    assert repoint(text, "results") == ('![a](results/a.png) [b](https://x.org/b) [c](#c) [d](/abs/d.md) '
+                                        '[e](results/sub/e.md) ![f](results/f.png "F")')
     assert repoint(text, ".") == text
 
 
 @pytest.mark.parametrize("report, message", [
     ("<!-- end a.md -->\n", "closes no open"),
-    ("<!-- begin a.md -->\n<!-- end b.md -->\n", "closes no open '<!-- begin b.md -->'"),
+    ("<!-- begin a.md -->\n<!-- end b.md -->\n", "does not close the quote of a.md opened on line 1"),
     ("<!-- begin a.md -->\n", "has no '<!-- end a.md -->' line"),
     ("<!-- begin a.md -->\n<!-- begin b.md -->\n", "a quote opens inside the quote of a.md"),
 ])
 def test_malformed_quotes_are_refused(report, message):
     with pytest.raises(DopsdError, match=message):
-        quotes(report.splitlines(keepends=True))
+        quotes(lines_of(report))
 
 
 def test_a_quoted_file_that_does_not_exist_is_refused(tmp_path):
@@ -58,7 +58,7 @@ def test_a_quoted_file_that_does_not_exist_is_refused(tmp_path):
 def test_the_committed_report_quotes_the_committed_tables_as_they_are():
     """docs/results.md's copies of the tables: regenerating a table without `--document docs/results.md` fails here."""
     report = (DOCS / "results.md").read_text()
-    names = {name for _, _, name in quotes(report.splitlines(keepends=True))}
+    names = {name for _, _, name in quotes(lines_of(report))}
     assert {f"results/{n}.md" for n in ("protocol", "main", "toy", "overlap", "ablations", "opdlm", "image")} <= names
     assert splice(report, DOCS) == report
 
@@ -76,3 +76,17 @@ def test_the_experiment_command_splices_the_report(tmp_path, monkeypatch, capsys
     assert "stale" not in Path("report.md").read_text()
     assert Path("report.md").read_text() == f"intro\n<!-- begin out/toy.md -->\n{table}<!-- end out/toy.md -->\n"
     assert "report.md: quoted tables updated" in capsys.readouterr().out
+
+
+def test_a_crlf_report_keeps_its_line_endings_and_markers_may_carry_spaces(tmp_path):
+    (tmp_path / "t.md").write_text("row 1\nrow 2\n")
+    path = tmp_path / "report.md"
+    path.write_bytes(b"intro\r\n  <!-- begin t.md -->  \r\nold\r\n<!-- end t.md -->\r\ntail")
+    assert splice_file(path) is True
+    assert path.read_bytes() == b"intro\r\n  <!-- begin t.md -->  \r\nrow 1\r\nrow 2\r\n<!-- end t.md -->\r\ntail"
+
+
+def test_a_quoted_file_cannot_quote_others(tmp_path):
+    (tmp_path / "t.md").write_text("<!-- begin u.md -->\n<!-- end u.md -->\n")
+    with pytest.raises(DopsdError, match="cannot quote others"):
+        splice("<!-- begin t.md -->\n<!-- end t.md -->\n", tmp_path)

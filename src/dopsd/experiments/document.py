@@ -18,12 +18,18 @@ from pathlib import Path
 
 from dopsd.errors import DopsdError
 
-MARKER = re.compile(r"^<!-- (begin|end) (\S+) -->$")
-LINK = re.compile(r"(!?\[[^\]]*\]\()([^)\s]+)(\))")
+MARKER = re.compile(r"^\s*<!-- (begin|end) (\S+) -->\s*$")
+LINK = re.compile(r"(!?\[[^\]]*\]\()([^)\s]+)((?:\s+\"[^\"]*\")?\))")  # [text](target) or ![alt](target "title")
+
+
+def lines_of(text: str) -> list[str]:
+    """``text`` split after each ``\\n`` only (kept, with any ``\\r`` before it): joining them gives ``text`` back."""
+    return re.findall(r"[^\n]*\n|[^\n]+$", text)
 
 
 def repoint(text: str, folder: str) -> str:
-    """Markdown link and image targets in ``text``, relative to ``folder``, made relative to its parent."""
+    """Markdown inline link and image targets in ``text``, relative to ``folder``, made relative to its parent.
+    (Reference-style links and HTML tags are left as they are; the experiments' tables use neither.)"""
     if folder in ("", "."):
         return text
 
@@ -41,7 +47,7 @@ def quotes(lines: list[str], where: str = "the document") -> list[tuple[int, int
     :class:`DopsdError` on a marker without its partner or a quote opened inside another."""
     found, opened = [], None
     for index, line in enumerate(lines):
-        marker = MARKER.match(line.rstrip("\n"))
+        marker = MARKER.match(line)
         if not marker:
             continue
         kind, name = marker.groups()
@@ -50,9 +56,12 @@ def quotes(lines: list[str], where: str = "the document") -> list[tuple[int, int
                              f"first with '<!-- end {opened[1]} -->'")
         if kind == "begin":
             opened = (index, name)
-        elif opened is None or opened[1] != name:
-            raise DopsdError(f"{where} line {index + 1}: '{line.strip()}' closes no open "
-                             f"'<!-- begin {name} -->' line")
+        elif opened is None:
+            raise DopsdError(f"{where} line {index + 1}: '{line.strip()}' closes no open quote; add "
+                             f"'<!-- begin {name} -->' where the quote starts, or remove the line")
+        elif opened[1] != name:
+            raise DopsdError(f"{where} line {index + 1}: '{line.strip()}' does not close the quote of {opened[1]} "
+                             f"opened on line {opened[0] + 1}; its end line is '<!-- end {opened[1]} -->'")
         else:
             found.append((opened[0], index, name))
             opened = None
@@ -65,7 +74,8 @@ def quotes(lines: list[str], where: str = "the document") -> list[tuple[int, int
 def splice(text: str, base: Path, where: str = "the document") -> str:
     """``text`` with every quoted block replaced by the current text of the file it names (relative to ``base``).
     Raises :class:`DopsdError` on a malformed quote (:func:`quotes`) or a quoted file that does not exist."""
-    lines = text.splitlines(keepends=True)
+    lines = lines_of(text)
+    newline = "\r\n" if text.count("\r\n") * 2 > text.count("\n") else "\n"
     out, done = [], 0
     for begin, end, name in quotes(lines, where):
         source = base / name
@@ -73,7 +83,10 @@ def splice(text: str, base: Path, where: str = "the document") -> str:
             raise DopsdError(f"{where} line {begin + 1} quotes {source}, which does not exist: run the experiment "
                              f"that writes it, or remove the quote")
         quoted = repoint(source.read_text(), Path(name).parent.as_posix())
-        out += lines[done:begin + 1] + [quoted if quoted.endswith("\n") else quoted + "\n"]
+        if any(MARKER.match(line) for line in lines_of(quoted)):
+            raise DopsdError(f"{source} holds quote marker lines itself: a quoted file cannot quote others")
+        quoted = "".join(line.rstrip("\r\n") + newline for line in lines_of(quoted))
+        out += lines[done:begin + 1] + [quoted]
         done = end
     return "".join(out + lines[done:])
 
@@ -84,8 +97,8 @@ def check_document(path: str | Path) -> str:
     if not path.is_file():
         raise DopsdError(f"--document {path} does not exist: give the Markdown report that quotes the tables "
                          f"(e.g. docs/results.md)")
-    text = path.read_text()
-    quotes(text.splitlines(keepends=True), str(path))
+    text = path.read_bytes().decode()  # line endings kept as they are
+    quotes(lines_of(text), str(path))
     return text
 
 
@@ -95,5 +108,5 @@ def splice_file(path: str | Path) -> bool:
     text = check_document(path)
     new = splice(text, path.parent, str(path))
     if new != text:
-        path.write_text(new)
+        path.write_bytes(new.encode())
     return new != text
