@@ -82,11 +82,10 @@ def splice(text: str, base: Path, where: str = "the document") -> str:
         if not source.is_file():
             raise DopsdError(f"{where} line {begin + 1} quotes {source}, which does not exist: run the experiment "
                              f"that writes it, or remove the quote")
-        quoted = repoint(source.read_text(), Path(name).parent.as_posix())
-        if any(MARKER.match(line) for line in lines_of(quoted)):
+        quoted = lines_of(repoint(source.read_text(), Path(name).parent.as_posix()))
+        if any(MARKER.match(line) for line in quoted):
             raise DopsdError(f"{source} holds quote marker lines itself: a quoted file cannot quote others")
-        quoted = "".join(line.rstrip("\r\n") + newline for line in lines_of(quoted))
-        out += lines[done:begin + 1] + [quoted]
+        out += lines[done:begin + 1] + [line.rstrip("\r\n") + newline for line in quoted]
         done = end
     return "".join(out + lines[done:])
 
@@ -107,6 +106,7 @@ def splice_file(path: str | Path) -> bool:
     path = Path(path)
     text = check_document(path)
     new = splice(text, path.parent, str(path))
-    if new != text:
+    changed = new != text
+    if changed:
         path.write_bytes(new.encode())
-    return new != text
+    return changed
