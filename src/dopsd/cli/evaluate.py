@@ -58,7 +58,7 @@ def run_eval(args: argparse.Namespace) -> int:
     lm = load_model(args)
     all_rows, summaries = [], []
     for gen_length in args.gen_length:
-        config = sampler_config(args, gen_length)
+        config = sampler_config(args, gen_length, lm)
         rows, summary = evaluate(
             lm, task, examples, config, batch_size=args.batch_size, style=args.prompt_style,
             progress=not args.no_progress, scoring=args.scoring,

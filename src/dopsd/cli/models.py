@@ -23,6 +23,10 @@ def register(subparsers) -> None:
     convert.add_argument("--output", required=True, help="folder to write")
     convert.add_argument("--mask-token", default=None, help="mask token text (default <|mdm_mask|> if none exists)")
     convert.add_argument("--no-shift", action="store_true", help="predict position i from hidden state i (no Dream shift)")
+    convert.add_argument("--attention", choices=("full", "block"), default="full",
+                         help="full: bidirectional over the whole sequence (LLaDA/Dream style); block: bidirectional "
+                         "inside blocks of --block-size tokens, causal across blocks (BD3LM, OPDLM's student)")
+    convert.add_argument("--block-size", type=int, default=4, help="tokens per attention block with --attention block")
     convert.add_argument("--dtype", default="auto")
     convert.set_defaults(run=run_convert)
 
@@ -63,6 +67,9 @@ def run_convert(args: argparse.Namespace) -> int:
     from dopsd.models.loading import parse_dtype
     from dopsd.paths import check_new_folder
 
+    from dopsd.models.layout import AttentionLayout
+
+    layout = AttentionLayout("block", args.block_size) if args.attention == "block" else AttentionLayout()
     check_new_folder(args.output, "the model folder")
     extra = {"gguf_file": args.gguf_file} if args.gguf_file else {}
     try:
@@ -71,11 +78,13 @@ def run_convert(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as error:
         raise DopsdError(f"cannot load a causal LM from {args.model!r}: {str(error).splitlines()[0]}") from error
     model, tokenizer = convert_causal_lm(
-        model, tokenizer, mask_token=args.mask_token or DEFAULT_MASK_TOKEN, shift_logits=not args.no_shift
+        model, tokenizer, mask_token=args.mask_token or DEFAULT_MASK_TOKEN, shift_logits=not args.no_shift,
+        layout=layout,
     )
     model.save_pretrained(args.output)
     tokenizer.save_pretrained(args.output)
-    print(f"saved a masked diffusion LM (mask token id {tokenizer.mask_token_id}) to {args.output}")
+    print(f"saved a masked diffusion LM (attention {layout.describe()}, mask token id {tokenizer.mask_token_id}) to "
+          f"{args.output}")
     return 0
 
 

@@ -18,6 +18,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--mask-token-id", type=int, default=None, help="override the mask token id")
     group.add_argument("--eos-token-id", type=int, default=None, help="override the EOS token id")
     group.add_argument("--pad-token-id", type=int, default=None, help="override the padding token id")
+    group.add_argument("--block-size", type=int, default=None,
+                       help="declare a block-attention (block-diffusion) model with blocks of this many tokens, for "
+                       "checkpoints whose config does not say (SDAR, TraDo: 4); default: the model's config")
 
 
 def load_model(args: argparse.Namespace):
@@ -32,6 +35,7 @@ def load_model(args: argparse.Namespace):
         eos_token_id=args.eos_token_id,
         pad_token_id=args.pad_token_id,
         base_model=args.base,
+        block_size=args.block_size,
     )
 
 
@@ -44,13 +48,15 @@ def add_sampler_options(parser: argparse.ArgumentParser, *, gen_length_many: boo
         group.add_argument("--gen-length", type=int, default=None,
                            help="response length in tokens (default: the model's sampling.json, else 256)")
     group.add_argument("--block-length", type=int, default=None,
-                       help="tokens per block (default: the model's sampling.json, else 32)")
+                       help="tokens per block (default: the model's sampling.json, else its attention block size, "
+                       "else 32; a block-attention model needs its block size)")
     group.add_argument("--steps", type=int, default=None, help="denoising steps (default: gen_length / 2)")
     group.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     group.add_argument("--remasking", choices=("low_confidence", "random"), default="low_confidence")
     group.add_argument("--threshold", type=float, default=None, help="confidence-threshold parallel decoding")
     group.add_argument("--cache", choices=("prefix", "dual"), default=None,
-                       help="Fast-dLLM block KV cache (faster; exact with one step per block, approximate otherwise)")
+                       help="Fast-dLLM block KV cache (faster; exact with one step per block, approximate otherwise; "
+                       "on a block-attention model either mode caches the finished blocks, exactly)")
 
 
 def apply_model_defaults(args: argparse.Namespace, *, many: bool = False) -> None:
@@ -67,19 +73,24 @@ def apply_model_defaults(args: argparse.Namespace, *, many: bool = False) -> Non
         length = own.get("gen_length", 256)
         args.gen_length = [length] if many else length
         taken.append(f"gen_length {length}")
-    if args.block_length is None:
-        args.block_length = own.get("block_length", 32)
+    if args.block_length is None and "block_length" in own:
+        args.block_length = own["block_length"]
         taken.append(f"block_length {args.block_length}")
     if own and taken:
         print(f"using the model's own {' and '.join(taken)} (its sampling.json)", file=sys.stderr)
 
 
-def sampler_config(args: argparse.Namespace, gen_length: int | None = None):
+def sampler_config(args: argparse.Namespace, gen_length: int | None = None, lm=None):
+    """The sampler settings of the command line; a block length nobody gave is ``lm``'s attention block size (a
+    block-attention model), else 32."""
     from dopsd.sampling import SamplerConfig
 
+    block_length = args.block_length
+    if block_length is None:
+        block_length = lm.layout.block_size if lm is not None and lm.layout.is_block else 32
     return SamplerConfig(
         gen_length=gen_length if gen_length is not None else args.gen_length,
-        block_length=args.block_length,
+        block_length=block_length,
         steps=args.steps,
         temperature=args.temperature,
         remasking=args.remasking,

@@ -76,7 +76,12 @@ def run(args: argparse.Namespace) -> int:
     text = prompt_text(args)
     apply_model_defaults(args)
     lm = load_model(args)
-    sampler = BlockDiffusionSampler(lm, sampler_config(args))
+    import sys
+
+    config = sampler_config(args, lm=lm)
+    print(f"attention: {lm.layout.describe()}; decoding {config.gen_length} tokens in blocks of {config.block_length}",
+          file=sys.stderr)
+    sampler = BlockDiffusionSampler(lm, config)
     trajectory = sampler.sample([encode_prompt(lm, text, args.chat)], seed=args.seed)[0]
     if args.trajectory:
         width = len(str(trajectory.num_steps))

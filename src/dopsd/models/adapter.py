@@ -19,9 +19,12 @@ import torch
 from transformers import PreTrainedModel
 
 from dopsd.errors import DopsdError
+from dopsd.models.layout import FULL, AttentionLayout, layout_from_config
 
-# Forms of the padding mask the padding probe tries, in order (see DiffusionLM's ``mask_form``).
+# Forms of the padding mask the padding probe tries, in order (see DiffusionLM's ``mask_form``); a block-attention
+# model always gets a 4D mask (its block structure cannot be written in 2D).
 MASK_FORMS = ("2d", "4d_bool")
+BLOCK_MASK_FORMS = ("4d_bool", "4d_additive")
 
 # Tokens that end an assistant turn in common chat formats, looked up by name in the tokenizer's vocabulary.
 END_OF_TURN_TOKENS = ("<|eot_id|>", "<|im_end|>", "<|endoftext|>", "<|end|>")
@@ -113,6 +116,10 @@ class DiffusionLM:
         handles_padding: Whether a left-padded row computes what the unpadded row computes. ``None`` probes it once
             on a tiny input, trying each mask form; models whose remote code ignores the attention mask (LLaDA's)
             fail the probe, and the sampler then batches only prompts of equal length.
+        layout: The attention layout (:class:`~dopsd.models.layout.AttentionLayout`): full, or block-causal with a
+            block size. ``None`` reads it from the model's config (full when the config says nothing). A block model's
+            forward passes need ``response_start`` (blocks are counted from the response's first token), and it gets
+            its block-causal mask as a 4D mask.
     """
 
     def __init__(
@@ -125,8 +132,10 @@ class DiffusionLM:
         bidirectional_mask: bool = False,
         mask_form: str | None = None,
         handles_padding: bool | None = None,
+        layout: AttentionLayout | None = None,
     ):
         self.model = model
+        self.layout = layout or layout_from_config(getattr(model, "config", None)) or FULL
         self.tokenizer = tokenizer
         self.tokens = tokens or resolve_special_tokens(model, tokenizer)
         self.shift_logits = shift_logits
@@ -135,18 +144,26 @@ class DiffusionLM:
             mask_form = "4d_additive"
         if mask_form is not None and mask_form not in MASK_FORMS + ("4d_additive",):
             raise ValueError(f"unknown mask form {mask_form!r}")
+        if self.layout.is_block and mask_form == "2d":
+            mask_form = None  # a block structure needs a 4D mask: the probe picks the 4D form this model takes
         # Results of one-off checks, shared with every with_runner() view (a shallow copy shares this dict).
         self._checks: dict = {}
         if mask_form is not None:
             self._checks["mask_form"] = mask_form
         if handles_padding is not None:
             self._checks["padding"] = handles_padding
-            self._checks.setdefault("mask_form", MASK_FORMS[0])
+            self._checks.setdefault("mask_form", self._mask_forms()[0])
         base = model.get_base_model() if hasattr(model, "get_base_model") else model  # see through PEFT wrappers
         self._accepts_position_ids = "position_ids" in inspect.signature(base.forward).parameters
         self.runner = model
         # Load-time compatibility fixes applied to this model's remote code (see dopsd.models.compat).
         self.compat_fixes: tuple[str, ...] = ()
+
+    def _mask_forms(self) -> tuple[str, ...]:
+        """The mask forms this model may take, in the order the padding probe tries them."""
+        if self.layout.is_block:
+            return ("4d_additive",) if self.bidirectional_mask else BLOCK_MASK_FORMS
+        return MASK_FORMS
 
     def with_runner(self, runner) -> "DiffusionLM":
         """A view whose forward passes go through ``runner`` (e.g. the DDP/FSDP wrapper accelerate returns).
@@ -161,7 +178,7 @@ class DiffusionLM:
         """The same settings around another model (a PEFT-wrapped or frozen copy of this one)."""
         view = DiffusionLM(model, self.tokenizer, tokens=self.tokens, shift_logits=self.shift_logits,
                            bidirectional_mask=self.bidirectional_mask, mask_form=self._checks.get("mask_form"),
-                           handles_padding=self._checks.get("padding"))
+                           handles_padding=self._checks.get("padding"), layout=self.layout)
         view.compat_fixes = self.compat_fixes
         return view
 
@@ -212,9 +229,16 @@ class DiffusionLM:
     def vocab_size(self) -> int:
         return self.model.get_input_embeddings().weight.shape[0]
 
-    def _model_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> dict:
+    def _model_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                      response_start: int | None = None) -> dict:
         if attention_mask is not None and bool(attention_mask.all()):
             attention_mask = None
+        if self.layout.is_block:
+            if response_start is None:
+                raise ValueError("a block-attention model needs response_start (the column where the response starts)")
+            allowed = self.layout.mask(attention_mask, input_ids.shape[1], response_start, input_ids.shape[0],
+                                       input_ids.device)
+            return self._four_d_inputs(input_ids, attention_mask, allowed)
         if attention_mask is not None and "mask_form" not in self._checks:
             self.handles_padding  # noqa: B018  (the probe picks the mask form this model understands)
         form = self._checks.get("mask_form", MASK_FORMS[0])
@@ -234,15 +258,38 @@ class DiffusionLM:
             inputs["attention_mask"] = attention_mask
         return inputs
 
+    def _four_d_inputs(self, input_ids, attention_mask, allowed, position_ids=None) -> dict:
+        """Inputs with a full (batch, 1, queries, keys) mask ``allowed`` (True = may attend) in this model's 4D form."""
+        if "mask_form" not in self._checks:
+            if self.bidirectional_mask:
+                self._checks["mask_form"] = "4d_additive"
+            else:
+                self.handles_padding  # noqa: B018  (the probe picks the 4D form this model understands)
+        inputs = {"input_ids": input_ids}
+        if position_ids is None and attention_mask is not None and self._accepts_position_ids:
+            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        if position_ids is not None:
+            inputs["position_ids"] = position_ids
+        if self._checks["mask_form"] == "4d_additive":
+            blocked = torch.finfo(self.dtype).min
+            inputs["attention_mask"] = torch.zeros(allowed.shape, dtype=self.dtype,
+                                                   device=allowed.device).masked_fill(~allowed, blocked)
+        else:
+            inputs["attention_mask"] = allowed
+        return inputs
+
     def _shift(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.cat([logits[:, :1], logits[:, :-1]], dim=1) if self.shift_logits else logits
 
-    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits of shape (batch, length, vocab) at every position."""
-        return self._shift(self.runner(**self._model_inputs(input_ids, attention_mask)).logits)
+    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+               response_start: int | None = None) -> torch.Tensor:
+        """Logits of shape (batch, length, vocab) at every position. ``response_start``: the column where the
+        response starts, which a block-attention model counts its blocks from (ignored by full attention)."""
+        return self._shift(self.runner(**self._model_inputs(input_ids, attention_mask, response_start)).logits)
 
     def logits_at(
-        self, input_ids: torch.Tensor, positions: torch.Tensor, attention_mask: torch.Tensor | None = None
+        self, input_ids: torch.Tensor, positions: torch.Tensor, attention_mask: torch.Tensor | None = None,
+        response_start: int | None = None,
     ) -> torch.Tensor:
         """Logits at ``positions`` only: (batch, P, vocab), equal to ``logits(...)`` gathered at those positions.
 
@@ -250,18 +297,59 @@ class DiffusionLM:
         """
         if positions.dim() == 1:
             positions = positions.expand(input_ids.shape[0], -1)
+        source = (positions - 1).clamp(min=0) if self.shift_logits else positions
+        return self._logits_from(self._model_inputs(input_ids, attention_mask, response_start), source)
+
+    def state_logits_at(self, input_ids: torch.Tensor, positions: torch.Tensor, attention_mask: torch.Tensor | None,
+                        response_start: int, clean: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits at ``positions`` of partly masked states ``[prompt | state]`` (the response from
+        ``response_start``), (batch, P, vocab).
+
+        With a block-attention model and ``clean`` (batch, gen_length), the clean response whose blocks precede
+        each state block: every response block of the state is computed as the sampler computes it while decoding
+        that block (the clean blocks before it as context), all blocks in one forward of the layout ``[prompt | clean
+        | state]`` (length prompt + 2 * gen_length, BD3LM's vectorised training layout). Equal to one pass per block
+        in which the blocks before it are clean. Otherwise (full attention, or no ``clean``) this is
+        :meth:`logits_at`."""
+        if not (self.layout.is_block and clean is not None):
+            return self.logits_at(input_ids, positions, attention_mask, response_start)
+        if positions.dim() == 1:
+            positions = positions.expand(input_ids.shape[0], -1)
+        if not self._accepts_position_ids:
+            raise DopsdError(f"{type(self.model).__name__} takes no position_ids, which the one-pass block layout "
+                             "needs")
+        batch, width = input_ids.shape[0], response_start
+        gen_length = input_ids.shape[1] - width
+        clean = clean.to(input_ids.device)
+        ids = torch.cat([input_ids[:, :width], clean, input_ids[:, width:]], dim=1)
+        keys = (torch.ones(batch, width + gen_length, dtype=torch.long, device=ids.device) if attention_mask is None
+                else attention_mask[:, : width + gen_length])
+        counted = (keys.long().cumsum(-1) - 1).clamp(min=0)
+        position_ids = torch.cat([counted, counted[:, width:]], dim=1)
+        allowed = self.layout.clean_noisy_mask(None if attention_mask is None else keys, width, gen_length, batch,
+                                               ids.device)
+        inputs = self._four_d_inputs(ids, keys, allowed, position_ids)
+        source = positions + gen_length  # the state's copy of each response position
+        if self.shift_logits:
+            # A block's first position reads the hidden state before it: the clean block before (or the prompt).
+            first = (positions - width) % self.layout.block_size == 0
+            source = torch.where(first, positions - 1, source - 1)
+        return self._logits_from(inputs, source)
+
+    def _logits_from(self, inputs: dict, source: torch.Tensor) -> torch.Tensor:
+        """Logits read from the hidden states at ``source`` (batch, P): only those rows are projected when the model
+        allows it (checked once), else full logits gathered."""
         if "selection" not in self._checks:
             with _quiet_probe(self.model):
-                self._checks["selection"] = self._check_selection(input_ids, attention_mask)
+                self._checks["selection"] = self._check_selection(inputs)
         if not self._checks["selection"]:
-            full = self.logits(input_ids, attention_mask)
-            return full.gather(1, positions[..., None].expand(-1, -1, full.shape[-1]))
-        source = (positions - 1).clamp(min=0) if self.shift_logits else positions
-        return self._projected_at(input_ids, source, attention_mask)
+            full = self.runner(**inputs).logits
+            return full.gather(1, source[..., None].expand(-1, -1, full.shape[-1]))
+        return self._projected_at(inputs, source)
 
-    def _projected_at(self, input_ids, source, attention_mask) -> torch.Tensor:
+    def _projected_at(self, inputs: dict, source) -> torch.Tensor:
         """Runs the model with the output head seeing only the hidden states at ``source``."""
-        expected = tuple(input_ids.shape)
+        expected = tuple(inputs["input_ids"].shape)
 
         def gather_hidden(module, args):
             hidden = args[0]
@@ -273,7 +361,6 @@ class DiffusionLM:
         head = self.model.get_output_embeddings()
         if head is None or isinstance(head, torch.nn.Embedding):
             raise _SelectionUnsupported("the model exposes no separate output head module")
-        inputs = self._model_inputs(input_ids, attention_mask)  # may run the padding probe: before the head is hooked
         handle = head.register_forward_pre_hook(gather_hidden)
         try:
             logits = self.runner(**inputs).logits
@@ -284,16 +371,20 @@ class DiffusionLM:
         return logits
 
     @torch.no_grad()
-    def _check_selection(self, input_ids, attention_mask) -> bool:
-        """Compares selected-position logits with full logits on the first row's first few tokens."""
-        length = min(input_ids.shape[1], 8)
-        probe = input_ids[:1, -length:]
-        probe_mask = None if attention_mask is None else attention_mask[:1, -length:]
-        positions = torch.arange(length - 1, -1, -1, device=probe.device)[None]
+    def _check_selection(self, inputs: dict) -> bool:
+        """Compares selected-row logits with full logits on the first row's first few tokens of ``inputs``."""
+        ids = inputs["input_ids"]
+        length = min(ids.shape[1], 8)
+        probe = {"input_ids": ids[:1, -length:]}
+        if "position_ids" in inputs:
+            probe["position_ids"] = inputs["position_ids"][:1, -length:]
+        if "attention_mask" in inputs:
+            mask = inputs["attention_mask"][:1]
+            probe["attention_mask"] = mask[..., -length:, -length:] if mask.dim() == 4 else mask[:, -length:]
+        source = torch.arange(length - 1, -1, -1, device=ids.device)[None]
         try:
-            source = (positions - 1).clamp(min=0) if self.shift_logits else positions
-            picked = self._projected_at(probe, source, probe_mask)
-            full = self.logits(probe, probe_mask)[:, positions[0]]
+            picked = self._projected_at(probe, source)
+            full = self.runner(**probe).logits[:, source[0]]
             works = picked.shape == full.shape and torch.allclose(picked, full, **_tolerance(full))
             reason = "selected-position logits differ from full logits"
         except _SelectionUnsupported as error:
@@ -302,7 +393,7 @@ class DiffusionLM:
             warnings.warn(
                 f"{type(self.model).__name__}: cannot project selected positions only ({reason}); "
                 "computing full logits and gathering, which needs more memory",
-                stacklevel=3,
+                stacklevel=4,
             )
         return works
 
@@ -318,19 +409,19 @@ class DiffusionLM:
     def _probe_padding(self) -> bool:
         """Tries each mask form (or the one given) and keeps the first under which padding changes nothing."""
         tokens = self.tokens
-        forms = [self._checks["mask_form"]] if "mask_form" in self._checks else list(MASK_FORMS)
+        forms = [self._checks["mask_form"]] if "mask_form" in self._checks else list(self._mask_forms())
         row = torch.tensor([[tokens.eos, tokens.mask, tokens.eos, tokens.mask, tokens.mask]], device=self.device)
         # With shifted logits a row's first position reads the position before it (padding, when padded): it
         # predicts no token of any response, so it is left out of the comparison.
         start = 1 if self.shift_logits else 0
-        alone = self.logits(row)[:, start:]
+        alone = self.logits(row, response_start=row.shape[1])[:, start:]
         padded = torch.cat([torch.full((1, 3), tokens.pad, device=self.device), row], dim=1)
         mask = torch.ones_like(padded)
         mask[:, :3] = 0
         for form in forms:
             self._checks["mask_form"] = form
             try:
-                together = self.logits(padded, mask)[:, 3 + start :]
+                together = self.logits(padded, mask, response_start=padded.shape[1])[:, 3 + start :]
             except Exception:  # noqa: BLE001  (a model that rejects this form of mask)
                 continue
             if together.shape == alone.shape and bool(torch.allclose(alone, together, **_tolerance(alone))):

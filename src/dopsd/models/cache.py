@@ -106,6 +106,19 @@ class BlockCache:
         return key_mask
 
 
+def make_cache(lm: DiffusionLM, mode: str | None, response_start: int):
+    """The cache a batch decodes with: ``None`` without one (no mode, or a model that cannot take one), the exact
+    cache of :mod:`dopsd.models.block_cache` for a block-attention model (either mode: nothing after the current
+    block is ever visible to it), else :class:`BlockCache`."""
+    if mode is None or not cache_supported(lm):
+        return None
+    if lm.layout.is_block:
+        from dopsd.models.block_cache import ExactBlockCache
+
+        return ExactBlockCache(lm, response_start)
+    return BlockCache(lm, mode)
+
+
 def cache_supported(lm: DiffusionLM) -> bool:
     """Whether ``lm`` can decode with the block cache (probed once per model, on a tiny input; see the module)."""
     if "kv_cache" not in lm._checks:
@@ -120,18 +133,8 @@ def _probe(lm: DiffusionLM) -> str | bool:
     if head is None or isinstance(head, torch.nn.Embedding) or not lm._accepts_position_ids:
         reason = "it exposes no separate output head or takes no position_ids"
     else:
-        tokens = lm.tokens
-        sequence = torch.tensor([[tokens.eos, tokens.pad, tokens.eos, tokens.mask, tokens.mask, tokens.mask,
-                                  tokens.eos, tokens.mask]], device=lm.device)
         try:
-            expected = lm.logits(sequence)[:, 3:6]
-            for mode in CACHE_MODES:
-                cache = BlockCache(lm, mode)
-                first = cache.begin_block(sequence, None, 3, 6)
-                later = cache.step(sequence)
-                for got in (first, later):
-                    if got.shape != expected.shape or not torch.allclose(got, expected, **_tolerance(expected)):
-                        reason = "a cached pass over an unchanged sequence differs from the full pass"
+            reason = _probe_exact(lm) if lm.layout.is_block else _probe_windows(lm)
         except Exception as error:  # noqa: BLE001  (remote code whose forward rejects a cache or its mask)
             reason = f"its forward rejects a cache ({type(error).__name__}: {str(error).splitlines()[0][:120]})"
     if reason is not None:
@@ -139,3 +142,36 @@ def _probe(lm: DiffusionLM) -> str | bool:
         warnings.warn(f"{name}: the block KV cache is not usable ({reason}); decoding without it", stacklevel=4)
         return False
     return True
+
+
+def _probe_windows(lm: DiffusionLM) -> str | None:
+    """Both modes of :class:`BlockCache` over an unchanged sequence against the full pass."""
+    tokens = lm.tokens
+    sequence = torch.tensor([[tokens.eos, tokens.pad, tokens.eos, tokens.mask, tokens.mask, tokens.mask,
+                              tokens.eos, tokens.mask]], device=lm.device)
+    expected = lm.logits(sequence)[:, 3:6]
+    for mode in CACHE_MODES:
+        cache = BlockCache(lm, mode)
+        for got in (cache.begin_block(sequence, None, 3, 6), cache.step(sequence)):
+            if got.shape != expected.shape or not torch.allclose(got, expected, **_tolerance(expected)):
+                return "a cached pass over an unchanged sequence differs from the full pass"
+    return None
+
+
+def _probe_exact(lm: DiffusionLM) -> str | None:
+    """Two blocks decoded with the exact cache (block 0 revealed between them) against the uncached pass."""
+    from dopsd.models.block_cache import ExactBlockCache
+
+    tokens, size = lm.tokens, lm.layout.block_size
+    prompt = torch.tensor([tokens.eos, tokens.pad, tokens.eos], device=lm.device)
+    sequence = torch.cat([prompt, torch.full((2 * size,), tokens.mask, device=lm.device)])[None]
+    cache = ExactBlockCache(lm, 3)
+    got = [cache.begin_block(sequence, None, 3, 3 + size), cache.step(sequence)]
+    want = [lm.logits(sequence, response_start=3)[:, 3:3 + size]] * 2
+    sequence[:, 3:3 + size] = tokens.eos
+    got += [cache.begin_block(sequence, None, 3 + size, 3 + 2 * size), cache.step(sequence)]
+    want += [lm.logits(sequence, response_start=3)[:, 3 + size:]] * 2
+    for value, expected in zip(got, want):
+        if value.shape != expected.shape or not torch.allclose(value, expected, **_tolerance(expected)):
+            return "a cached pass differs from the uncached block-causal pass"
+    return None

@@ -307,7 +307,7 @@ def check_finite_logits(lm) -> None:
     training = model.training
     model.eval()
     try:
-        logits = lm.logits(ids)
+        logits = lm.logits(ids, response_start=1)
     finally:
         model.train(training)
     if not bool(torch.isfinite(logits).all()):

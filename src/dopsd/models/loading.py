@@ -22,6 +22,7 @@ from dopsd.hub import cached_on_disk, hub_unreachable
 from dopsd.models import compat
 from dopsd.models.adapter import DiffusionLM, resolve_special_tokens
 from dopsd.models.convert import diffusion_settings, disable_causal_attention
+from dopsd.models.layout import BLOCK_MODEL_FAMILIES, FULL, AttentionLayout, layout_from_config
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +148,7 @@ def load_diffusion_lm(
     handles_padding: bool | None = None,
     check: bool = True,
     base_model: str | Path | None = None,
+    block_size: int | None = None,
 ) -> DiffusionLM:
     """Loads a checkpoint folder (or hub name, or ``bundled:NAME``, or a training ``checkpoint-N`` folder) as a
     diffusion LM, in eval mode.
@@ -156,7 +158,9 @@ def load_diffusion_lm(
     models record it; Dream shifts). Remote code written for transformers 4 gets the fixes of
     :mod:`dopsd.models.compat` (listed in ``lm.compat_fixes``); with ``check`` the rotary tables and the logits of
     a tiny input are checked after loading (``check=False`` and :func:`dopsd.models.compat.check_loaded_model`
-    later, to check on the device the model is moved to). A LoRA adapter folder (a LoRA run's checkpoint) loads as
+    later, to check on the device the model is moved to). The attention layout is the config's (see
+    :func:`dopsd.models.layout.layout_from_config`); ``block_size`` declares a block-attention model whose config
+    does not say, or overrides the size it states. A LoRA adapter folder (a LoRA run's checkpoint) loads as
     its base model (``base_model``, else the one the adapter names) with the adapter merged in. Errors a user can
     fix raise :class:`DopsdError`.
     """
@@ -171,7 +175,8 @@ def load_diffusion_lm(
     if (Path(path) / "adapter_config.json").is_file() and not (Path(path) / "config.json").is_file():
         return _load_adapter(path, base_model, trust_remote_code=trust_remote_code, dtype=dtype, device=device,
                              mask_token_id=mask_token_id, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
-                             shift_logits=shift_logits, handles_padding=handles_padding, check=check)
+                             shift_logits=shift_logits, handles_padding=handles_padding, check=check,
+                             block_size=block_size)
     extra = {"gguf_file": gguf_file} if gguf_file else {}
     options = dict(trust_remote_code=trust_remote_code, dtype=parse_dtype(dtype), **extra)
     try:
@@ -214,6 +219,7 @@ def load_diffusion_lm(
         shift_logits=shift_logits,
         bidirectional_mask=bool(settings.get("bidirectional")),
         handles_padding=handles_padding,
+        layout=model_layout(model.config, block_size, path),
     )
     lm.check_token_ids()
     lm.compat_fixes = tuple(sorted(set(fixes)))
@@ -222,6 +228,21 @@ def load_diffusion_lm(
     if check:
         compat.check_loaded_model(lm)
     return lm
+
+
+def model_layout(config, block_size: int | None, path: str) -> AttentionLayout:
+    """The layout of a loaded model: the config's, with ``block_size`` (an option) declaring or overriding a block
+    model's; a known block-diffusion type whose config states no size needs the option."""
+    stated = layout_from_config(config)
+    if block_size is not None:
+        return AttentionLayout("block", block_size)
+    if stated is not None:
+        return stated
+    model_type = str(getattr(config, "model_type", "")).lower()
+    if any(family in model_type for family in BLOCK_MODEL_FAMILIES):
+        raise DopsdError(f"{path}: a {config.model_type!r} model attends in blocks, and its config does not say how "
+                         "long: pass --block-size (4 for SDAR, TraDo and OPDLM's students)")
+    return FULL
 
 
 def _load_adapter(path: str, base_model, **options) -> DiffusionLM:
@@ -247,7 +268,7 @@ def _load_adapter(path: str, base_model, **options) -> DiffusionLM:
     tokenizer = AutoTokenizer.from_pretrained(path) if (Path(path) / "tokenizer_config.json").is_file() else base.tokenizer
     lm = DiffusionLM(merged.eval(), tokenizer, tokens=base.tokens, shift_logits=base.shift_logits,
                      bidirectional_mask=base.bidirectional_mask, mask_form=base.mask_form,
-                     handles_padding=options.get("handles_padding"))
+                     handles_padding=options.get("handles_padding"), layout=base.layout)
     lm.compat_fixes = base.compat_fixes
     lm.adapter_base = str(base_path)
     if check:

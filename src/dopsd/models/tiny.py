@@ -33,6 +33,10 @@ class MaskedDiffusionConfig(PretrainedConfig):
         initializer_range: Standard deviation of the normal initialisation.
         tie_word_embeddings: Share the output head with the token embeddings.
         mask_token_id, pad_token_id, eos_token_id: Special ids, also read by the dopsd loader.
+        attention_layout: ``full`` (bidirectional over the whole sequence) or ``block`` (block-causal in blocks of
+            ``block_size``, BD3LM style). The caller builds the block mask (dopsd's adapter does, as SDAR's code
+            expects of its callers); this field tells dopsd which layout the weights were trained for.
+        block_size: Tokens per attention block of a ``block`` layout.
     """
 
     model_type = "dopsd_mdm"
@@ -53,8 +57,14 @@ class MaskedDiffusionConfig(PretrainedConfig):
         mask_token_id: int | None = None,
         pad_token_id: int | None = None,
         eos_token_id: int | None = None,
+        attention_layout: str = "full",
+        block_size: int | None = None,
         **kwargs,
     ):
+        if attention_layout not in ("full", "block"):
+            raise ValueError(f"attention_layout must be full or block, got {attention_layout!r}")
+        if (attention_layout == "block") != (block_size is not None):
+            raise ValueError("block_size is set exactly when attention_layout is block")
         if hidden_size % num_attention_heads != 0:
             raise ValueError(f"hidden_size ({hidden_size}) must be a multiple of num_attention_heads ({num_attention_heads})")
         self.vocab_size = vocab_size
@@ -68,6 +78,8 @@ class MaskedDiffusionConfig(PretrainedConfig):
         self.dropout = dropout
         self.initializer_range = initializer_range
         self.mask_token_id = mask_token_id
+        self.attention_layout = attention_layout
+        self.block_size = block_size
         super().__init__(
             pad_token_id=pad_token_id,
             eos_token_id=eos_token_id,
@@ -173,15 +185,22 @@ class MaskedDiffusionTransformer(PreTrainedModel):
         """With ``past_key_values`` (a transformers ``Cache``, e.g. ``DynamicCache``), the keys and values it holds
         are attended to besides this pass's tokens, and this pass's are appended to it (the block KV cache of the
         sampler). ``attention_mask`` then covers the cached positions first, then ``input_ids``; give
-        ``position_ids`` for the new tokens (attention is bidirectional, so the cached ones may come from anywhere)."""
+        ``position_ids`` for the new tokens (attention is bidirectional, so the cached ones may come from anywhere).
+
+        ``attention_mask`` is a (batch, keys) padding mask (1 = real token), or a 4D (batch, 1, queries, keys) mask,
+        boolean (True = may attend) or additive, used as given: how a block-causal layout reaches the model."""
         queries = input_ids.shape[1]
+        full_mask = attention_mask is not None and attention_mask.dim() == 4
         if position_ids is None:
-            if attention_mask is None:
+            if attention_mask is None or full_mask:
                 past = 0 if past_key_values is None else past_key_values.get_seq_length()
                 position_ids = torch.arange(past, past + queries, device=input_ids.device).expand_as(input_ids)
             else:
                 position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -queries:]
-        key_mask = None if attention_mask is None else attention_mask.bool()[:, None, None, :]
+        if full_mask:
+            key_mask = attention_mask if attention_mask.dtype == torch.bool else attention_mask.to(self.dtype)
+        else:
+            key_mask = None if attention_mask is None else attention_mask.bool()[:, None, None, :]
         x = self.embed_tokens(input_ids)
         cos, sin = self.rotary(position_ids, x.dtype)
         for index, block in enumerate(self.blocks):

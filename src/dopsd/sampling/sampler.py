@@ -21,7 +21,7 @@ import torch
 
 from dopsd.config import ConfigError
 from dopsd.models.adapter import DiffusionLM
-from dopsd.models.cache import CACHE_MODES, BlockCache, cache_supported
+from dopsd.models.cache import CACHE_MODES, make_cache
 from dopsd.sampling.padding import group_by_length, left_pad_with_responses
 from dopsd.sampling.schedule import plan_blocks
 from dopsd.sampling.trajectory import Trajectory, recorded_steps
@@ -48,6 +48,8 @@ class SamplerConfig:
         cache: ``None`` (default), or Fast-dLLM's block KV cache: ``prefix`` (a block's later steps run the block
             and everything after it) or ``dual`` (they run the block only). Exact with one step per block, an
             approximation otherwise (see :mod:`dopsd.models.cache`); models that cannot take a cache decode without.
+            On a block-attention model either mode is the exact cache of finished blocks
+            (:mod:`dopsd.models.block_cache`), and ``block_length`` must equal the model's block size.
     """
 
     gen_length: int = 256
@@ -92,6 +94,7 @@ class BlockDiffusionSampler:
     def __init__(self, lm: DiffusionLM, config: SamplerConfig | None = None):
         self.lm = lm
         self.config = config or SamplerConfig()
+        lm.layout.check_block_length(self.config.block_length)
         self._workspace: dict[str, torch.Tensor] = {}
 
     def _buffer(self, name: str, shape, dtype: torch.dtype, device) -> torch.Tensor:
@@ -159,7 +162,7 @@ class BlockDiffusionSampler:
         if bool(attention.all()):
             attention = None  # one check per batch, not one host sync per step inside the model adapter
         fixed = config.threshold is None
-        cache = BlockCache(lm, config.cache) if config.cache is not None and cache_supported(lm) else None
+        cache = make_cache(lm, config.cache, prompt_length)
         for block in self._blocks():
             response[:, block.start : block.end] = tokens.mask
             size = remaining = block.end - block.start
@@ -181,7 +184,7 @@ class BlockDiffusionSampler:
                 if on_step is not None:
                     on_step(row_steps.clone(), response.clone(), active.clone())
                 if cache is None:
-                    logits = lm.logits_at(sequence, prompt_length + block.start + cells, attention)
+                    logits = lm.logits_at(sequence, prompt_length + block.start + cells, attention, prompt_length)
                 elif index == 0:
                     logits = cache.begin_block(sequence, attention, prompt_length + block.start,
                                                prompt_length + block.end, cells)

@@ -88,9 +88,10 @@ class Trainer:
         if loaded:
             model = load_diffusion_lm(config.model, trust_remote_code=config.trust_remote_code, dtype=config.dtype,
                                       mask_token_id=config.mask_token_id, eos_token_id=config.eos_token_id,
-                                      pad_token_id=config.pad_token_id, check=False)
+                                      pad_token_id=config.pad_token_id, block_size=config.block_size, check=False)
         elif not isinstance(model, DiffusionLM):
             model = DiffusionLM(model, tokenizer)
+        self.check_layout(model)
         model.model.to(self.accelerator.device)
         if loaded:
             check_loaded_model(model)  # rotary tables and finite logits, where the model now lives
@@ -128,6 +129,20 @@ class Trainer:
         self.logger = MetricsLogger(self.output_dir, enabled=False)
 
     # ----- model -----------------------------------------------------------------------------------------------
+    # Why this method cannot train a block-attention model (None: it can).
+    block_attention_refusal: str | None = None
+
+    def check_layout(self, lm: DiffusionLM) -> None:
+        """Refuses, before anything is written, a block-attention model this method cannot train or a block length
+        other than its block size; records the model's block size in the config (config.yaml then says it)."""
+        layout = lm.layout
+        if layout.is_block and self.block_attention_refusal:
+            raise DopsdError(f"{type(self).__name__} cannot train a block-attention model: "
+                             f"{self.block_attention_refusal}")
+        layout.check_block_length(self.config.block_length)
+        layout.check_block_length(self.config.eval_sampler_config().block_length)
+        self.config.block_size = layout.block_size
+
     def setup_model(self) -> None:
         """Wraps the model with LoRA (or leaves every weight trainable) and enables gradient checkpointing.
 
@@ -167,7 +182,7 @@ class Trainer:
         with torch.no_grad(), torch.random.fork_rng(devices=[lm.device] if lm.device.type == "cuda" else []):
             lm.handles_padding
             lm.logits_at(torch.tensor([[tokens.eos, tokens.mask, tokens.mask]], device=lm.device),
-                         torch.tensor([1, 2], device=lm.device))
+                         torch.tensor([1, 2], device=lm.device), response_start=1)
             if getattr(self.config, "rollout_cache", None):
                 from dopsd.models.cache import cache_supported
 
@@ -339,7 +354,7 @@ class Trainer:
         undone = torch.random.fork_rng(devices=[device] if device.type == "cuda" else []) if padding else \
             contextlib.nullcontext()
         with undone:
-            return self.lm.logits(ids).sum() * 0.0
+            return self.lm.logits(ids, response_start=1).sum() * 0.0
 
     # ----- evaluation ------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -532,6 +547,7 @@ class Trainer:
         return {
             "trainer": type(self).__name__,
             "task": self.task.name,
+            "attention": self.base_lm.layout.describe(),
             "updates": self.update,
             "eval_before": self.history[0],
             "eval_after": self.history[-1],

@@ -35,6 +35,10 @@ class TrainingConfig:
     mask_token_id: int | None = option(None, "the mask token's id; null: from the tokenizer, then the config", "model")
     eos_token_id: int | None = option(None, "the end-of-sequence id; null: from the tokenizer, then the config", "model")
     pad_token_id: int | None = option(None, "the padding id; null: from the tokenizer, then the config", "model")
+    block_size: int | None = option(
+        None, "attention block size of a block-diffusion model (bidirectional inside blocks, causal across): declares "
+        "one whose config does not say (SDAR, TraDo: 4); null: the model's config (a run's config.yaml records what "
+        "the model uses; null there: full attention); block_length must equal it", "model")
     use_lora: bool = option(True, "train a LoRA adapter (true) or every weight (false)", "model")
     lora_r: int = option(128, "LoRA rank r", "model")
     lora_alpha: int = option(64, "LoRA scaling alpha", "model")
@@ -99,6 +103,7 @@ class TrainingConfig:
     def __post_init__(self):
         check_at_least_one(self, "max_updates", "lora_r", "eval_every", "save_every", "log_every", "eval_batch_size")
         check(0.0 <= self.lora_dropout < 1.0, "lora_dropout", self.lora_dropout, "must be in [0, 1)")
+        check(self.block_size is None or self.block_size >= 1, "block_size", self.block_size, "must be at least 1")
         check(self.validation_size >= 0, "validation_size", self.validation_size, "must be >= 0")
         check(self.learning_rate > 0, "learning_rate", self.learning_rate, "must be > 0")
         check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "must be >= 0")

@@ -75,10 +75,11 @@ def masked_input(ids: torch.Tensor, width: int, prompt_masked: torch.Tensor, mas
 def completion_logprobs(lm: DiffusionLM, ids: torch.Tensor, attention: torch.Tensor, width: int,
                         prompt_masked: torch.Tensor) -> torch.Tensor:
     """(N, L) log-probability of each completion token of ``ids`` from one pass over :func:`masked_input`;
-    only the L completion positions are projected onto the vocabulary."""
+    only the L completion positions are projected onto the vocabulary. On a block-attention model each masked block
+    reads the completion's clean blocks before it (one pass of the clean/noisy layout), as it was sampled."""
     noisy = masked_input(ids, width, prompt_masked, lm.tokens.mask)
     positions = torch.arange(width, ids.shape[1], device=ids.device)
-    logits = lm.logits_at(noisy, positions, attention)
+    logits = lm.state_logits_at(noisy, positions, attention, width, clean=ids[:, width:])
     return token_logprobs(logits, ids[:, width:])
 
 

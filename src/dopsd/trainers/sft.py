@@ -79,7 +79,9 @@ def masked_diffusion_backward(trainer: Trainer, prompts: list[list[int]], respon
     """LLaDA's objective on (prompt, response) pairs, backward included: each response token masked with
     probability t ~ U(eps, 1) drawn per example, the cross-entropy of the masked tokens weighted by 1/t, summed over
     the response, divided by its length, averaged over the examples. One pass for the whole batch; a model that
-    ignores the attention mask gets one pass per prompt length."""
+    ignores the attention mask gets one pass per prompt length. On a block-attention model every masked block reads
+    the clean blocks before it (BD3LM's objective, its clean/noisy layout in one pass): each block's noise is
+    then an independent draw of the same ratio."""
     lm = trainer.base_lm
     count, gen_length = responses.shape
     device = responses.device
@@ -91,7 +93,7 @@ def masked_diffusion_backward(trainer: Trainer, prompts: list[list[int]], respon
     def loss_of(rows):
         ids, attention, width = left_pad_with_responses([prompts[i] for i in rows], noisy[rows], lm.tokens.pad)
         positions = width + torch.arange(gen_length, device=device)
-        logits = trainer.lm.logits_at(ids, positions, attention)
+        logits = trainer.lm.state_logits_at(ids, positions, attention, width, clean=responses[rows])
         cross_entropy = F.cross_entropy(logits.float().transpose(1, 2), responses[rows], reduction="none")
         per_example = (cross_entropy * masked[rows] / ratio[rows]).sum(1) / gen_length
         return per_example.sum() / count, None
