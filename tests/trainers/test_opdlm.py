@@ -9,29 +9,32 @@ import torch
 from conftest import tiny_llama
 from dopsd.cli import main
 from dopsd.models import DiffusionLM, build_char_tokenizer, convert_causal_lm, load_diffusion_lm
+from dopsd.models.layout import FULL, AttentionLayout
 from dopsd.models.tokenizer import CHARACTERS
+from dopsd.sampling import Trajectory
 from dopsd.tasks import sample_data_path
 from dopsd.trainers import OPDLMConfig, OPDLMTrainer
 from dopsd.trainers.opdlm import target_divergence
 
 
-def pair(seed: int = 0):
+def pair(seed: int = 0, layout=FULL):
     """(student DiffusionLM, (teacher, teacher tokenizer)): the same weights, the student converted."""
     teacher, tokenizer = tiny_llama(seed)
     teacher.double()
     torch.manual_seed(seed)  # the mask token's new embedding row is drawn at random
-    student, student_tokenizer = convert_causal_lm(copy.deepcopy(teacher), copy.deepcopy(tokenizer))
+    student, student_tokenizer = convert_causal_lm(copy.deepcopy(teacher), copy.deepcopy(tokenizer), layout=layout)
     return DiffusionLM(student, student_tokenizer, shift_logits=True, bidirectional_mask=True), (teacher, tokenizer)
 
 
-def make(tmp_path, seed: int = 0, **overrides):
+def make(tmp_path, seed: int = 0, layout=FULL, **overrides):
     data = sample_data_path("sudoku")
     values = dict(model="unused", task="sudoku", train_data=data, eval_data=data, eval_limit=4,
                   output_dir=str(tmp_path / "run"), max_updates=2, use_lora=False, learning_rate=1e-3, gen_length=20,
                   block_length=4, prompts_per_rollout=3, states_per_trajectory=4, micro_batch_size=5, eval_every=2,
-                  save_every=2, progress=False, mixed_precision="no", prompt_style="compact", seed=1)
+                  save_every=2, progress=False, mixed_precision="no", prompt_style="compact", seed=1,
+                  threshold=None)
     values.update(overrides)
-    student, teacher = pair(seed)
+    student, teacher = pair(seed, layout)
     return OPDLMTrainer(student, config=OPDLMConfig(**values), teacher=teacher)
 
 
@@ -211,3 +214,78 @@ def test_the_default_run_converts_the_bundled_causal_model(tmp_path, capsys):
     assert main(["opdlm", "--task", "countdown"]) == 2  # no bundled causal Countdown model: one error line
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: no bundled causal model") and "\n" not in err
+
+
+BLOCK = AttentionLayout("block", 4)
+
+
+def hand_trajectory(mask_id: int) -> Trajectory:
+    # 8 positions in blocks of 4, one token a step: block 0 decoded at steps 0-3, block 1 at steps 4-7
+    return Trajectory(prompt_ids=torch.tensor([5, 6]), tokens=torch.tensor([10, 11, 12, 13, 14, 15, 16, 17]),
+                      reveal_step=torch.tensor([2, 0, 3, 1, 4, 7, 5, 6]), num_steps=8, num_recorded_steps=8,
+                      block_length=4, mask_id=mask_id)
+
+
+def test_block_rows_and_states_by_hand(tmp_path):
+    trainer = make(tmp_path, layout=BLOCK, one_state_per_block=False)
+    trajectory = hand_trajectory(99)
+    assert torch.equal(trainer.block_rows(trajectory, limit=8),
+                       torch.tensor([[0, 4], [1, 5], [2, 6], [3, 7]]))
+    # positions from 4 on are not trained (limit 4): block 1 is finished in every row
+    assert torch.equal(trainer.block_rows(trajectory, limit=4), torch.tensor([[0, 8], [1, 8], [2, 8], [3, 8]]))
+    assert torch.equal(trajectory.block_state(torch.tensor([2, 5])),
+                       torch.tensor([99, 11, 99, 13, 14, 99, 99, 99]))
+    one = make(tmp_path / "one", layout=BLOCK)  # the default: one state per block, drawn from the block's own steps
+    rows = torch.cat([one.block_rows(trajectory, limit=8) for _ in range(40)])
+    assert rows.shape == (40, 2) and set(rows[:, 0].tolist()) == {0, 1, 2, 3} and set(rows[:, 1].tolist()) == {4, 5, 6, 7}
+
+
+def test_block_student_loss_is_the_block_by_block_divergence(tmp_path):
+    trainer = make(tmp_path, layout=BLOCK)
+    assert trainer.base_lm.layout == BLOCK
+    trainer.rollout()
+    assert all(item.steps.shape == (1, 5) for item in trainer.rollouts)  # one stitched row per trajectory
+    chunk = [(0, 0), (1, 0), (2, 0)]
+    inputs = [trainer.loss_positions(trainer.rollouts[i], trainer.rollouts[i].steps[k]) for i, k in chunk]
+    together = trainer.batch_divergence(chunk, inputs)
+    lm, expected = trainer.lm, []
+    for (i, _), (state, positions) in zip(chunk, inputs):
+        item = trainer.rollouts[i]
+        prompt, clean = item.trajectory.prompt_ids, item.trajectory.tokens
+        for position in positions.tolist():  # the state's block, the finished blocks before it, nothing after
+            start = position - position % 4
+            response = clean.clone()
+            response[start:start + 4] = state[start:start + 4]
+            ids = torch.cat([prompt, response])[None]
+            student = lm.logits(ids, response_start=len(prompt))[0, len(prompt) + position]
+            teacher = item.targets_at(torch.tensor([position]))
+            expected.append(target_divergence(student[None], teacher, trainer.config))
+    torch.testing.assert_close(together, torch.cat(expected), rtol=1e-9, atol=1e-9)
+
+
+def test_block_student_trains_and_counts_both_copies(tmp_path):
+    trainer = make(tmp_path, layout=BLOCK, max_updates=1)
+    before = {n: p.clone() for n, p in trainer.unwrapped.named_parameters()}
+    metrics = trainer.step()
+    assert metrics["loss"] > 0 and metrics["states"] == 3
+    assert metrics["tokens"] == sum(len(item.trajectory.prompt_ids) + 2 * 20 for item in trainer.rollouts)
+    assert any(not torch.equal(p, before[n]) for n, p in trainer.unwrapped.named_parameters())
+
+
+def test_cli_converts_to_a_block_student_by_default(tmp_path, capsys):
+    causal = save_llama(tmp_path / "causal")
+    out = tmp_path / "run"
+    assert main(["opdlm", "--model", causal, "--task", "sudoku", "--train-data", "sample", "--eval-data", "sample",
+                 "--eval-limit", "4", "--output-dir", str(out), "--max-updates", "1", "--gen-length", "20",
+                 "--prompts-per-rollout", "2", "--prompt-style", "compact", "--use-lora", "false",
+                 "--progress", "false"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["attention"] == "block (block size 4)"
+    assert "block_size: 4" in (out / "config.yaml").read_text()
+    assert load_diffusion_lm(out / "checkpoint-1" / "model").layout == BLOCK
+    capsys.readouterr()
+    code = main(["opdlm", "--model", causal, "--block-length", "8", "--task", "sudoku", "--train-data", "sample",
+                 "--eval-data", "sample", "--output-dir", str(tmp_path / "bad")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == "error: this model attends in blocks of 4 tokens: decode with --block-length 4 (got 8)"
+    assert not (tmp_path / "bad").exists()

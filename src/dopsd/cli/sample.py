@@ -79,10 +79,10 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     config = sampler_config(args, lm=lm)
-    print(f"attention: {lm.layout.describe()}; decoding {config.gen_length} tokens in blocks of {config.block_length}",
-          file=sys.stderr)
     sampler = BlockDiffusionSampler(lm, config)
     trajectory = sampler.sample([encode_prompt(lm, text, args.chat)], seed=args.seed)[0]
+    print(f"attention: {lm.layout.describe()}; decoded {config.gen_length} tokens in blocks of {config.block_length}",
+          file=sys.stderr)
     if args.trajectory:
         width = len(str(trajectory.num_steps))
         for step in range(trajectory.num_steps):

@@ -62,6 +62,19 @@ class Trajectory:
         """Positions (sorted) that step ``step`` revealed."""
         return torch.nonzero(self.reveal_step == step).flatten()
 
+    def block_steps(self) -> list[torch.Tensor]:
+        """For each block, the steps that decoded it (sorted): the states before them are the block's states."""
+        return [self.reveal_step[start : start + self.block_length].unique()
+                for start in range(0, self.gen_length, self.block_length)]
+
+    def block_state(self, steps: torch.Tensor) -> torch.Tensor:
+        """A response stitched from one state per block: block b as it was before step ``steps[b]`` (a step of
+        ``num_steps`` gives the finished block). With block-causal attention each block's logits depend only on the
+        blocks before it, which are finished in every state of that block, so one stitched response stands for one
+        state of every block (OPDLM's ``one_state_per_block``)."""
+        before = steps.repeat_interleave(self.block_length)[: self.gen_length]
+        return torch.where(self.reveal_step < before, self.tokens, torch.full_like(self.tokens, self.mask_id))
+
     def block_bounds(self, step: int) -> tuple[int, int]:
         """``[start, end)`` of the block that step ``step`` decoded."""
         first = int(self.revealed_at(step)[0])

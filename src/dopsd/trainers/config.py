@@ -135,8 +135,9 @@ class RolloutConfig(TrainingConfig):
     remasking: str = option(SamplerConfig.remasking, "which proposals a step keeps: low_confidence (most probable) "
                             "or random", "rollout")
     rollout_cache: str | None = option(None, "block KV cache of rollouts: prefix or dual (faster, approximate past "
-                                       "a block's first step; the recorded trajectory is what was sampled and the "
-                                       "loss passes stay full); null: none", "rollout")
+                                       "a block's first step on a full-attention model, exact on a block-attention "
+                                       "one; the recorded trajectory is what was sampled and the loss passes stay "
+                                       "full); null: none", "rollout")
 
     def __post_init__(self):
         super().__post_init__()

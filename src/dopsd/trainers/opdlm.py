@@ -1,17 +1,22 @@
 """OPDLM: an autoregressive LM turned into a diffusion LM by on-policy distillation from its frozen self.
 
-The student is the causal LM converted into a masked diffusion LM (``dopsd convert``, or on the fly); the teacher is
-the original causal LM, frozen. Per rollout: the student samples its own responses by confidence-based block
-decoding (batched, trajectories recorded); ONE causal teacher pass over prompt + each final response gives, for every
-response position j, the teacher's next-token distribution read at j-1 (the shift by one); each trajectory's
-recorded intermediate states (all, or a uniform sample) are the student's inputs, and the loss is the divergence
-(forward KL over the teacher's top-16 by default) at each state's masked response positions, averaged over all of
-them. Only those positions are projected through the student's head, and only response positions through the
-teacher's.
+The student is the causal LM converted into a masked diffusion LM (``dopsd convert``, or on the fly): by default a
+block-diffusion LM (BD3LM layout: bidirectional inside blocks of 4 tokens, causal across blocks), as the paper
+trains it, or a full-attention one (``attention: full``). The teacher is the original causal LM, frozen. Per
+rollout: the student samples its own responses by confidence-based block decoding (batched, trajectories recorded;
+a block student with its exact block cache); ONE causal teacher pass over prompt + each final response (the clean
+tokens: the paper's ``teacher_fill: clean_fill``) gives, for every response position j, the teacher's next-token
+distribution read at j-1 (the shift by one). The student's inputs are the trajectory's intermediate states: on a
+block student one row per trajectory stitched from one sampled state per block (``one_state_per_block``), all blocks
+in one forward of the clean/noisy layout; on a full-attention student the recorded states (all, or a uniform sample).
+The loss is the divergence (forward KL over the teacher's top-16 by default) at each state's masked response
+positions, averaged over all of them. Only those positions are projected through the student's head, and only
+response positions through the teacher's.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -23,6 +28,7 @@ from dopsd.distill import step_divergence
 from dopsd.errors import DopsdError
 from dopsd.models import DiffusionLM, convert_causal_lm, load_diffusion_lm
 from dopsd.models.causal import causal_view, check_same_tokenizer, is_causal_config, load_causal_lm
+from dopsd.models.layout import FULL, AttentionLayout
 from dopsd.sampling import BlockDiffusionSampler, Trajectory
 from dopsd.sampling.padding import group_by_length, left_pad_with_responses, micro_batches
 from dopsd.tasks import default_prompt_style, encode_prompts
@@ -30,6 +36,9 @@ from dopsd.trainers.base import Trainer
 from dopsd.trainers.config import RolloutConfig, check, check_at_least_one
 from dopsd.trainers.dopsd import split_into_chunks
 from dopsd.trainers.opdlm_teacher import causal_accuracy
+
+# End-of-turn tokens ``exclude_end_of_turn`` leaves out of the loss, looked up by name (a plain end-of-text is not one).
+END_OF_TURN_NAMES = ("<|im_end|>", "<|eot_id|>", "<|end|>")
 
 
 @dataclass
@@ -44,13 +53,37 @@ class OPDLMConfig(RolloutConfig):
     teacher_gguf_file: str | None = option(None, "GGUF file name inside teacher_model (e.g. SmolLM2's Q4_1 file; "
                                            "needs the gguf package)", "model")
     shift_logits: bool = option(True, "on-the-fly conversion: read position i's logits from hidden state i-1 (Dream), "
-                                "keeping the head's next-token meaning", "model")
+                                "keeping the head's next-token meaning (OPDLM's launchers do not shift: "
+                                "student_arm_shift false)", "model")
+    attention: str = option("block", "on-the-fly conversion: block (the paper's BD3LM student: bidirectional inside "
+                            "blocks of block_size tokens, 4 when null, causal across blocks) or full (bidirectional "
+                            "over the whole sequence); a student that is already a diffusion LM keeps its own", "model")
     output_dir: str = "runs/opdlm"
-    prompts_per_rollout: int = option(1, "prompts sampled together per process per rollout", "rollout")
+    learning_rate: float = option(1e-5, "AdamW learning rate (the paper's 1e-5)", "optimization")
+    lr_scheduler: str = option("cosine", "after warmup: constant, linear or cosine (the paper's cosine; it ends at "
+                               "0.1x the rate, dopsd's at 0)", "optimization")
+    warmup_steps: int = option(5, "warmup updates (the paper's 5)", "optimization")
+    weight_decay: float = option(0.0, "AdamW weight decay (the paper's 0)", "optimization")
+    max_grad_norm: float | None = option(1.0, "gradient clipping norm (the paper's 1.0); null disables",
+                                         "optimization")
+    block_length: int = option(4, "tokens per block of block-diffusion decoding (a block student's block size; the "
+                               "paper's 4)", "rollout")
+    temperature: float = option(1.0, "sampling temperature of rollouts (the paper's 1.0)", "rollout")
+    threshold: float | None = option(0.9, "rollouts decode by dynamic threshold: each step keeps every proposal "
+                                     "more confident than this, at least one (the paper's low_confidence_dynamic, "
+                                     "0.9); null: a fixed number of tokens a step (steps)", "rollout")
+    prompts_per_rollout: int = option(128, "prompts sampled together per process per rollout (the paper's 128)",
+                                      "rollout")
     updates_per_rollout: int = option(1, "optimizer updates each rollout's states are split into", "method")
     states_per_trajectory: int | None = option(
         None, "recorded intermediate states trained per trajectory, a uniform sample without replacement "
         "(null: every recorded state)", "method")
+    one_state_per_block: bool = option(
+        True, "block student: one training row per trajectory, each block's state drawn uniformly from the states in "
+        "which it was decoded (the paper's); false: every state, one row per step rank of the blocks", "method")
+    exclude_end_of_turn: bool = option(
+        True, "leave positions holding an end-of-turn token (<|im_end|>, <|eot_id|>, <|end|>) out of the loss, as the "
+        "paper does (exclude_im_end)", "method")
     micro_batch_size: int = option(16, "states per student forward pass, bounding memory", "method")
     divergence: str = option("forward_kl", "forward_kl (teacher || student, the paper's), reverse_kl or jsd",
                              "method")
@@ -74,6 +107,14 @@ class OPDLMConfig(RolloutConfig):
         check(self.divergence in ("reverse_kl", "forward_kl", "jsd"), "divergence", self.divergence,
               "must be reverse_kl, forward_kl or jsd")
         check(0.0 <= self.jsd_beta <= 1.0, "jsd_beta", self.jsd_beta, "must be in [0, 1]")
+        check(self.attention in ("block", "full"), "attention", self.attention, "must be block or full")
+
+    def sampler_config(self, temperature: float | None = None, exact_cache: bool = False):
+        """Rollout decoding: the shared settings plus the dynamic threshold; ``exact_cache``: a block student's exact
+        cache when ``rollout_cache`` is null (it changes no token)."""
+        config = super().sampler_config(temperature)
+        cache = config.cache or ("prefix" if exact_cache else None)
+        return dataclasses.replace(config, threshold=self.threshold, cache=cache)
         check(self.top_k_loss >= 0, "top_k_loss", self.top_k_loss, "must be >= 0")
 
 
@@ -90,8 +131,8 @@ class Rollout:
     vocab: int
 
     @property
-    def num_steps(self) -> int:  # what split_into_chunks counts
-        return int(self.steps.numel())
+    def num_steps(self) -> int:  # what split_into_chunks counts: training rows (states, or a block student's rows)
+        return int(self.steps.shape[0])
 
     def targets_at(self, positions: torch.Tensor) -> torch.Tensor:
         """Teacher logits at response ``positions``; outside the stored top-k, -inf (never selected again)."""
@@ -121,10 +162,11 @@ def load_student(config: OPDLMConfig) -> DiffusionLM:
     if not is_causal_config(model_config):
         return load_diffusion_lm(config.model, trust_remote_code=config.trust_remote_code, dtype=config.dtype)
     model, tokenizer = load_causal_lm(config.model, dtype=config.dtype, role="student")
+    layout = AttentionLayout("block", config.block_size or 4) if config.attention == "block" else FULL
     with torch.random.fork_rng(devices=[]):
         # The mask token's new embedding row is drawn at random: every run (any seed) converts to the same start.
         torch.manual_seed(0)
-        model, tokenizer = convert_causal_lm(model, tokenizer, shift_logits=config.shift_logits)
+        model, tokenizer = convert_causal_lm(model, tokenizer, shift_logits=config.shift_logits, layout=layout)
     return DiffusionLM(model, tokenizer, shift_logits=config.shift_logits, bidirectional_mask=True)
 
 
@@ -161,6 +203,9 @@ class OPDLMTrainer(Trainer):
         self.rollout_metrics: dict = {}
         self.tokens_trained = 0
         self.teacher_eval: dict | None = None
+        vocab = student_tokenizer.get_vocab() if student_tokenizer is not None else {}
+        self.end_of_turn = torch.tensor(sorted(vocab[name] for name in END_OF_TURN_NAMES if name in vocab)
+                                        if config.exclude_end_of_turn else [], dtype=torch.long)
 
     def prompt_style(self) -> str:
         return self.config.prompt_style or default_prompt_style(self.base_lm)
@@ -183,8 +228,8 @@ class OPDLMTrainer(Trainer):
         examples = self.next_examples(config.prompts_per_rollout)
         prompts = encode_prompts(self.base_lm, self.task, examples, self.prompt_style())
         with self.frozen_pass() as lm:
-            trajectories = BlockDiffusionSampler(lm, config.sampler_config()).sample(
-                prompts, generator=self.sample_generator)
+            sampling = config.sampler_config(exact_cache=self.base_lm.layout.is_block)
+            trajectories = BlockDiffusionSampler(lm, sampling).sample(prompts, generator=self.sample_generator)
         responses = torch.stack([t.tokens for t in trajectories])
         targets = self.teacher_targets(prompts, responses).cpu()
         log_probs = F.log_softmax(targets.float(), dim=-1)
@@ -210,15 +255,34 @@ class OPDLMTrainer(Trainer):
         return seconds
 
     def make_rollout(self, trajectory: Trajectory, targets: torch.Tensor, limit: int) -> Rollout:
-        steps = torch.arange(trajectory.num_recorded_steps)
+        steps = self.block_rows(trajectory, limit) if self.base_lm.layout.is_block else \
+            torch.arange(trajectory.num_recorded_steps)
         wanted = self.config.states_per_trajectory
-        if wanted is not None and wanted < steps.numel():
-            steps = torch.randperm(steps.numel(), generator=self.state_generator)[:wanted].sort().values
+        if wanted is not None and wanted < steps.shape[0]:
+            steps = steps[torch.randperm(steps.shape[0], generator=self.state_generator)[:wanted].sort().values]
         k = self.config.top_k_loss
         if 0 < k < targets.shape[-1]:
             top = targets.topk(k, dim=-1)
             return Rollout(trajectory, steps, top.values, top.indices, limit, targets.shape[-1])
         return Rollout(trajectory, steps, targets, None, limit, targets.shape[-1])
+
+    def block_rows(self, trajectory: Trajectory, limit: int) -> torch.Tensor:
+        """A block student's training rows, (rows, blocks): for each row, the step before which each block's state
+        is taken (``num_steps``: the finished block, nothing to learn there). Blocks past the trained positions are
+        finished in every row. ``one_state_per_block``: one row, each block's state drawn uniformly; otherwise row r
+        takes every block's r-th state."""
+        trained = trajectory.gen_length if self.config.train_after_stop else limit
+        per_block = [steps if start < trained else steps[:0]
+                     for start, steps in zip(range(0, trajectory.gen_length, trajectory.block_length),
+                                             trajectory.block_steps())]
+        finished = trajectory.num_steps
+        if self.config.one_state_per_block:
+            row = [steps[int(torch.randint(len(steps), (1,), generator=self.state_generator))] if len(steps) else
+                   finished for steps in per_block]
+            return torch.tensor([row], dtype=torch.long)
+        depth = max(max(len(steps) for steps in per_block), 1)
+        return torch.tensor([[int(steps[r]) if r < len(steps) else finished for steps in per_block]
+                             for r in range(depth)], dtype=torch.long)
 
     # ----- loss ------------------------------------------------------------------------------------------------
     def compute_update(self) -> dict:
@@ -228,13 +292,17 @@ class OPDLMTrainer(Trainer):
         metrics["tokens_trained"] = self.tokens_trained
         return metrics
 
-    def loss_positions(self, item: Rollout, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The state before ``step`` and the response positions its loss covers: its masked ones (through the first
-        stop token unless ``train_after_stop``)."""
-        state = item.trajectory.state(int(step))
+    def loss_positions(self, item: Rollout, step: int | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The state before ``step`` (a block student: the row of one state per block) and the response positions its
+        loss covers: its masked ones (through the first stop token unless ``train_after_stop``; never an end-of-turn
+        token with ``exclude_end_of_turn``)."""
+        rows = torch.is_tensor(step) and step.dim() == 1
+        state = item.trajectory.block_state(step) if rows else item.trajectory.state(int(step))
         masked = state == self.base_lm.tokens.mask
         if not self.config.train_after_stop:
             masked &= torch.arange(state.numel()) < item.limit
+        if self.end_of_turn.numel():
+            masked &= ~torch.isin(item.trajectory.tokens, self.end_of_turn)
         return state, torch.nonzero(masked).flatten()
 
     def chunk_backward(self, chunk: list[tuple[int, int]]) -> dict:
@@ -253,13 +321,15 @@ class OPDLMTrainer(Trainer):
             return per_position.sum() / max(total, 1), None
 
         results = self.backward_micro_batches(micro_batches(groups, self.config.micro_batch_size), loss_of)
-        tokens = sum(len(self.rollouts[i].trajectory.prompt_ids) + self.rollouts[i].trajectory.gen_length
+        # the length of every sequence the student ran (a block student's rows hold the response twice: clean, noisy)
+        copies = 2 if self.base_lm.layout.is_block else 1
+        tokens = sum(len(self.rollouts[i].trajectory.prompt_ids) + copies * self.rollouts[i].trajectory.gen_length
                      for i, _ in chunk)
         return {"loss": sum(loss for loss, _ in results), "states": len(chunk), "positions": total, "tokens": tokens}
 
     def batch_divergence(self, batch: list[tuple[int, int]], inputs) -> torch.Tensor:
         """Divergence at every loss position of the micro-batch's states, (positions,); one student pass that
-        projects only those positions."""
+        projects only those positions (a block student: each block reads the finished blocks before it)."""
         device = self.accelerator.device
         items = [self.rollouts[i] for i, _ in batch]
         states = torch.stack([state for state, _ in inputs]).to(device)
@@ -270,7 +340,8 @@ class OPDLMTrainer(Trainer):
         valid = torch.arange(width_p)[None, :] < torch.tensor(counts)[:, None]
         ids, attention, width = left_pad_with_responses([item.trajectory.prompt_ids for item in items], states,
                                                         self.base_lm.tokens.pad)
-        student = self.lm.logits_at(ids, width + padded.to(device), attention)
+        clean = torch.stack([item.trajectory.tokens for item in items])
+        student = self.lm.state_logits_at(ids, width + padded.to(device), attention, width, clean=clean)
         teacher = torch.cat([item.targets_at(p) for item, (_, p) in zip(items, inputs)]).to(device)
         if teacher.shape[0] == 0:
             return student.sum() * 0.0
