@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 from doubles import SDAR_MASK, write_a2d_like, write_sdar_like
 from dopsd import DopsdError
 from dopsd.cli import main
-from dopsd.models import load_diffusion_lm
+from dopsd.models import DiffusionLM, load_diffusion_lm
 from dopsd.models.block_cache import ExactBlockCache
 from dopsd.models.cache import make_cache
 from dopsd.sampling import BlockDiffusionSampler, SamplerConfig
@@ -53,7 +53,9 @@ def test_sdar_like_loads_as_a_block_model_with_its_fixes(sdar_folder):
     assert lm.compat_fixes == ("fuse_cross_entropy", "inv_freq", "loss_kwargs", "rope_default", "tied_weights_list")
     assert lm.layout.is_block and lm.layout.block_size == 4
     assert lm.tokens.mask == lm.tokenizer.convert_tokens_to_ids(SDAR_MASK)  # by name: neither declared nor in config
-    assert lm.handles_padding and lm.mask_form == "4d_bool"  # SDAR reads an additive mask's zeros as "hidden"
+    assert lm.handles_padding and lm.mask_form == "4d_bool"
+    additive = DiffusionLM(lm.model, lm.tokenizer, tokens=lm.tokens, layout=lm.layout, mask_form="4d_additive")
+    assert not additive.handles_padding  # SDAR reads an additive mask's zeros as "hidden"
     saved = load_file(sdar_folder / "model.safetensors")
     loaded = lm.model.state_dict()
     assert saved.keys() == loaded.keys() and all(torch.equal(saved[k], loaded[k]) for k in saved)
