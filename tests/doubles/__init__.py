@@ -1,7 +1,8 @@
-"""Test doubles of LLaDA's and Dream's Hub remote code, saved as remote-code model folders.
+"""Test doubles of LLaDA's, Dream's, SDAR's and dllm's A2D Hub remote code, saved as remote-code model folders.
 
-``write_llada_like(folder)`` and ``write_dream_like(folder)`` copy the double's ``configuration_*.py`` /
-``modeling_*.py`` (and Dream's ``generation_utils.py``) into ``folder`` and add what a Hub folder holds: a
+``write_llada_like(folder)``, ``write_dream_like(folder)``, ``write_sdar_like(folder)`` and ``write_a2d_like(folder)``
+copy the double's ``configuration_*.py`` / ``modeling_*.py`` (and Dream's ``generation_utils.py``) into ``folder`` and
+add what a Hub folder holds: a
 ``config.json`` with ``auto_map``, a tokenizer, random weights in ``model.safetensors`` (and Dream's
 ``generation_config.json``). The folder then loads only with ``trust_remote_code=True``, through the same code path
 as the real models. The sources reproduce the real models' interface quirks and their breakages under
@@ -29,6 +30,8 @@ from dopsd.models import build_char_tokenizer
 SOURCES = Path(__file__).parent
 LLADA_MASK = "<|mdm_mask|>"
 DREAM_MASK = "<|mask|>"
+SDAR_MASK = "<|MASK|>"
+A2D_MASK = "<|mask|>"
 
 
 def _copy_sources(name: str, folder: Path) -> None:
@@ -126,3 +129,100 @@ def write_dream_like(folder, *, seed: int = 0, hidden_size: int = 32, num_attent
     generation = {"mask_token_id": tokenizer.mask_token_id, "pad_token_id": tokenizer.pad_token_id,
                   "eos_token_id": tokenizer.eos_token_id, "steps": 16, "alg": "entropy", "temperature": 0.0}
     return _save(folder, model, config, tokenizer, {"generation_config.json": generation})
+
+
+# The line SDAR's shipped modeling file starts with (flash-attn's Triton RMSNorm, imported unconditionally).
+FLASH_ATTN_IMPORT = "from flash_attn.ops.triton.layer_norm import rms_norm_fn as flash_rms_norm"
+
+
+def write_sdar_like(folder, *, seed: int = 0, flash_attn_import: bool = False, fuse_cross_entropy: bool = True,
+                    hidden_size: int = 32, num_attention_heads: int = 4, num_key_value_heads: int = 2,
+                    head_dim: int = 8, num_hidden_layers: int = 2, intermediate_size: int = 48) -> Path:
+    """A tiny SDAR-like checkpoint folder (``model_type: sdar``, no block size in its config, as SDAR's).
+
+    The mask token ``<|MASK|>`` is in the tokenizer's vocabulary but not declared as its mask token, and config.json
+    names no mask id (SDAR's samplers pass 151669 themselves). ``flash_attn_import`` writes the unconditional
+    flash-attn import of the shipped modeling file into the copy."""
+    folder = Path(folder)
+    _copy_sources("sdar_like", folder)
+    if flash_attn_import:
+        source = folder / "modeling_sdar.py"
+        source.write_text(source.read_text().replace("# FLASH_ATTN_IMPORT", FLASH_ATTN_IMPORT))
+    tokenizer = build_char_tokenizer(with_mask=False)
+    tokenizer.add_tokens([AddedToken(SDAR_MASK, special=True), AddedToken("<|im_end|>", special=True)])
+    fields = dict(
+        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=intermediate_size,
+        num_hidden_layers=num_hidden_layers, num_attention_heads=num_attention_heads,
+        num_key_value_heads=num_key_value_heads, head_dim=head_dim, max_position_embeddings=256,
+        rope_theta=10000.0, rope_scaling=None, rms_norm_eps=1e-6, tie_word_embeddings=False, use_cache=True,
+        use_sliding_window=False, sliding_window=None, max_window_layers=num_hidden_layers, attention_bias=False,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(seed)
+    with _rope_default_available(), _loss_kwargs_available():
+        model_class = _sdar_model_class(folder)
+        model = model_class(model_class.config_class(**fields, fuse_cross_entropy=fuse_cross_entropy))
+    config = dict(fields, fuse_cross_entropy=fuse_cross_entropy, model_type="sdar",
+                  architectures=["SDARForCausalLM"], auto_map={
+                      "AutoConfig": "configuration_sdar.SDARConfig",
+                      "AutoModel": "modeling_sdar.SDARModel",
+                      "AutoModelForCausalLM": "modeling_sdar.SDARForCausalLM",
+                  })
+    return _save(folder, model, config, tokenizer)
+
+
+def _sdar_model_class(folder: Path):
+    """The classes the weights are built with, imported from a sibling copy: the folder's own module stays unimported
+    until dopsd loads it (its transformers-5 breakage intact; the flash-attn copy cannot be imported at all)."""
+    clean = folder.parent / f"{folder.name}_build"
+    _copy_sources("sdar_like", clean)
+    return get_class_from_dynamic_module("modeling_sdar.SDARForCausalLM", clean)
+
+
+@contextlib.contextmanager
+def _loss_kwargs_available():
+    """Builds the SDAR-like model outside any loader (``transformers.utils.LossKwargs`` exists only meanwhile)."""
+    import typing
+
+    import transformers.utils
+
+    present = hasattr(transformers.utils, "LossKwargs")
+    if not present:
+        transformers.utils.LossKwargs = typing.TypedDict("LossKwargs", {}, total=False)
+    try:
+        yield
+    finally:
+        if not present:
+            del transformers.utils.LossKwargs
+
+
+def write_a2d_like(folder, *, seed: int = 0, hidden_size: int = 32, num_attention_heads: int = 4,
+                   num_key_value_heads: int = 2, head_dim: int = 8, num_hidden_layers: int = 2,
+                   intermediate_size: int = 48, block_size: int | None = None) -> Path:
+    """A tiny A2D-Qwen3 checkpoint folder as dllm's code saves it (``model_type: a2d-qwen3``, the modeling file
+    beside it); ``block_size`` writes that field into config.json."""
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    folder = Path(folder)
+    _copy_sources("a2d_like", folder)
+    tokenizer = build_char_tokenizer(with_mask=False)
+    tokenizer.add_special_tokens({"mask_token": A2D_MASK})
+    fields = dict(
+        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=intermediate_size,
+        num_hidden_layers=num_hidden_layers, num_attention_heads=num_attention_heads,
+        num_key_value_heads=num_key_value_heads, head_dim=head_dim, max_position_embeddings=256,
+        rope_theta=10000.0, rms_norm_eps=1e-6, tie_word_embeddings=False, use_cache=False,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(seed)
+    model = Qwen3ForCausalLM(Qwen3Config(**fields))  # the same weights' layout as A2DQwen3LMHeadModel
+    config = dict(model.config.to_dict(), model_type="a2d-qwen3", architectures=["A2DQwen3LMHeadModel"], auto_map={
+        "AutoConfig": "modeling_qwen3.A2DQwen3Config",
+        "AutoModel": "modeling_qwen3.A2DQwen3LMHeadModel",
+        "AutoModelForMaskedLM": "modeling_qwen3.A2DQwen3LMHeadModel",
+    })
+    if block_size is not None:
+        config["block_size"] = block_size
+    return _save(folder, model, config, tokenizer)

@@ -414,13 +414,16 @@ class DiffusionLM:
         # With shifted logits a row's first position reads the position before it (padding, when padded): it
         # predicts no token of any response, so it is left out of the comparison.
         start = 1 if self.shift_logits else 0
-        alone = self.logits(row, response_start=row.shape[1])[:, start:]
         padded = torch.cat([torch.full((1, 3), tokens.pad, device=self.device), row], dim=1)
         mask = torch.ones_like(padded)
         mask[:, :3] = 0
+        alone = None
         for form in forms:
             self._checks["mask_form"] = form
             try:
+                # A block model's unpadded row takes a (block-causal) mask too: in the form under test.
+                if alone is None or self.layout.is_block:
+                    alone = self.logits(row, response_start=row.shape[1])[:, start:]
                 together = self.logits(padded, mask, response_start=padded.shape[1])[:, 3 + start :]
             except Exception:  # noqa: BLE001  (a model that rejects this form of mask)
                 continue

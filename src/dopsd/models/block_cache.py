@@ -7,6 +7,11 @@ cache and the current block's are dropped; every later step runs the current blo
 No extra forward per block stores the finished one (OPDLM's sampler spends one). A model with shifted logits reads a
 block's first position from the hidden state before the block, which only the first step computes: it is kept.
 
+Models whose forward stores keys/values only when asked (SDAR's ``store_kv=True``; otherwise it reads the cache and
+stores nothing) get ``store_kv=True`` on the first step of each block, the pass whose finished columns are kept; they
+are recognised by a ``store_kv`` parameter on any of their modules' ``forward``. The cache they get also answers
+transformers 4's ``cache[layer] -> (keys, values)``, which such remote code reads.
+
 Logits equal the uncached block-causal pass to float rounding (tested: identical tokens at temperature 0).
 """
 
@@ -15,8 +20,30 @@ from __future__ import annotations
 import inspect
 
 import torch
+from transformers import DynamicCache
 
 from dopsd.models.adapter import DiffusionLM
+
+
+class IndexableCache(DynamicCache):
+    """A ``DynamicCache`` that also answers ``cache[layer]`` with ``(keys, values)``, as transformers 4's did."""
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        layer = self.layers[index]
+        return layer.keys, layer.values
+
+
+def stores_on_request(lm: DiffusionLM) -> bool:
+    """Whether the model writes its cache only when its forward gets ``store_kv=True`` (SDAR's remote code), and
+    its top-level forward can pass that keyword on (checked once per model)."""
+    if "store_kv" not in lm._checks:
+        base = lm.model.get_base_model() if hasattr(lm.model, "get_base_model") else lm.model
+        top = inspect.signature(base.forward).parameters
+        passes = "store_kv" in top or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in top.values())
+        named = any("store_kv" in inspect.signature(module.forward).parameters
+                    for module in base.modules() if callable(getattr(module, "forward", None)))
+        lm._checks["store_kv"] = bool(passes and named)
+    return lm._checks["store_kv"]
 
 
 class ExactBlockCache:
@@ -27,6 +54,7 @@ class ExactBlockCache:
         base = lm.model.get_base_model() if hasattr(lm.model, "get_base_model") else lm.model
         # transformers 5 renames Llama's ``past_key_values`` to ``cache``; the built-in family keeps the old name
         self.keyword = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+        self.store_kv = stores_on_request(lm)
         self.kept: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         self.stored = 0  # columns [0, stored) are in the cache
         self.first_logits: torch.Tensor | None = None
@@ -58,14 +86,15 @@ class ExactBlockCache:
         return cells
 
     def _run(self, sequence, first, start, end, cells, keep_first: bool):
-        """Columns ``[first, end)`` through the model against the cached ``[0, first)``; logits at ``cells``."""
-        from transformers import DynamicCache
-
+        """Columns ``[first, end)`` through the model against the cached ``[0, first)``; logits at ``cells``. The
+        first step of a block (``keep_first``) is the pass whose columns are cached: a store-on-request model is
+        asked to store them."""
         lm = self.lm
         allowed = lm.layout.mask(self.keys[:, :end], end, self.response_start, sequence.shape[0], sequence.device,
                                  first_query=first)
         inputs = lm._four_d_inputs(sequence[:, first:end], None, allowed, self.positions[:, first:end])
-        cache = DynamicCache(ddp_cache_data=self.kept) if self.kept else DynamicCache()
+        cache = IndexableCache(ddp_cache_data=self.kept) if self.kept else IndexableCache()
+        extra = {"store_kv": True} if self.store_kv and keep_first else {}
         offset = start - first
         shifted = lm.shift_logits
         # rows of this pass whose hidden states the output head projects
@@ -80,7 +109,7 @@ class ExactBlockCache:
 
         handle = lm.model.get_output_embeddings().register_forward_pre_hook(pick)
         try:
-            logits = lm.runner(**inputs, use_cache=True, **{self.keyword: cache}).logits
+            logits = lm.runner(**inputs, use_cache=True, **{self.keyword: cache}, **extra).logits
         finally:
             handle.remove()
         if shifted:

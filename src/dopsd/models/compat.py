@@ -22,6 +22,17 @@ remote code (``transformers_modules.*``):
 ``use_cache``
     transformers 5 drops ``use_cache`` from configs that pass it as a plain keyword (LLaDA's), and the model's
     forward reads it; a config without it gets ``use_cache = False`` (diffusion LMs do not cache).
+``loss_kwargs``
+    ``LossKwargs`` is gone from ``transformers.utils`` (SDAR's code imports it to annotate ``**kwargs``); a remote
+    module whose import fails on it gets an empty ``TypedDict`` of that name (see :func:`import_remote_class`).
+``fuse_cross_entropy``
+    A remote config asking for a fused linear cross-entropy (SDAR's ``fuse_cross_entropy``) makes the forward return
+    ``logits=None`` in training mode, expecting a loss its own trainer patches in; dopsd computes its losses from the
+    logits, so the flag is turned off.
+``attention_type``
+    transformers 5's decoder layers no longer carry ``attention_type`` (the layer types moved to
+    ``config.layer_types``); remote code subclassing a library model that reads it from each layer (dllm's A2D
+    models) gets it set from the config on every layer that lacks it.
 ``inv_freq``
     transformers 5 builds models on the meta device and materialises non-persistent buffers with ``torch.empty``,
     relying on ``_init_weights`` to fill them; remote ``_init_weights`` methods (Dream's) do not, so RoPE reads
@@ -195,13 +206,99 @@ def _patch_rope_table(module) -> list[str]:
     return ["rope_default"]
 
 
+# ----- names transformers 5 removed, which remote modules import ------------------------------------------------------
+def _loss_kwargs():
+    import typing
+
+    return typing.TypedDict("LossKwargs", {}, total=False)
+
+
+# (module, name) -> (fix, factory of a stand-in)
+REMOVED_NAMES = {("transformers.utils", "LossKwargs"): ("loss_kwargs", _loss_kwargs)}
+
+
+def import_remote_class(reference: str, path: str) -> tuple[type, list[str]]:
+    """``get_class_from_dynamic_module(reference, path)``, restoring the names of :data:`REMOVED_NAMES` that the
+    remote module fails to import (``ImportError: cannot import name ...``); returns the class and the fixes."""
+    from transformers.dynamic_module_utils import get_class_from_dynamic_module
+
+    restored: set[tuple[str, str]] = set()
+    while True:
+        try:
+            model_class = get_class_from_dynamic_module(reference, path)
+            break
+        except ImportError as error:
+            key = (getattr(error, "name", None), _missing_name(error))
+            if key not in REMOVED_NAMES or key in restored:
+                raise
+            module = sys.modules[key[0]]
+            fix, factory = REMOVED_NAMES[key]
+            setattr(module, key[1], _marked(factory(), fix))
+            restored.add(key)
+    module = sys.modules.get(model_class.__module__)
+    # listed again when the module was imported (with the stand-in) by an earlier load
+    known = {fix for fix, _ in REMOVED_NAMES.values()}
+    fixes = {getattr(value, _MARK, None) for value in vars(module).values()} & known if module else set()
+    return model_class, sorted(fixes)
+
+
+def _missing_name(error: ImportError) -> str | None:
+    message = str(error)
+    if message.startswith("cannot import name '"):
+        return message.split("'")[1]
+    return None
+
+
 # ----- config fixes ------------------------------------------------------------------------------------------------
 def fix_config(config) -> list[str]:
-    """Fills what transformers 5 dropped from a remote config and the model's code still reads."""
-    if type(config).__module__.startswith(REMOTE_PREFIX) and not hasattr(config, "use_cache"):
+    """Fills what transformers 5 dropped from a remote config and the model's code still reads; turns off a fused
+    cross-entropy that would leave training passes without logits."""
+    if not type(config).__module__.startswith(REMOTE_PREFIX):
+        return []
+    fixes = []
+    if not hasattr(config, "use_cache"):
         config.use_cache = False
-        return ["use_cache"]
-    return []
+        fixes.append("use_cache")
+    if getattr(config, "fuse_cross_entropy", False):
+        config.fuse_cross_entropy = False
+        fixes.append("fuse_cross_entropy")
+    return fixes
+
+
+# ----- instance fixes, after from_pretrained -------------------------------------------------------------------------
+def set_layer_attention_types(model: torch.nn.Module) -> list[str]:
+    """Gives every decoder layer of a remote-code model that reads ``decoder_layer.attention_type`` (dllm's A2D
+    models, written for transformers 4.5x) the type ``config.layer_types`` states for it."""
+    if not type(model).__module__.startswith(REMOTE_PREFIX):
+        return []
+    source = _remote_source(type(model))
+    if ".attention_type" not in source:
+        return []
+    fixed = False
+    for module in model.modules():
+        config = getattr(module, "config", None)
+        layers = getattr(module, "layers", None)
+        types = getattr(config, "layer_types", None)
+        if not isinstance(layers, torch.nn.ModuleList) or not isinstance(types, (list, tuple)):
+            continue
+        for layer, kind in zip(layers, types):
+            if not hasattr(layer, "attention_type"):
+                layer.attention_type = kind
+                fixed = True
+    return ["attention_type"] if fixed else []
+
+
+def _remote_source(model_class: type) -> str:
+    """The source of the remote modules ``model_class`` and its remote bases come from."""
+    texts = []
+    for cls in model_class.__mro__:
+        module = sys.modules.get(cls.__module__)
+        if module is not None and cls.__module__.startswith(REMOTE_PREFIX):
+            try:
+                texts.append(inspect.getsource(module))
+            except (OSError, TypeError):
+                continue
+    return "\n".join(dict.fromkeys(texts))
 
 
 # ----- rotary tables -----------------------------------------------------------------------------------------------

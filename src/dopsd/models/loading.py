@@ -14,7 +14,6 @@ from transformers import (
     AutoTokenizer,
     PretrainedConfig,
 )
-from transformers.dynamic_module_utils import get_class_from_dynamic_module
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 from dopsd.errors import DopsdError
@@ -29,11 +28,13 @@ logger = logging.getLogger(__name__)
 # Remote-code models known to read their logits one position to the left (Dream).
 SHIFTED_MODEL_TYPES = {"Dream", "dream"}
 
-# Auto classes a remote-code folder's ``auto_map`` is searched for, in order.
-REMOTE_AUTO_CLASSES = ("AutoModelForMaskedLM", "AutoModel", "AutoModelForCausalLM")
+# Auto classes a remote-code folder's ``auto_map`` is searched for, in order: the ones with an output head first
+# (SDAR's ``AutoModel`` is its headless backbone, its LM is under ``AutoModelForCausalLM``).
+REMOTE_AUTO_CLASSES = ("AutoModelForMaskedLM", "AutoModelForCausalLM", "AutoModel")
 
-# Names a mask token goes by in tokenizers that do not declare it as their ``mask_token`` (LLaDA's: ``<|mdm_mask|>``).
-MASK_TOKEN_NAMES = ("<|mdm_mask|>", "<|mask|>", "[MASK]", "<mask>")
+# Names a mask token goes by in tokenizers that do not declare it as their ``mask_token`` (LLaDA's: ``<|mdm_mask|>``,
+# SDAR's and TraDo's: ``<|MASK|>``).
+MASK_TOKEN_NAMES = ("<|mdm_mask|>", "<|mask|>", "<|MASK|>", "[MASK]", "<mask>")
 
 
 def default_device() -> str:
@@ -73,7 +74,8 @@ def _model_class(config, trust_remote_code: bool):
 
 
 def _remote_model_class(config, path: str, trust_remote_code: bool):
-    """``(auto class name, model class)`` from the folder's ``auto_map``, or ``None`` for library models."""
+    """``(auto class name, model class, fixes)`` from the folder's ``auto_map``, or ``None`` for library models
+    (``fixes``: the names :func:`dopsd.models.compat.import_remote_class` restored for the import)."""
     auto_map = getattr(config, "auto_map", None) or {}
     if not (auto_map and trust_remote_code) or diffusion_settings(config):
         return None
@@ -81,7 +83,7 @@ def _remote_model_class(config, path: str, trust_remote_code: bool):
         if name in auto_map:
             reference = auto_map[name]
             reference = reference[0] if isinstance(reference, (list, tuple)) else reference
-            return name, get_class_from_dynamic_module(reference, path)
+            return (name, *compat.import_remote_class(reference, path))
     return None
 
 
@@ -117,6 +119,15 @@ def _undeclared_mask_id(config, declared: dict, tokenizer, path: str) -> int | N
             f"default ({config.mask_token_id}) is not trusted: pass the model's mask id with --mask-token-id"
         )
     return from_tokenizer
+
+
+def _import_failure(path: str, error: ImportError) -> str:
+    """One line for a model whose remote code does not import: flash-attn named when it is the missing package."""
+    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if "flash_attn" in message or "flash-attn" in message or getattr(error, "name", "") == "flash_attn":
+        return (f"{path}: the model's code needs flash-attn, which is not installed: pip install flash-attn (it needs "
+                "a CUDA GPU and a matching CUDA toolkit to build)")
+    return f"{path}: the model's code does not import under this environment ({message})"
 
 
 def resolve_model_path(path: str | Path) -> str:
@@ -184,8 +195,8 @@ def load_diffusion_lm(
         fixes = compat.fix_config(config)
         remote = _remote_model_class(config, path, trust_remote_code)
         if remote is not None:
-            auto_name, model_class = remote
-            fixes += compat.patch_remote_code(model_class)
+            auto_name, model_class, imported = remote
+            fixes += imported + compat.patch_remote_code(model_class)
             model_class.register_for_auto_class(auto_name)  # save_pretrained then copies the code along
         else:
             model_class = _model_class(config, trust_remote_code)
@@ -193,12 +204,15 @@ def load_diffusion_lm(
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_path or path, trust_remote_code=trust_remote_code, **extra)
     except DopsdError:
         raise
+    except ImportError as error:  # raised while importing the model's remote code
+        raise DopsdError(_import_failure(path, error)) from error
     except (OSError, ValueError) as error:
         raise DopsdError(f"cannot load a model from {path!r}: {str(error).splitlines()[0]}") from error
     if getattr(model, "_dopsd_post_init_added", False):
         fixes.append("post_init")
     if compat.repair_rotary_tables(model):
         fixes.append("inv_freq")
+    fixes += compat.set_layer_attention_types(model)
     if device is not None:
         model.to(device)
     model.eval()
@@ -209,6 +223,8 @@ def load_diffusion_lm(
         shift_logits = bool(settings.get("shift_logits", config.model_type in SHIFTED_MODEL_TYPES))
     if mask_token_id is None:
         mask_token_id = _undeclared_mask_id(config, _declared_config(path, extra), tokenizer, path)
+    if mask_token_id is None and getattr(config, "mask_token_id", None) is None:
+        mask_token_id = _mask_from_tokenizer(tokenizer)  # a mask token the tokenizer has under a known name
     tokens = resolve_special_tokens(
         model, tokenizer, mask_token_id=mask_token_id, eos_token_id=eos_token_id, pad_token_id=pad_token_id
     )
