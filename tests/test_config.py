@@ -53,6 +53,20 @@ def test_command_line_text_is_read_by_the_field_type():
         load_config(DOPSDConfig, None, ["--passk", "many"])
 
 
+def test_shipped_opdlm_recipes_load():
+    from pathlib import Path
+
+    from dopsd.trainers import OPDLMConfig
+
+    folder = Path(__file__).resolve().parents[1] / "configs"
+    block = load_config(OPDLMConfig, folder / "opdlm_smollm2.yaml", {})
+    assert (block.attention, block.block_length, block.threshold, block.temperature) == ("block", 4, 0.9, 1.0)
+    assert (block.learning_rate, block.lr_scheduler, block.warmup_steps, block.one_state_per_block) == (
+        1e-5, "cosine", 5, True)
+    full = load_config(OPDLMConfig, folder / "opdlm_smollm2_full.yaml", {})
+    assert (full.attention, full.block_length, full.threshold, full.temperature) == ("full", 32, None, 0.0)
+
+
 def test_shipped_gpu_configs_load_with_the_paper_settings():
     from pathlib import Path
 

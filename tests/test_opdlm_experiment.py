@@ -34,15 +34,18 @@ def test_curve_counts_tokens_through_each_evaluation_and_finds_the_first_crossin
 
 
 def test_table_reports_tokens_to_shares_of_the_teacher(tmp_path, monkeypatch):
-    runs = {("opdlm", 0): fake_run([0.0, 0.5, 0.75], 1000, 250), ("opdlm", 1): fake_run([0.0, 0.73, 0.74], 1000, 250),
-            ("sft", 0): fake_run([0.0, 0.1, 0.2], 100), ("sft", 1): fake_run([0.0, 0.2, 0.3], 100)}
+    runs = {("block", 0): fake_run([0.0, 0.5, 0.75], 1000, 250), ("block", 1): fake_run([0.0, 0.73, 0.74], 1000, 250),
+            ("full", 0): fake_run([0.0, 0.1, 0.75], 400, 50), ("full", 1): fake_run([0.0, 0.1, 0.5], 400, 50),
+            ("from-converted", 0): fake_run([0.0, 0.1, 0.2], 100), ("from-converted", 1): fake_run([0.0, 0.2, 0.3], 100)}
     monkeypatch.setattr(experiment, "converted_start", lambda root, task: "converted")
-    monkeypatch.setattr(experiment, "train_runs", lambda root, specs, jobs: {s: runs[s.method, s.seed] for s in specs})
+    monkeypatch.setattr(experiment, "train_runs", lambda root, specs, jobs: {s: runs[s.variant, s.seed] for s in specs})
     text = experiment.opdlm_table(tmp_path, ["sudoku", "countdown"], [0, 1], {})
     assert "AR teacher 0.800" in text and "countdown" not in text
-    opdlm, sft = [line for line in text.splitlines() if line.startswith("| OPDLM") or line.startswith("| masked")]
+    block, full, sft = [line for line in text.splitlines() if line.startswith("| OPDLM") or line.startswith("| masked")]
     # levels 0.2 and 0.72; columns: data tokens to each, then sequence tokens to each, then the totals
-    assert "| 250 (2/2 seeds) | 375 (2/2 seeds) | 1,000 (2/2 seeds) | 1,500 (2/2 seeds) | 500 | 2,000 |" in opdlm
+    assert block.startswith("| OPDLM, block student |") and full.startswith("| OPDLM, full attention |")
+    assert "| 250 (2/2 seeds) | 375 (2/2 seeds) | 1,000 (2/2 seeds) | 1,500 (2/2 seeds) | 500 | 2,000 |" in block
+    assert "| 100 (2/2 seeds) | 100 (1/2 seeds) | 800 (2/2 seeds) | 800 (1/2 seeds) | 100 | 800 |" in full
     assert "| 150 (2/2 seeds) | not reached in 200 | 150 (2/2 seeds) | not reached in 200 | 200 | 200 |" in sft
     assert (tmp_path / "opdlm-sudoku.png").stat().st_size > 1000
     assert "opdlm" in EXPERIMENTS

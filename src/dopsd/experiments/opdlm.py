@@ -1,12 +1,16 @@
-"""``dopsd experiment opdlm``: OPDLM against masked-diffusion SFT from the same converted start, by training tokens.
+"""``dopsd experiment opdlm``: OPDLM with a block-diffusion student, OPDLM with a full-attention student and
+masked-diffusion SFT, all from the same bundled causal model, by training tokens.
 
-Both start from the bundled causal model converted into a diffusion LM (saved once under ``<output>/<task>/converted``);
-OPDLM distils the frozen causal model on the student's own rollouts, SFT trains on the dataset's reference solutions
-with the LLaDA objective, at OPDLM's learning rate, for more updates (each SFT update sees fewer tokens). Two token
-counts (prompt + response lengths): *data tokens*, the training data a method consumes (OPDLM: each rollout sample
-once; SFT: each reference example), and *sequence tokens*, every sequence run through the student's backward pass
-(OPDLM: each trained state; SFT: each example). The AR teacher's greedy accuracy is the ceiling; the table reports
-the tokens each method needs to reach a share of it.
+Block OPDLM (the default ``dopsd opdlm``: BD3LM student in blocks of 4, one stitched state per block, dynamic-threshold
+rollouts at temperature 1) and full-attention OPDLM (``attention: full`` with the settings of dopsd's earlier OPDLM:
+greedy fixed-step rollouts, 4 sampled states a trajectory, constant rate) convert the causal model on the fly; SFT
+starts from its full-attention conversion (saved once under ``<output>/<task>/converted``) and trains on the dataset's
+reference solutions with the LLaDA objective, at OPDLM's learning rate, for more updates (each SFT update sees fewer
+tokens). Two token counts (prompt + response lengths): *data tokens*, the training data a method consumes (OPDLM: each
+rollout sample once; SFT: each reference example), and *sequence tokens*, every sequence run through the student's
+backward pass (OPDLM: each trained state, a block student's rows counting the response twice, clean and noisy; SFT:
+each example). The AR teacher's greedy accuracy is the ceiling; the table reports the tokens each method needs to
+reach a share of it.
 """
 
 from __future__ import annotations
@@ -21,9 +25,12 @@ from dopsd.experiments.tables import markdown_table, mean_spread
 TEACHER_SHARE = 0.9
 LOWER_SHARE = 0.25  # a level both methods reach within the CPU budget
 MEASURES = {"data": "data tokens", "tokens": "sequence tokens"}
-# SFT updates per OPDLM update: an SFT update trains 16 sequences, an OPDLM update 16 prompts x 4 states, so SFT
-# runs to 1.25 times OPDLM's sequence tokens and 5 times its data tokens.
+# SFT updates per OPDLM update: an SFT update trains 16 sequences, a full-attention OPDLM update 16 prompts x 4
+# states, so SFT runs to 1.25 times that OPDLM's sequence tokens and 5 times its data tokens.
 SFT_UPDATES_PER_OPDLM_UPDATE = 5
+# Full-attention OPDLM as dopsd ran it before block students were the default (its committed runs were made so).
+FULL_ATTENTION = (("attention", "full"), ("threshold", None), ("temperature", 0.0), ("lr_scheduler", "constant"),
+                  ("warmup_steps", 0), ("max_grad_norm", 0.2))
 
 
 def opdlm_tasks(tasks: list[str]) -> list[str]:
@@ -37,7 +44,8 @@ def converted_start(root: Path, task: str) -> str:
     if not (folder / "config.json").is_file():
         from dopsd.trainers.opdlm import OPDLMConfig, load_student
 
-        lm = load_student(OPDLMConfig(model=cpu_preset(task, "opdlm")["model"], gen_length=8, block_length=4))
+        lm = load_student(OPDLMConfig(model=cpu_preset(task, "opdlm")["model"], gen_length=8, block_length=4,
+                                      attention="full"))
         lm.model.save_pretrained(folder)
         lm.tokenizer.save_pretrained(folder)
     return str(folder)
@@ -50,7 +58,8 @@ def specs(root: Path, task: str, seeds: list[int], max_updates: int | None = Non
            ("learning_rate", preset["learning_rate"]),
            ("max_updates", updates * SFT_UPDATES_PER_OPDLM_UPDATE), ("model", converted_start(root, task)),
            ("prompt_style", "compact"))
-    return {"OPDLM": [RunSpec("opdlm", task, seed) for seed in seeds],
+    return {"OPDLM, block student": [RunSpec("opdlm", task, seed, "block") for seed in seeds],
+            "OPDLM, full attention": [RunSpec("opdlm", task, seed, "full", FULL_ATTENTION) for seed in seeds],
             "masked-diffusion SFT": [RunSpec("sft", task, seed, "from-converted", sft) for seed in seeds]}
 
 
@@ -91,13 +100,12 @@ def opdlm_table(root: Path, tasks: list[str], seeds: list[int], runs: dict, jobs
         groups = specs(root, task, seeds, max_updates)
         trained = train_runs(root, [spec for members in groups.values() for spec in members], jobs)
         results = {name: [trained[spec] for spec in members] for name, members in groups.items()}
-        teacher = statistics.fmean(r.summary["teacher_eval"]["accuracy"] for r in results["OPDLM"])
-        start = results["OPDLM"][0].evals[0]["accuracy"]
+        teacher = statistics.fmean(r.summary["teacher_eval"]["accuracy"] for r in results["OPDLM, block student"])
         levels = (LOWER_SHARE * teacher, TEACHER_SHARE * teacher)
         rows = []
         for name, members in results.items():
             totals = [statistics.fmean(curve(r, measure)[-1][0] for r in members) for measure in MEASURES]
-            rows.append([name, f"{start:.3f}", mean_spread([r.best["accuracy"] for r in members]),
+            rows.append([name, f"{members[0].evals[0]['accuracy']:.3f}", mean_spread([r.best["accuracy"] for r in members]),
                          mean_spread([r.evals[-1]["accuracy"] for r in members])]
                         + [reached(members, level, measure) for measure in MEASURES for level in levels]
                         + [f"{total:,.0f}" for total in totals])
@@ -106,7 +114,8 @@ def opdlm_table(root: Path, tasks: list[str], seeds: list[int], runs: dict, jobs
                    for share, level in zip((LOWER_SHARE, TEACHER_SHARE), levels)]
         table = markdown_table(header + [f"{label} trained" for label in MEASURES.values()], rows)
         path = plot_curves(results, teacher, levels[1], Path(root) / f"opdlm-{task}.png", task)
-        texts.append(f"### OPDLM against masked-diffusion SFT ({task}, seeds {seeds}; AR teacher {teacher:.3f})\n\n"
+        texts.append(f"### OPDLM (block and full-attention students) against masked-diffusion SFT ({task}, seeds "
+                     f"{seeds}; AR teacher {teacher:.3f})\n\n"
                      f"![opdlm]({path.name})\n\n{table}")
     return "\n".join(texts) or "No task with a bundled causal model was named (OPDLM's is Sudoku's).\n"
 
@@ -119,7 +128,7 @@ def plot_curves(results: dict[str, list[Run]], teacher: float, level: float, pat
 
     figure, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for axis, (measure, label) in zip(axes, MEASURES.items()):
-        for color, (name, members) in zip(("tab:blue", "tab:orange"), results.items()):
+        for color, (name, members) in zip(("tab:blue", "tab:green", "tab:orange"), results.items()):
             for index, run in enumerate(members):
                 tokens, accuracy = zip(*curve(run, measure))
                 axis.plot(tokens, accuracy, color=color, alpha=0.8, marker=".", linewidth=1,
@@ -131,7 +140,8 @@ def plot_curves(results: dict[str, list[Run]], teacher: float, level: float, pat
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("held-out accuracy")
     axes[0].legend(fontsize=8)
-    figure.suptitle(f"OPDLM vs masked-diffusion SFT from the converted causal model, {task}", fontsize=10)
+    figure.suptitle(f"OPDLM (block / full-attention student) vs masked-diffusion SFT from the causal model, {task}",
+                    fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

@@ -190,6 +190,12 @@ class Trainer:
         lm.model.train()
 
     @property
+    def exact_cache(self) -> bool:
+        """Whether decoding may use the exact block cache by itself: a block model (where the cache changes no
+        token) whose passes are not kept in lockstep across processes."""
+        return self.base_lm.layout.is_block and self.lockstep is None
+
+    @property
     def unwrapped(self):
         return self.accelerator.unwrap_model(self.model)
 
@@ -362,9 +368,12 @@ class Trainer:
         """Greedy accuracy on the held-out set, each process taking an equal share (padded), results gathered."""
         accelerator = self.accelerator
         examples = list(self.eval_examples)
+        sampling = self.config.eval_sampler_config()
+        if self.exact_cache:
+            sampling = dataclasses.replace(sampling, cache="prefix")
         with accelerator.split_between_processes(examples, apply_padding=True) as shard, accelerator.autocast():
             self.model.eval()
-            rows, _ = evaluate(self.base_lm, self.task, shard, self.config.eval_sampler_config(),
+            rows, _ = evaluate(self.base_lm, self.task, shard, sampling,
                                batch_size=self.config.eval_batch_size, style=self.config.prompt_style, progress=False)
             self.model.train()
         if self.lockstep is not None:

@@ -228,7 +228,7 @@ class OPDLMTrainer(Trainer):
         examples = self.next_examples(config.prompts_per_rollout)
         prompts = encode_prompts(self.base_lm, self.task, examples, self.prompt_style())
         with self.frozen_pass() as lm:
-            sampling = config.sampler_config(exact_cache=self.base_lm.layout.is_block)
+            sampling = config.sampler_config(exact_cache=self.exact_cache)
             trajectories = BlockDiffusionSampler(lm, sampling).sample(prompts, generator=self.sample_generator)
         responses = torch.stack([t.tokens for t in trajectories])
         targets = self.teacher_targets(prompts, responses).cpu()
