@@ -205,3 +205,14 @@ def test_convert_command_writes_a_block_model(tmp_path, capsys):
     assert load_diffusion_lm(tmp_path / "out").layout == AttentionLayout("block", 2)
     # --block-size on loading overrides what the config says
     assert load_diffusion_lm(tmp_path / "out", block_size=4).layout == BLOCK
+
+
+def test_create_model_makes_a_block_model(tmp_path, capsys):
+    from dopsd.cli import main
+
+    assert main(["create-model", str(tmp_path / "m"), "--hidden-size", "32", "--layers", "1", "--heads", "2",
+                 "--block-size", "2"]) == 0
+    assert "attention block (block size 2)" in capsys.readouterr().out
+    assert load_diffusion_lm(tmp_path / "m").layout == AttentionLayout("block", 2)
+    assert main(["create-model", str(tmp_path / "bad"), "--block-size", "0"]) == 2
+    assert not (tmp_path / "bad").exists()

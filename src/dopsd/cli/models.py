@@ -15,6 +15,9 @@ def register(subparsers) -> None:
     create.add_argument("--heads", type=int, default=4)
     create.add_argument("--max-length", type=int, default=512, help="max_position_embeddings")
     create.add_argument("--seed", type=int, default=0)
+    create.add_argument("--block-size", type=int, default=None,
+                        help="make a block-attention (block-diffusion) model with blocks of this many tokens "
+                        "(default: full attention)")
     create.set_defaults(run=run_create)
 
     convert = subparsers.add_parser("convert", help="turn a causal LM into a masked diffusion LM")
@@ -44,19 +47,23 @@ def run_create(args: argparse.Namespace) -> int:
     from dopsd.models import create_builtin_model
     from dopsd.paths import check_new_folder
 
+    if args.block_size is not None and args.block_size < 1:
+        raise DopsdError(f"--block-size must be at least 1, got {args.block_size}")
     check_new_folder(args.output, "the model folder")
-
+    layout = {} if args.block_size is None else {"attention_layout": "block", "block_size": args.block_size}
     lm = create_builtin_model(
         seed=args.seed,
         hidden_size=args.hidden_size,
         num_hidden_layers=args.layers,
         num_attention_heads=args.heads,
         max_position_embeddings=args.max_length,
+        **layout,
     )
     lm.model.save_pretrained(args.output)
     lm.tokenizer.save_pretrained(args.output)
     parameters = sum(p.numel() for p in lm.model.parameters())
-    print(f"saved a random built-in model ({parameters / 1e6:.2f}M parameters) to {args.output}")
+    print(f"saved a random built-in model ({parameters / 1e6:.2f}M parameters, attention {lm.layout.describe()}) to "
+          f"{args.output}")
     return 0
 
 
