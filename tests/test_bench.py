@@ -133,7 +133,7 @@ def test_block_bench_times_the_exact_cache_against_the_same_model_uncached(shape
         assert 0 < side["seconds"]["min"] <= side["seconds"]["median"] and side["seconds"]["runs"] == 2
     # 2 blocks of 2 steps: 4 forwards a rollout either way (the probes ran before the count began)
     assert cached["forwards"] == uncached["forwards"] == 4
-    # uncached, every forward runs prompt + response; cached: prompt with block 0, block 0, block 0 with block 1, block 1
+    # uncached, every forward runs prompt + response; cached: prompt + block 0, block 0, block 0 + block 1, block 1
     assert uncached["tokens_per_forward"] == 6 + 8
     assert cached["tokens_per_forward"] == (10 + 4 + 8 + 4) / 4
     assert results["speedup"]["min"] == pytest.approx(uncached["seconds"]["min"] / cached["seconds"]["min"])

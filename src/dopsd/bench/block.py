@@ -41,11 +41,11 @@ def run_block_bench(settings, log=lambda message: None) -> dict:
     generator = torch.Generator(device=device).manual_seed(settings.seed)
     prompts = list(torch.randint(0, vocab - 3, (settings.batch, settings.prompt_length), generator=generator,
                                  device=device))
-    configs = {"cached": settings.sampler_config(settings.cache or "prefix"), "uncached": settings.sampler_config("none")}
-    results: dict = {"settings": asdict(settings), "model": {"body_parameters": body, "head_parameters": head,
-                                                             "vocab": vocab, "layers": lm.model.config.num_hidden_layers,
-                                                             "hidden": lm.model.config.hidden_size},
-                     "block": layout.as_dict()}
+    configs = {"cached": settings.sampler_config(settings.cache or "prefix"),  # either mode: the exact cache
+               "uncached": settings.sampler_config("none")}
+    model = {"body_parameters": body, "head_parameters": head, "vocab": vocab,
+             "layers": lm.model.config.num_hidden_layers, "hidden": lm.model.config.hidden_size}
+    results: dict = {"settings": asdict(settings), "model": model, "block": layout.as_dict()}
 
     log("decoding once at temperature 0 on both sides (the identity check; runs the one-off probes)")
     greedy = {side: BlockDiffusionSampler(lm, replace(config, temperature=0.0)).sample(prompts)

@@ -95,7 +95,8 @@ def format_block_table(results: dict) -> str:
         f"steps, temperature {s['temperature']}, batch {s['batch']}; the same model and sampler with the exact block "
         f"cache and without it; {s['warmup']} warm-up + {s['repeats']} runs each (min / median)",
         "",
-        f"{'per trajectory':<{W}}{'cached min':>13}{'median':>9}{'uncached min':>13}{'median':>9}{'uncached/cached':>17}",
+        f"{'per trajectory':<{W}}{'cached min':>13}{'median':>9}{'uncached min':>13}{'median':>9}"
+        f"{'uncached/cached':>17}",
         f"{'rollout (s)':<{W}}{cached['seconds']['min']:>13.3f}{cached['seconds']['median']:>9.3f}"
         f"{uncached['seconds']['min']:>13.3f}{uncached['seconds']['median']:>9.3f}"
         f"{_ratio(uncached['seconds']['min'], cached['seconds']['min']):>17}",
