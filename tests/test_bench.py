@@ -114,3 +114,63 @@ def test_bench_refuses_bad_settings_in_one_line(capsys):
     assert main(["bench", "--naive-repeats", "0", "--device", "cpu"]) == 2
     assert main(["bench", "--naive-warmup", "-1", "--device", "cpu"]) == 2
     assert main(["bench", "--solved-round", "9", "--device", "cpu"]) == 2
+
+
+@pytest.mark.parametrize("shape", ["tiny", "smollm2-135m"], ids=["builtin", "converted-llama"])
+def test_block_bench_times_the_exact_cache_against_the_same_model_uncached(shape):
+    """A block shape: the rollout with the exact block cache and without it, forwards and tokens per forward; the
+    bench's own temperature-0 check finds both decode the same tokens. No timing assertion: speed lives in the
+    bench's output."""
+    from dopsd.bench.report import format_table
+
+    settings = BenchSettings(shape=shape, layers=1, prompt_length=6, gen_length=8, block_length=4, steps=4, batch=2,
+                             warmup=0, repeats=2, attention="block", block_size=4)
+    results = run_bench(settings)
+    assert results["block"] == {"attention": "block", "block_size": 4}
+    assert results["identical_at_temperature_0"] is True
+    cached, uncached = results["rollout"]["cached"], results["rollout"]["uncached"]
+    for side in (cached, uncached):
+        assert 0 < side["seconds"]["min"] <= side["seconds"]["median"] and side["seconds"]["runs"] == 2
+    # 2 blocks of 2 steps: 4 forwards a rollout either way (the probes ran before the count began)
+    assert cached["forwards"] == uncached["forwards"] == 4
+    # uncached, every forward runs prompt + response; cached: prompt + block 0, block 0, block 0 + block 1, block 1
+    assert uncached["tokens_per_forward"] == 6 + 8
+    assert cached["tokens_per_forward"] == (10 + 4 + 8 + 4) / 4
+    assert results["speedup"]["min"] == pytest.approx(uncached["seconds"]["min"] / cached["seconds"]["min"])
+    table = format_table(results)
+    assert "block attention (block size 4)" in table and "uncached/cached" in table
+    assert "tokens per forward" in table and "forwards per rollout" in table
+    assert "decode the same tokens at temperature 0: yes" in table
+    assert "naive" not in table and "loss" not in table
+
+
+def test_block_bench_decodes_what_the_uncached_sampler_decodes_at_temperature_zero():
+    """The bench's setting at temperature 0, checked outside the bench: its model and prompts, cache on and off."""
+    from dopsd.bench.shapes import build_model
+
+    settings = BenchSettings(shape="tiny", layers=1, prompt_length=6, gen_length=8, block_length=4, steps=4,
+                             temperature=0.0, batch=3, attention="block", block_size=4)
+    lm = build_model("tiny", layers=1, max_positions=14, layout=settings.layout())
+    with torch.no_grad():  # sharper distributions than the initialisation's: tokens that depend on their context
+        for parameter in lm.model.parameters():
+            parameter.mul_(8.0) if parameter.dim() > 1 else None
+    prompts = list(torch.randint(0, lm.vocab_size - 3, (3, 6), generator=torch.Generator().manual_seed(0)))
+    cached = BlockDiffusionSampler(lm, settings.sampler_config("prefix")).sample(prompts)
+    uncached = BlockDiffusionSampler(lm, settings.sampler_config("none")).sample(prompts)
+    assert len({tuple(t.tokens.tolist()) for t in uncached}) == 3  # three different responses
+    for ours, theirs in zip(cached, uncached):
+        assert torch.equal(ours.tokens, theirs.tokens) and torch.equal(ours.reveal_step, theirs.reveal_step)
+
+
+def test_bench_command_runs_a_block_shape(capsys, tmp_path):
+    args = ["bench", "--attention", "block", "--block-size", "4", "--layers", "1", "--prompt-length", "4",
+            "--gen-length", "4", "--steps", "2", "--repeats", "1", "--warmup", "0", "--device", "cpu"]
+    saved = tmp_path / "block.json"
+    assert main(args + ["--save", str(saved)]) == 0  # the block length defaults to the block size
+    out = capsys.readouterr().out
+    assert "in blocks of 4" in out and "cached min" in out and "tokens per forward" in out
+    results = json.loads(saved.read_text())
+    assert set(results["rollout"]) == {"cached", "uncached"} and results["settings"]["block_size"] == 4
+    assert main(args + ["--block-length", "2"]) == 2  # a block model decodes one model block per sampler block
+    assert "--block-length 4" in capsys.readouterr().err
+    assert main(args + ["--also-cache", "dual"]) == 2

@@ -127,3 +127,24 @@ def timed(function: Callable[[], object], device: torch.device, *, warmup: int, 
 
 def summary(seconds: list[float]) -> dict:
     return {"min": min(seconds), "median": statistics.median(seconds), "runs": len(seconds)}
+
+
+class ForwardCounter:
+    """Counts the forward passes of ``lm`` and the token positions each one runs (per row: a batch of B rows running
+    L positions counts L), from the ``input_ids`` the model sees; what the block bench reports as tokens per forward."""
+
+    def __init__(self, lm):
+        self.lm, self.forwards, self.positions = lm, 0, 0
+
+    def __enter__(self):
+        self.handle = self.lm.model.register_forward_pre_hook(self._count, with_kwargs=True)
+        return self
+
+    def _count(self, module, args, kwargs):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        self.forwards += 1
+        self.positions += ids.shape[1]
+
+    def __exit__(self, *exc):
+        self.handle.remove()
+        return False

@@ -1,4 +1,5 @@
-"""The bench's table: per trajectory, min and median seconds of each side and naive / dopsd ratios."""
+"""The bench's table: per trajectory, min and median seconds of each side and naive / dopsd ratios (a block-attention
+shape's: cached and uncached rollout, with forwards and tokens per forward)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ def _ratio(naive: float, dopsd: float) -> str:
 
 
 def format_table(results: dict) -> str:
+    if "block" in results:
+        return format_block_table(results)
     s, m = results["settings"], results["model"]
     params = (m["body_parameters"] + m["head_parameters"]) / 1e6
     rollout, loss = results["rollout"], results["loss"]
@@ -71,4 +74,40 @@ def format_table(results: dict) -> str:
         lines.append(f"loss value: dopsd {value['dopsd']:.6f}, naive {value['naive']:.6f} (naive sums over K_t where "
                      f"dopsd averages: expected ratio {value['tokens_per_step']:g}, measured "
                      f"{value['naive'] / value['dopsd']:.4f})")
+    return "\n".join(lines)
+
+
+def format_block_table(results: dict) -> str:
+    """A block-attention shape's table: the rollout with the exact block cache against the same model uncached."""
+    s, m, rollout = results["settings"], results["model"], results["rollout"]
+    params = (m["body_parameters"] + m["head_parameters"]) / 1e6
+    cached, uncached = rollout["cached"], rollout["uncached"]
+    column = 22  # min + median of one side
+
+    def pair(label, ours, theirs, ratio="", digits=3):
+        return f"{label:<{W}}{ours:>{column}.{digits}f}{theirs:>{column}.{digits}f}{ratio:>17}"
+
+    lines = [
+        f"dopsd bench: shape {s['shape']}, block attention (block size {results['block']['block_size']}) (hidden "
+        f"{m['hidden']}, {m['layers']} layers, vocab {m['vocab']}, {params:.1f}M parameters), {s['device']} "
+        f"{s['dtype']}, {results.get('threads', '?')} threads",
+        f"prompt {s['prompt_length']}, response {s['gen_length']} in blocks of {s['block_length']}, {s['steps']} "
+        f"steps, temperature {s['temperature']}, batch {s['batch']}; the same model and sampler with the exact block "
+        f"cache and without it; {s['warmup']} warm-up + {s['repeats']} runs each (min / median)",
+        "",
+        f"{'per trajectory':<{W}}{'cached min':>13}{'median':>9}{'uncached min':>13}{'median':>9}"
+        f"{'uncached/cached':>17}",
+        f"{'rollout (s)':<{W}}{cached['seconds']['min']:>13.3f}{cached['seconds']['median']:>9.3f}"
+        f"{uncached['seconds']['min']:>13.3f}{uncached['seconds']['median']:>9.3f}"
+        f"{_ratio(uncached['seconds']['min'], cached['seconds']['min']):>17}",
+        pair("rollout tokens/s", s["gen_length"] / cached["seconds"]["min"],
+             s["gen_length"] / uncached["seconds"]["min"], digits=1),
+        pair("forwards per rollout", cached["forwards"], uncached["forwards"], digits=0),
+        pair("tokens per forward", cached["tokens_per_forward"], uncached["tokens_per_forward"],
+             _ratio(uncached["tokens_per_forward"], cached["tokens_per_forward"]), digits=2),
+        pair("peak memory rollout (MiB)", cached["peak_bytes"] / MIB, uncached["peak_bytes"] / MIB, digits=0),
+        f"cached and uncached decode the same tokens at temperature 0: "
+        f"{'yes' if results['identical_at_temperature_0'] else 'NO'} (this run's {s['batch']} "
+        f"prompt{'s' if s['batch'] > 1 else ''})",
+    ]
     return "\n".join(lines)

@@ -1,5 +1,7 @@
 """One bench run: the same model, prompts and trajectory through dopsd's path and the naive procedure, per
-trajectory: the rollout, the loss passes with their backward, and the sum."""
+trajectory: the rollout, the loss passes with their backward, and the sum. A block-attention shape
+(``attention="block"``) runs :mod:`dopsd.bench.block` instead: its rollout with the exact block cache against
+uncached."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from dopsd.bench.shapes import SHAPES, build_model, parameter_counts
 from dopsd.distill.teacher import prepare_trajectory
 from dopsd.errors import DopsdError
 from dopsd.models.cache import CACHE_MODES
+from dopsd.models.layout import AttentionLayout
 from dopsd.sampling.sampler import BlockDiffusionSampler, SamplerConfig
 
 
@@ -44,6 +47,13 @@ class BenchSettings:
     also_cache: tuple[str, ...] = ()  # more cache modes ("none", "prefix", "dual") for dopsd's rollout, same process
     solved_round: int = 5  # the derived per-prompt row: solved at this pass@k round (the default run averages 5.3)
     naive: bool = True  # False: dopsd's side only (to measure a change to it quickly)
+    # "block": a block-causal model of the shape (blocks of block_size, which block_length must equal); the bench
+    # then times its rollout with the exact block cache against the same model uncached (dopsd.bench.block)
+    attention: str = "full"
+    block_size: int | None = None
+
+    def layout(self) -> AttentionLayout:
+        return AttentionLayout(self.attention, self.block_size if self.attention == "block" else None)
 
     def check(self) -> None:
         if self.shape not in SHAPES:
@@ -59,6 +69,11 @@ class BenchSettings:
                 raise DopsdError(f"--also-cache: unknown mode {mode!r}: use none, {', '.join(CACHE_MODES)}")
         if not 1 <= self.solved_round <= self.passk:
             raise DopsdError(f"--solved-round must be between 1 and --passk ({self.passk}), got {self.solved_round}")
+        layout = self.layout()
+        layout.check_block_length(self.block_length)
+        if layout.is_block and self.also_cache:
+            raise DopsdError("--also-cache: a block-attention shape is timed with its exact block cache and without "
+                             "it already")
         if self.dtype not in ("float32", "bfloat16", "float16", "float64"):
             raise DopsdError(f"--dtype must be float32, bfloat16, float16 or float64, got {self.dtype!r}")
         try:
@@ -78,6 +93,10 @@ def run_bench(settings: BenchSettings, log=lambda message: None) -> dict:
     device = torch.device(settings.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise DopsdError("--device cuda: this machine has no CUDA device torch can use")
+    if settings.attention == "block":
+        from dopsd.bench.block import run_block_bench
+
+        return run_block_bench(settings, log)
     dtype = getattr(torch, settings.dtype)
     lm = build_model(settings.shape, layers=settings.layers, dtype=dtype, device=device,
                      max_positions=settings.prompt_length + settings.gen_length, seed=settings.seed)

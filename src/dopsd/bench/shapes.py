@@ -5,6 +5,10 @@
 ``dopsd convert`` does (bidirectional attention, shifted logits). Weights are random: speed does not depend on them.
 The Llama shapes keep input embeddings and output head untied (SmolLM2 ties them: the same FLOPs, 28M more
 parameters held in memory at the 135M shape).
+
+Every shape also comes block-causal (``layout`` = ``AttentionLayout("block", B)``): the built-in family with
+``attention_layout="block"``, a Llama converted the way ``dopsd convert --attention block`` does (the block size in its
+conversion record). Same weights for the same seed whatever the layout: the layout is no parameter.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import torch
 
 from dopsd.errors import DopsdError
 from dopsd.models.adapter import DiffusionLM, SpecialTokens
+from dopsd.models.layout import FULL, AttentionLayout
 
 
 @dataclass(frozen=True)
@@ -41,8 +46,10 @@ def special_tokens(vocab: int) -> SpecialTokens:
 
 
 def build_model(shape: str, *, layers: int | None = None, dtype: torch.dtype = torch.float32,
-                device: str | torch.device = "cpu", max_positions: int = 4096, seed: int = 0) -> DiffusionLM:
-    """A random-weight :class:`DiffusionLM` of the named shape (``layers`` cuts or extends the depth)."""
+                device: str | torch.device = "cpu", max_positions: int = 4096, seed: int = 0,
+                layout: AttentionLayout = FULL) -> DiffusionLM:
+    """A random-weight :class:`DiffusionLM` of the named shape (``layers`` cuts or extends the depth), full or
+    block-causal attention as ``layout`` says."""
     if shape not in SHAPES:
         raise DopsdError(f"unknown shape {shape!r}: use one of {', '.join(SHAPES)}")
     spec = SHAPES[shape]
@@ -54,7 +61,7 @@ def build_model(shape: str, *, layers: int | None = None, dtype: torch.dtype = t
     torch.set_default_dtype(dtype)  # build in the target dtype: an 8B model in float32 would not fit twice
     try:
         with torch.device(device):
-            model, shifted = _build(spec, depth, max_positions)
+            model, shifted = _build(spec, depth, max_positions, layout)
     finally:
         torch.set_default_dtype(previous)
     model.eval()
@@ -62,7 +69,7 @@ def build_model(shape: str, *, layers: int | None = None, dtype: torch.dtype = t
                        bidirectional_mask=shifted, handles_padding=True)
 
 
-def _build(spec: Shape, depth: int, max_positions: int):
+def _build(spec: Shape, depth: int, max_positions: int, layout: AttentionLayout):
     tokens = special_tokens(spec.vocab)
     if spec.family == "builtin":
         from dopsd.models.tiny import MaskedDiffusionConfig, MaskedDiffusionTransformer
@@ -70,7 +77,8 @@ def _build(spec: Shape, depth: int, max_positions: int):
         config = MaskedDiffusionConfig(vocab_size=spec.vocab, hidden_size=spec.hidden, num_hidden_layers=depth,
                                        num_attention_heads=spec.heads, intermediate_size=spec.intermediate,
                                        max_position_embeddings=max_positions, mask_token_id=tokens.mask,
-                                       pad_token_id=tokens.pad, eos_token_id=tokens.eos)
+                                       pad_token_id=tokens.pad, eos_token_id=tokens.eos,
+                                       attention_layout=layout.kind, block_size=layout.block_size)
         return MaskedDiffusionTransformer(config), False
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -82,7 +90,10 @@ def _build(spec: Shape, depth: int, max_positions: int):
                          pad_token_id=tokens.pad, eos_token_id=tokens.eos, bos_token_id=None,
                          tie_word_embeddings=False)
     config.mask_token_id = tokens.mask
-    setattr(config, DIFFUSION_CONFIG_KEY, {"bidirectional": True, "shift_logits": True})
+    record = {"bidirectional": True, "shift_logits": True}
+    if layout.is_block:
+        record.update(layout.as_dict())
+    setattr(config, DIFFUSION_CONFIG_KEY, record)
     model = LlamaForCausalLM(config)
     disable_causal_attention(model)
     return model, True

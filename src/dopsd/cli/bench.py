@@ -12,7 +12,9 @@ def register(subparsers) -> None:
         "bench", help="time dopsd's rollout and loss against the naive procedure",
         description="Per trajectory: rollout, teacher + student loss passes with backward, and their sum, for dopsd "
         "and for the naive procedure (one prompt at a time, full-vocabulary logits everywhere, every state through "
-        "the model); min / median over repeats, tokens/s, peak memory, MFU on a GPU.")
+        "the model); min / median over repeats, tokens/s, peak memory, MFU on a GPU. With --attention block: a "
+        "block-causal model of the shape, whose rollout is timed with the exact block KV cache against the same "
+        "model uncached (forwards, tokens per forward; no loss and no naive side).")
     parser.add_argument("--shape", choices=SHAPE_NAMES, default="tiny",
                         help="tiny: hidden 256, 4 layers, vocab 49152; smollm2-135m; llada-8b")
     parser.add_argument("--layers", type=int, default=None, help="cut (or extend) the shape's depth")
@@ -20,7 +22,8 @@ def register(subparsers) -> None:
     parser.add_argument("--gen-length", type=int, default=64,
                         help="response tokens (default 64, half the issue's 128, so the default run fits in 3 "
                         "minutes on 2 CPU cores; --gen-length 128 --steps 64 for the full workload)")
-    parser.add_argument("--block-length", type=int, default=32)
+    parser.add_argument("--block-length", type=int, default=None,
+                        help="tokens per decoding block (default 32; with --attention block: the block size)")
     parser.add_argument("--steps", type=int, default=32)
     parser.add_argument("--temperature", type=float, default=0.9, help="rollout temperature (pass@k resampling's)")
     parser.add_argument("--batch", type=int, default=1, help="prompts dopsd samples together (naive: always one)")
@@ -43,7 +46,12 @@ def register(subparsers) -> None:
     parser.add_argument("--solved-round", type=int, default=5,
                         help="the per-prompt row: a prompt solved at this pass@k round (the default run averages 5.3)")
     parser.add_argument("--dopsd-only", action="store_true", help="skip the naive procedure (measure a change)")
+    parser.add_argument("--attention", choices=("full", "block"), default="full",
+                        help="block: the shape block-causal (as dopsd convert --attention block makes it); times "
+                        "its rollout with the exact block cache against uncached")
+    parser.add_argument("--block-size", type=int, default=4, help="tokens per attention block with --attention block")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    parser.add_argument("--save", default=None, metavar="PATH", help="also write the results as JSON to PATH")
     parser.set_defaults(run=run)
 
 
@@ -58,13 +66,20 @@ def run(args: argparse.Namespace) -> int:
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = args.dtype or ("bfloat16" if device.startswith("cuda") else "float32")
+    block = args.attention == "block"
+    block_length = args.block_length if args.block_length is not None else args.block_size if block else 32
     settings = BenchSettings(
         shape=args.shape, layers=args.layers, prompt_length=args.prompt_length, gen_length=args.gen_length,
-        block_length=args.block_length, steps=args.steps, temperature=args.temperature, batch=args.batch,
+        block_length=block_length, steps=args.steps, temperature=args.temperature, batch=args.batch,
         micro_batch_size=args.micro_batch_size, chunks=args.chunks, passk=args.passk, warmup=args.warmup,
         repeats=args.repeats, naive_warmup=args.naive_warmup, naive_repeats=args.naive_repeats, device=device,
         dtype=dtype, seed=args.seed, peak_tflops=args.peak_tflops, naive=not args.dopsd_only, cache=args.cache,
-        also_cache=tuple(args.also_cache), solved_round=args.solved_round)
+        also_cache=tuple(args.also_cache), solved_round=args.solved_round, attention=args.attention,
+        block_size=args.block_size if block else None)
     results = run_bench(settings, log=lambda message: print(message, file=sys.stderr, flush=True))
+    if args.save:
+        with open(args.save, "w") as handle:
+            json.dump(results, handle, indent=2)
+            handle.write("\n")
     print(json.dumps(results, indent=2) if args.json else format_table(results))
     return 0
