@@ -216,3 +216,23 @@ def test_create_model_makes_a_block_model(tmp_path, capsys):
     assert load_diffusion_lm(tmp_path / "m").layout == AttentionLayout("block", 2)
     assert main(["create-model", str(tmp_path / "bad"), "--block-size", "0"]) == 2
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_model_that_ignores_the_mask_cannot_be_declared_block(tmp_path):
+    from doubles import write_llada_like
+
+    folder = tmp_path / "llada"
+    write_llada_like(folder)
+    lm = load_diffusion_lm(folder, trust_remote_code=True, block_size=4, check=False)
+    with pytest.raises(DopsdError, match="ignores the attention mask"):
+        lm.logits(torch.tensor([[5, 6, 7, 8]]), response_start=2)
+
+
+def test_opdlm_passes_the_block_size_to_a_diffusion_student(tmp_path):
+    from dopsd.trainers.opdlm import OPDLMConfig, load_student
+
+    lm = create_builtin_model(seed=0, hidden_size=32, num_hidden_layers=1, num_attention_heads=2)
+    lm.model.save_pretrained(tmp_path)
+    lm.tokenizer.save_pretrained(tmp_path)
+    config = OPDLMConfig(model=str(tmp_path), block_size=4, gen_length=8, block_length=4)
+    assert load_student(config).layout == BLOCK

@@ -135,9 +135,11 @@ METHODS = {method.name: method for method in (
         "block decoding; one pass of the frozen original over prompt + response gives each position's next-token "
         "target (read one position to the left), matched at the masked positions of the recorded states.",
         trainer="dopsd.trainers.opdlm:OPDLMTrainer",
-        # The bundled models read compact prompts; 16 prompts a rollout as d-OPSD's preset, 4 of each trajectory's
-        # ~10 states, all 64 in one update and one pass. lr 1e-3: after 200 updates held-out accuracy (200 puzzles)
-        # was 0.25 at 1e-3, 0.105 at 3e-3 (0.15 vs 0.145 at 3e-4 and 1e-3 after 100). 200 updates fit 10 minutes.
+        # The bundled models read compact prompts; 16 prompts a rollout as d-OPSD's preset (a block student trains one
+        # stitched row per trajectory, a full-attention one 4 of each trajectory's ~10 states), all in one update and
+        # one pass. lr 1e-3: chosen for the full-attention student (after 200 updates held-out accuracy on 200 puzzles
+        # was 0.25 at 1e-3, 0.105 at 3e-3; 0.15 vs 0.145 at 3e-4 and 1e-3 after 100), kept for the block student,
+        # which reaches 0.48 with it (docs/results.md, OPDLM). 200 updates fit 10 minutes.
         cpu_preset=dict(prompt_style="compact", learning_rate=1e-3, prompts_per_rollout=16, states_per_trajectory=4,
                         micro_batch_size=64, max_updates=200, eval_every=50, save_every=100),
         bundled_model="causal",

@@ -265,6 +265,14 @@ class DiffusionLM:
                 self._checks["mask_form"] = "4d_additive"
             else:
                 self.handles_padding  # noqa: B018  (the probe picks the 4D form this model understands)
+        if "block_causal" not in self._checks:
+            self._checks["block_causal"] = None  # being checked: the check's own passes come through here
+            try:
+                with _quiet_probe(self.model), torch.no_grad():
+                    self._checks["block_causal"] = self._probe_block_causal()
+            except Exception:
+                del self._checks["block_causal"]
+                raise
         inputs = {"input_ids": input_ids}
         if position_ids is None and attention_mask is not None and self._accepts_position_ids:
             position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
@@ -432,6 +440,20 @@ class DiffusionLM:
         # No form makes padding harmless: the mask is then never needed (equal-length batches only).
         self._checks["mask_form"] = forms[0]
         return False
+
+    def _probe_block_causal(self) -> bool:
+        """A block model must honour the block mask: changing a later block leaves the earlier columns' logits
+        unchanged. A model whose code ignores the attention mask (LLaDA's) would run full attention: refused."""
+        tokens, size = self.tokens, self.layout.block_size
+        row = torch.tensor([[tokens.eos] + [tokens.mask] * (2 * size)], device=self.device)
+        changed = row.clone()
+        changed[0, 1 + size:] = tokens.eos
+        before, after = self.logits(row, response_start=1), self.logits(changed, response_start=1)
+        if not torch.allclose(before[:, : 1 + size], after[:, : 1 + size], **_tolerance(before)):
+            raise DopsdError(f"{type(self.model).__name__} ignores the attention mask, so it cannot run block "
+                             f"attention (blocks of {size}): drop --block-size, or use a model whose code takes a 4D "
+                             "attention mask")
+        return True
 
     def decode(self, token_ids) -> str:
         """Text of a response: everything before the first stop token, special tokens dropped."""

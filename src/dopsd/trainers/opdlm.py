@@ -108,6 +108,7 @@ class OPDLMConfig(RolloutConfig):
               "must be reverse_kl, forward_kl or jsd")
         check(0.0 <= self.jsd_beta <= 1.0, "jsd_beta", self.jsd_beta, "must be in [0, 1]")
         check(self.attention in ("block", "full"), "attention", self.attention, "must be block or full")
+        check(self.top_k_loss >= 0, "top_k_loss", self.top_k_loss, "must be >= 0")
 
     def sampler_config(self, temperature: float | None = None, exact_cache: bool = False):
         """Rollout decoding: the shared settings plus the dynamic threshold; ``exact_cache``: a block student's exact
@@ -115,7 +116,6 @@ class OPDLMConfig(RolloutConfig):
         config = super().sampler_config(temperature)
         cache = config.cache or ("prefix" if exact_cache else None)
         return dataclasses.replace(config, threshold=self.threshold, cache=cache)
-        check(self.top_k_loss >= 0, "top_k_loss", self.top_k_loss, "must be >= 0")
 
 
 @dataclass
@@ -160,7 +160,9 @@ def load_student(config: OPDLMConfig) -> DiffusionLM:
     except (OSError, ValueError) as error:
         raise DopsdError(f"cannot load the student from {config.model!r}: {str(error).splitlines()[0]}") from error
     if not is_causal_config(model_config):
-        return load_diffusion_lm(config.model, trust_remote_code=config.trust_remote_code, dtype=config.dtype)
+        return load_diffusion_lm(config.model, trust_remote_code=config.trust_remote_code, dtype=config.dtype,
+                                 mask_token_id=config.mask_token_id, eos_token_id=config.eos_token_id,
+                                 pad_token_id=config.pad_token_id, block_size=config.block_size)
     model, tokenizer = load_causal_lm(config.model, dtype=config.dtype, role="student")
     layout = AttentionLayout("block", config.block_size or 4) if config.attention == "block" else FULL
     with torch.random.fork_rng(devices=[]):
