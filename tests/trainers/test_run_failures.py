@@ -186,3 +186,16 @@ def test_only_the_main_process_prints_the_summary(monkeypatch, capsys, tmp_path)
     arguments = argparse.Namespace(overrides=["--model", "m", "--task", "sudoku", "--output-dir", str(tmp_path)])
     assert cli_train.run_method(method, arguments) == 0
     assert capsys.readouterr().out == "" and Accelerator.ended
+
+
+@pytest.mark.parametrize("rank, printed", [("0", True), ("1", False)])
+def test_an_error_every_process_raises_is_printed_once(monkeypatch, capsys, rank, printed):
+    from dopsd import cli
+
+    def stopped(args):
+        raise NonFiniteError("update 2: the loss is nan; the run stopped")
+
+    monkeypatch.setattr(cli.evaluate, "run_eval", stopped)
+    monkeypatch.setenv("RANK", rank)  # as accelerate's launcher sets it
+    assert cli.main(["eval", "--model", "m", "--task", "sudoku"]) == 2
+    assert capsys.readouterr().err == ("error: update 2: the loss is nan; the run stopped\n" if printed else "")

@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args) or 0
     except DopsdError as error:
-        print(f"error: {error}", file=sys.stderr)
+        # an error every process of a multi-process run raises together is printed once, by the first
+        if not (getattr(error, "on_every_process", False) and os.environ.get("RANK", "0") != "0"):
+            print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # a file that cannot be read or written: its path and why, in one line
         print(f"error: {error}", file=sys.stderr)

@@ -19,6 +19,8 @@ from dopsd.trainers import checkpoint as ckpt
 class NonFiniteError(DopsdError):
     """A loss, gradient norm or weight of inf or nan: the run stopped without saving it."""
 
+    on_every_process = True  # raised by every process of a run together: the command line prints it once
+
 
 def _local(tensor: torch.Tensor) -> torch.Tensor:
     """This process's part of a (possibly sharded, DTensor) tensor."""

@@ -33,6 +33,8 @@ except ImportError:  # not POSIX: the pid rule alone
 class RunFolderInUse(DopsdError):
     """Another live process (group) writes into this run folder."""
 
+    on_every_process = True  # raised by every process of a run together: the command line prints it once
+
 
 def _holder(path: Path) -> dict:
     try:
