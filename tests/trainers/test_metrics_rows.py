@@ -17,15 +17,16 @@ def write(path: Path, rows: list[dict]) -> Path:
 
 def test_an_update_and_its_evaluation_are_one_row_each(tmp_path):
     rows = [{"update": 0, "eval_accuracy": 0.1}, {"update": 1, "loss": 1.0}, {"update": 1, "eval_accuracy": 0.2},
-            {"update": 2, "loss": 0.5, "eval_fidelity": 0.3}]  # the image trainer logs both in one row
+            {"update": 2, "loss": 0.5, "eval_fidelity": 0.3},  # the image trainer logs both in one row
+            {"update": 2, "clip_grad_cosine": 0.4}]  # a metric of its own row: each metric once per update
     assert read_metrics(write(tmp_path / "metrics.jsonl", rows)) == rows
 
 
 @pytest.mark.parametrize("rows, message", [
     ([{"update": 1, "loss": 1.0}, {"update": 2, "loss": 0.9}, {"update": 1, "loss": 1.0}],
-     "metrics.jsonl:3: update 1 is logged twice \\(its train row, first on line 1\\)"),
+     "metrics.jsonl:3: update 1 is logged twice \\(loss, first on line 1\\)"),
     ([{"update": 0, "eval_accuracy": 0.1}, {"update": 1, "loss": 1.0}, {"update": 0, "eval_accuracy": 0.1}],
-     "metrics.jsonl:3: update 0 is logged twice \\(its eval row, first on line 1\\)"),
+     "metrics.jsonl:3: update 0 is logged twice \\(eval_accuracy, first on line 1\\)"),
 ])
 def test_interleaved_rows_of_two_writers_are_refused(tmp_path, rows, message):
     with pytest.raises(DopsdError, match=message):

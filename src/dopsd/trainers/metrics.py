@@ -61,15 +61,10 @@ class MetricsLogger:
             self._wandb.finish()
 
 
-def row_kind(row: dict) -> str:
-    """``eval`` for a row of an evaluation's results, ``train`` for an update's metrics: an update logs at most one
-    row of each kind."""
-    return "eval" if any(key.startswith("eval_") for key in row) else "train"
-
-
 def read_metrics(path: str | Path) -> list[dict]:
-    """The rows of a ``metrics.jsonl``; an update logged twice (two writers in one run folder interleave their rows)
-    is refused, naming the file and both lines, rather than counted twice."""
+    """The rows of a ``metrics.jsonl``. Each update logs each metric once (its training row, its evaluation's row);
+    a metric logged twice for one update (two writers in one run folder interleave their rows) is refused, naming
+    the file and both lines, rather than counted twice."""
     from dopsd.errors import DopsdError
 
     path, rows, seen = Path(path), [], {}
@@ -80,10 +75,13 @@ def read_metrics(path: str | Path) -> list[dict]:
             row = json.loads(line)
         except json.JSONDecodeError as error:
             raise DopsdError(f"{path}:{number}: not valid JSON ({error.msg})") from error
-        key = (row.get("update"), row_kind(row))
-        if key in seen:
-            raise DopsdError(f"{path}:{number}: update {key[0]} is logged twice (its {key[1]} row, first on line "
-                             f"{seen[key]}): two runs wrote into one folder; keep one run's rows")
-        seen[key] = number
+        update = row.get("update")
+        for key in row:
+            if key == "update":
+                continue
+            first = seen.setdefault((update, key), number)
+            if first != number:
+                raise DopsdError(f"{path}:{number}: update {update} is logged twice ({key}, first on line {first}): "
+                                 "two runs wrote into one folder; keep one run's rows")
         rows.append(row)
     return rows
