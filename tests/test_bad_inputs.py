@@ -3,6 +3,7 @@ stderr, no traceback, and nothing created or changed on disk."""
 
 import json
 import os
+import shutil
 
 import pytest
 
@@ -18,6 +19,16 @@ def model(tmp_path_factory):
     return str(folder)
 
 
+@pytest.fixture(scope="module")
+def truncated(model, tmp_path_factory):
+    """A copy of the model whose weights file was cut short (an interrupted download or copy)."""
+    folder = tmp_path_factory.mktemp("model") / "truncated"
+    shutil.copytree(model, folder)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    return str(folder)
+
+
 def workspace(root):
     """Files the cases point at, made before each case and compared after it."""
     (root / "bad.yaml").write_text(BAD_YAML)
@@ -29,11 +40,17 @@ def workspace(root):
     (root / "malformed.jsonl").write_text('{"index": 0, "completion": \n')
     (root / "afile.txt").write_text("a file, not a folder\n")
     (root / "unclosed.md").write_text("# Report\n<!-- begin results/toy.md -->\nold table\n")
-    (root / "nonempty").mkdir()
+    (root / "nonempty").mkdir(exist_ok=True)
     (root / "nonempty" / "keep.txt").write_text("keep\n")
-    (root / "oldrun").mkdir()
+    (root / "oldrun").mkdir(exist_ok=True)
     (root / "oldrun" / "metrics.jsonl").write_text('{"update": 0}\n')
-    (root / "adapter").mkdir()
+    (root / "infinite.yaml").write_text("temperature: .inf\n")
+    (root / "twice.yaml").write_text("seed: 1\ntask: sudoku\nseed: 2\n")
+    (root / "latin1.yaml").write_bytes("task: 'caf\u00e9'\n".encode("latin-1"))
+    (root / "latin1.csv").write_bytes("Puzzle,Solution\n1234,caf\u00e9\n".encode("latin-1"))
+    (root / "latin1.jsonl").write_bytes('{"index": 0, "completion": "caf\u00e9"}\n'.encode("latin-1"))
+    (root / "empty.jsonl").write_text("")
+    (root / "adapter").mkdir(exist_ok=True)
     (root / "adapter" / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "x"}))
 
 
@@ -72,6 +89,25 @@ CASES = {
     "unparseable config": (["train", "--config", "bad.yaml"], "bad.yaml:2: not valid YAML"),
     "config not a mapping": (["train", "--config", "list.yaml"], "expected a mapping"),
     "unknown config field": (["train", "--config", "unknown.yaml"], "unknown config field"),
+    "repeated config key": (["train", "--config", "twice.yaml"], "twice.yaml:3: not valid YAML (key 'seed' appears "
+                            "twice (first on line 1))"),
+    "config not UTF-8": (["train", "--config", "latin1.yaml"], "latin1.yaml: not UTF-8 text"),
+    # non-finite numbers, wherever a number is read
+    "infinite learning rate": (["train", "--learning-rate", "inf"],
+                               "'learning_rate' = 'inf' must be a finite number"),
+    "nan learning rate": (["sft", "--learning-rate", "nan"], "'learning_rate' = 'nan' must be a finite number"),
+    "nan clip": (["train", "--clip", "nan"], "'clip' = 'nan' must be a finite number"),
+    "infinite temperature in a config": (["grpo", "--config", "infinite.yaml"],
+                                         "'temperature' = inf must be a finite number"),
+    "infinite sampling temperature": (["sample", "--model", "{model}", "--prompt", "x", "--temperature", "inf"],
+                                      "--temperature: 'inf' is not a finite number"),
+    "nan sampling temperature": (["sample", "--model", "{model}", "--prompt", "x", "--temperature", "nan"],
+                                 "--temperature: 'nan' is not a finite number"),
+    "nan evaluation temperature": (["eval", "--model", "{model}", "--task", "sudoku", "--data", "sample",
+                                    "--temperature", "nan"], "--temperature: 'nan' is not a finite number"),
+    "infinite threshold": (["sample", "--model", "{model}", "--prompt", "x", "--threshold=-inf"],
+                           "--threshold: '-inf' is not a finite number"),
+    "infinite bench temperature": (["bench", "--temperature", "inf"], "--temperature: 'inf' is not a finite number"),
     # data and tasks
     "unknown task": (["train", "--task", "nosuch", "--model", "{model}"], "unknown task 'nosuch'"),
     "no training split": (["train", "--task", "math500", "--model", "{model}"], "has no train split"),
@@ -79,6 +115,8 @@ CASES = {
     "missing data file": (["eval", "--model", "{model}", "--task", "sudoku", "--data", "missing.csv"],
                           "data file not found"),
     "malformed data row": (["eval", "--model", "{model}", "--task", "sudoku", "--data", "bad.csv"], "bad.csv:2"),
+    "data file not UTF-8": (["eval", "--model", "{model}", "--task", "sudoku", "--data", "latin1.csv"],
+                            "latin1.csv:2: not UTF-8 text (byte 0xe9)"),
     "unknown bundle data": (["eval", "--model", "{model}", "--task", "sudoku", "--data", "bundled:nosuch"],
                             "no bundled model for task 'nosuch'"),
     # output places
@@ -95,6 +133,7 @@ CASES = {
                                   "afile.txt/rows.jsonl"], "is a file"),
     "create over a file": (["create-model", "afile.txt"], "is a file"),
     "create over a model": (["create-model", "nonempty"], "not empty"),
+    "experiment output is a file": (["experiment", "toy", "--output", "afile.txt"], "--output afile.txt is a file"),
     # models
     "no model folder": (["sample", "--model", "/nonexistent/model", "--prompt", "x"], "no model folder"),
     "training a missing model": (["train", "--model", "./missing-model", *TRAIN, "--output-dir", "run"],
@@ -102,6 +141,10 @@ CASES = {
     "unreachable hub model": (["sample", "--model", "someorg/somemodel", "--prompt", "x"], "out of reach"),
     "unknown bundled model": (["sample", "--model", "bundled:nosuch", "--prompt", "x"], "no bundled model"),
     "adapter folder": (["sample", "--model", "adapter", "--prompt", "x"], "holds a LoRA adapter"),
+    "truncated weights": (["sample", "--model", "{truncated}", "--prompt", "x"],
+                          "truncated/model.safetensors: it is truncated or damaged"),
+    "training truncated weights": (["sft", "--model", "{truncated}", *TRAIN, "--output-dir", "run"],
+                                   "truncated/model.safetensors: it is truncated or damaged"),
     "convert a missing model": (["convert", "--model", "/nonexistent/lm", "--output", "converted"], "cannot load"),
     "mask id beyond vocabulary": (["sample", "--model", "{model}", "--prompt", "x", "--mask-token-id", "99999"],
                                   "outside this model's vocabulary"),
@@ -127,6 +170,10 @@ CASES = {
                                "index 999 is outside"),
     "malformed completions": (["score", "--task", "sudoku", "--data", "sample", "--completions", "malformed.jsonl"],
                               "malformed.jsonl:1"),
+    "empty completions": (["score", "--task", "sudoku", "--data", "sample", "--completions", "empty.jsonl"],
+                          "empty.jsonl holds no completions"),
+    "completions not UTF-8": (["score", "--task", "sudoku", "--data", "sample", "--completions", "latin1.jsonl"],
+                              "latin1.jsonl:1: not UTF-8 text"),
 }
 
 
@@ -135,8 +182,14 @@ def test_the_table_is_large():
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_a_bad_input_is_one_error_line_and_changes_nothing(name, model, tmp_path, monkeypatch, capsys):
+def test_a_bad_input_is_one_error_line_and_changes_nothing(name, model, truncated, tmp_path, monkeypatch, capsys):
     arguments, message = CASES[name]
+    one_error_line_and_nothing_changed(
+        [argument.replace("{model}", model).replace("{truncated}", truncated) for argument in arguments], message,
+        tmp_path, monkeypatch, capsys)
+
+
+def one_error_line_and_nothing_changed(arguments, message, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the hub is out of reach in every environment this runs in
     from dopsd.hub import hub_unreachable
@@ -145,7 +198,7 @@ def test_a_bad_input_is_one_error_line_and_changes_nothing(name, model, tmp_path
     workspace(tmp_path)
     before = snapshot(tmp_path)
     try:
-        code = main([argument.replace("{model}", model) for argument in arguments])
+        code = main(arguments)
     except SystemExit as exit_info:
         code = exit_info.code
     hub_unreachable.cache_clear()
@@ -157,3 +210,20 @@ def test_a_bad_input_is_one_error_line_and_changes_nothing(name, model, tmp_path
     assert message in lines[0]
     assert snapshot(tmp_path) == before
     assert os.listdir(tmp_path)  # the workspace is still there
+
+
+def test_an_unwritable_output_folder_is_refused_before_a_model_loads(tmp_path, monkeypatch, capsys):
+    """As root every folder passes a permission check, so the refusal is shown with a folder said to be read-only;
+    the model to convert does not exist, so a refusal that came after loading would name the model instead."""
+    from dopsd import paths
+
+    locked = tmp_path / "readonly"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(paths.os, "access", lambda path, mode: not str(os.path.abspath(path)).startswith(str(locked)) and
+                        real_access(path, mode))
+    for arguments in (["convert", "--model", "/nonexistent/lm", "--output", "readonly/converted"],
+                      ["create-model", "readonly/new"],
+                      ["experiment", "toy", "--output", "readonly/results"],
+                      ["train", "--model", "/nonexistent/lm", "--output-dir", "readonly/run", *TRAIN]):
+        one_error_line_and_nothing_changed(arguments, "readonly is not writable", tmp_path, monkeypatch, capsys)

@@ -78,3 +78,40 @@ def test_shipped_gpu_configs_load_with_the_paper_settings():
         assert config.trust_remote_code and config.task == "gsm8k"
         assert (config.lora_r, config.lora_alpha, config.learning_rate, config.max_grad_norm) == (128, 64, 5e-6, 0.2)
         assert config.sampler_config().total_steps == 128 and config.teacher_retain_ratio == 0.25
+
+
+@pytest.mark.parametrize("source", ["flag", "yaml", "dataclass"])
+@pytest.mark.parametrize("field, value", [("learning_rate", "inf"), ("temperature", "nan"), ("clip", "-inf"),
+                                          ("max_grad_norm", "nan")])
+def test_non_finite_numbers_are_refused_wherever_they_come_from(tmp_path, source, field, value):
+    """argparse's and YAML's float readers both take inf and nan; no field of any config does."""
+    with pytest.raises(DopsdError, match=f"'{field}' = .* must be a finite number"):
+        if source == "flag":
+            load_config(DOPSDConfig, None, [f"--{field.replace('_', '-')}", value])
+        elif source == "yaml":
+            path = tmp_path / "c.yaml"
+            path.write_text(f"{field}: {dict(inf='.inf', nan='.nan')[value.lstrip('-')]}\n")
+            load_config(DOPSDConfig, path)
+        else:
+            DOPSDConfig(**{field: float(value)})
+
+
+def test_every_method_and_image_config_refuses_non_finite_floats():
+    from dopsd.image.config import ImageOPSDConfig
+    from dopsd.methods import METHODS
+
+    for method in METHODS.values():
+        config_class = method.config_class()
+        with pytest.raises(DopsdError, match="'learning_rate' = nan must be a finite number"):
+            config_class(learning_rate=float("nan"))
+    with pytest.raises(DopsdError, match="'ema_decay' = inf"):
+        ImageOPSDConfig(ema_decay=float("inf"))
+
+
+def test_a_yaml_key_given_twice_is_refused(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("seed: 1\ntask: sudoku\nseed: 2\n")
+    with pytest.raises(DopsdError, match="c.yaml:3: not valid YAML \\(key 'seed' appears twice \\(first on line 1\\)"):
+        load_config(DOPSDConfig, path)
+    path.write_text("seed: 1\nlora_target_modules: [a, b]\n")  # lists, and keys unique: as before
+    assert load_config(DOPSDConfig, path).seed == 1

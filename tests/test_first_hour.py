@@ -66,7 +66,9 @@ def test_create_model_writes_into_a_new_folder_only(tmp_path, capsys):
     assert sorted(p.name for p in target.iterdir()) == written
 
 
-def test_interrupting_a_training_run_says_how_to_continue(monkeypatch, capsys):
+def test_interrupting_a_training_run_says_how_to_continue(monkeypatch, capsys, tmp_path):
+    """The hint is the run's own (tests/trainers/test_run_failures.py): --resume-from latest once a checkpoint
+    exists; an interrupt before the run began (loading) promises nothing to resume."""
     from dopsd.cli import train
 
     def interrupted(method, args):
@@ -74,7 +76,19 @@ def test_interrupting_a_training_run_says_how_to_continue(monkeypatch, capsys):
 
     monkeypatch.setattr(train, "run_method", interrupted)
     assert main(["train"]) == 130
-    assert "--resume-from latest" in capsys.readouterr().err
+    assert capsys.readouterr().err == "interrupted\n"
+
+    def interrupted_after_a_checkpoint(method, args):
+        error = KeyboardInterrupt()
+        error.advice = train.interrupted_advice(checkpointed)
+        raise error
+
+    checkpointed = tmp_path
+    (checkpointed / "checkpoint-3").mkdir()
+    monkeypatch.setattr(train, "run_method", interrupted_after_a_checkpoint)
+    assert main(["train"]) == 130
+    assert "continue the run from checkpoint-3 with the same command and --resume-from latest" in \
+        capsys.readouterr().err
 
 
 def test_a_read_only_output_place_is_refused_before_any_work(tmp_path, monkeypatch, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -45,6 +46,18 @@ class ConfigError(DopsdError, ValueError):
         super().__init__(f"config field {field!r} = {value!r} {requirement}")
 
 
+FINITE = "must be a finite number (not inf or nan)"
+
+
+def check_finite_fields(config) -> None:
+    """Refuses a config dataclass holding an infinite or NaN float in any field (a learning rate of inf trains NaN
+    weights; a temperature of nan samples nothing): one ConfigError naming the field."""
+    for spec in dataclasses.fields(config):
+        value = getattr(config, spec.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(spec.name, value, FINITE)
+
+
 TRUE, FALSE, NULL = ("true", "yes", "on", "1"), ("false", "no", "off", "0"), ("null", "none", "~")
 
 
@@ -59,13 +72,22 @@ def _from_text(option, text: str):
         if lowered in TRUE + FALSE:
             return lowered in TRUE
         raise ValueError
-    if option in (int, float):
-        return option(text)
+    if option is int:
+        return int(text)
+    if option is float:
+        value = float(text)
+        if not math.isfinite(value):
+            raise NotFinite
+        return value
     if option is str:
         return text
     if typing.get_origin(option) in (list, tuple):
         return [item.strip() for item in text.split(",") if item.strip()]
     raise ValueError
+
+
+class NotFinite(ValueError):
+    """Command-line text that reads as a float, but an infinite or NaN one."""
 
 
 def _coerce(cls, name: str, value):
@@ -78,6 +100,8 @@ def _coerce(cls, name: str, value):
         for option in ordered:
             try:
                 return _from_text(option, str(value))
+            except NotFinite:
+                raise ConfigError(name, str(value), FINITE) from None
             except ValueError:
                 continue
         raise ConfigError(name, str(value), f"must be {_names(options)}")
@@ -87,6 +111,8 @@ def _coerce(cls, name: str, value):
         raise ConfigError(name, value, "must not be null")
     for option in options:
         if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):  # YAML's .inf and .nan
+                raise ConfigError(name, value, FINITE)
             return float(value)
         if option is bool and isinstance(value, bool):
             return value
@@ -135,6 +161,23 @@ def parse_overrides(arguments: list[str]) -> dict:
     return values
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a mapping that repeats a key (``seed: 1`` then ``seed: 2`` would otherwise keep
+    the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, typing.Hashable):
+                continue  # the base class reports unhashable keys
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice (first on line {seen[key] + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(cls, path: str | Path | None = None, overrides: list[str] | dict | None = None):
     """``cls`` from an optional YAML file, then command-line style overrides on top."""
     values: dict = {}
@@ -143,7 +186,10 @@ def load_config(cls, path: str | Path | None = None, overrides: list[str] | dict
         if not path.is_file():
             raise DopsdError(f"config file not found: {path}")
         try:
-            loaded = yaml.safe_load(path.read_text())
+            loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)
+        except UnicodeDecodeError as error:
+            raise DopsdError(f"{path}: not UTF-8 text (byte {error.object[error.start]:#04x} at offset "
+                             f"{error.start})") from error
         except yaml.YAMLError as error:
             mark = getattr(error, "problem_mark", None)
             where = f"{path}:{mark.line + 1}" if mark else str(path)

@@ -38,3 +38,4 @@ def check_new_folder(folder: str | Path, what: str) -> None:
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         kind = "a folder that is not empty" if folder.is_dir() else "a file"
         raise DopsdError(f"{what} {folder} is {kind}: choose a new folder")
+    check_writable_folder(folder, what)  # found before a model is loaded, not when it is saved

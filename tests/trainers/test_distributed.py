@@ -51,6 +51,7 @@ def test_two_cpu_processes_train_and_hold_identical_weights(ddp_run):
     lora_b = [name for name in ranks[0] if "lora_B" in name]
     assert any(ranks[0][name].abs().sum() > 0 for name in lora_b)  # training moved the adapter off its zero init
     assert '"updates": 4' in (ddp_run / "run" / "summary.json").read_text()
+    assert not (ddp_run / "run" / ".dopsd.lock").exists()  # the group's one lock, taken by rank 0, released
     assert info(ddp_run, 0)["idle_passes"] is None  # no lockstep under DDP by default
 
 

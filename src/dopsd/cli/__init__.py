@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from dopsd.cli import bench, evaluate, experiment, models, sample, train
@@ -41,13 +42,34 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args) or 0
     except DopsdError as error:
-        print(f"error: {error}", file=sys.stderr)
+        # an error every process of a multi-process run raises together is printed once, by the first
+        if not (getattr(error, "on_every_process", False) and os.environ.get("RANK", "0") != "0"):
+            print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # a file that cannot be read or written: its path and why, in one line
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        resume = " (continue a training run with the same command and --resume-from latest)" if getattr(
-            args, "accepts_overrides", False) else ""
-        print(f"interrupted{resume}", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        # a training command says what the run folder holds (dopsd.cli.train.interrupted_advice)
+        advice = getattr(interrupt, "advice", "")
+        print(f"interrupted{f' ({advice})' if advice else ''}", file=sys.stderr)
         return 130
+    except Exception as error:
+        if type(error).__name__ != "SafetensorError":
+            raise
+        print(f"error: {damaged_weights(error)}", file=sys.stderr)
+        return 2
+
+
+def damaged_weights(error: Exception) -> str:
+    """A weights file that safetensors cannot read (truncated, or not safetensors at all), named when a frame of the
+    traceback holds its path (transformers' loader and safetensors' ``load_file`` do)."""
+    named = None
+    traceback = error.__traceback__
+    while traceback is not None:
+        for value in traceback.tb_frame.f_locals.values():
+            if isinstance(value, (str, os.PathLike)) and str(value).endswith(".safetensors"):
+                named = str(value)
+        traceback = traceback.tb_next
+    what = f"the weights file {named}" if named else "a .safetensors weights file"
+    return (f"cannot read {what}: it is truncated or damaged ({str(error).strip()}); copy or download it again")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from dopsd.cli.parser import finite_float
+
 SHAPE_NAMES = ("tiny", "smollm2-135m", "llada-8b")  # dopsd.bench.shapes.SHAPES, named here to keep --help light
 
 
@@ -25,7 +27,7 @@ def register(subparsers) -> None:
     parser.add_argument("--block-length", type=int, default=None,
                         help="tokens per decoding block (default 32; with --attention block: the block size)")
     parser.add_argument("--steps", type=int, default=32)
-    parser.add_argument("--temperature", type=float, default=0.9, help="rollout temperature (pass@k resampling's)")
+    parser.add_argument("--temperature", type=finite_float, default=0.9, help="rollout temperature (pass@k resampling's)")
     parser.add_argument("--batch", type=int, default=1, help="prompts dopsd samples together (naive: always one)")
     parser.add_argument("--micro-batch-size", type=int, default=16, help="dopsd's stacked states per pass")
     parser.add_argument("--chunks", type=int, default=4, help="chunks the naive loss splits the states into")
@@ -37,7 +39,7 @@ def register(subparsers) -> None:
                         help="the naive procedure's measured runs (each takes minutes on a CPU)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     parser.add_argument("--dtype", default=None, help="float32 (default on CPU) or bfloat16 (default on GPU)")
-    parser.add_argument("--peak-tflops", type=float, default=None, help="the device's peak, for MFU")
+    parser.add_argument("--peak-tflops", type=finite_float, default=None, help="the device's peak, for MFU")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", choices=("prefix", "dual"), default=None,
                         help="dopsd's rollouts with the block KV cache")

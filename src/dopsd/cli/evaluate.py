@@ -84,7 +84,11 @@ def run_score(args: argparse.Namespace) -> int:
         check_writable_file(args.output, "--output")
     task, examples = task_examples(args)
     groups = defaultdict(dict)
-    for row in read_completions(args.completions):
+    completions = read_completions(args.completions)
+    if not completions:
+        raise DopsdError(f"{args.completions} holds no completions: expected JSONL rows of "
+                         '{"index": <int>, "completion": <string>}')
+    for row in completions:
         index, length = row["index"], row.get("gen_length")
         if not 0 <= index < len(examples):
             raise DopsdError(f"{args.completions}: index {index} is outside the {len(examples)} data rows")

@@ -52,6 +52,9 @@ def run_experiment_command(args: argparse.Namespace) -> int:
     options = experiment_parser().parse_args(args.overrides)
     if options.jobs < 1:
         raise DopsdError(f"--jobs must be at least 1, got {options.jobs}")
+    from dopsd.paths import check_writable_folder
+
+    check_writable_folder(options.output, "--output")  # a file there, or no way to write: refused before any run
     if options.document is not None:  # checked before any training, spliced after it
         from dopsd.experiments.document import check_document
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from dopsd.cli.parser import finite_float
+
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
@@ -51,9 +53,9 @@ def add_sampler_options(parser: argparse.ArgumentParser, *, gen_length_many: boo
                        help="tokens per block (default: the model's sampling.json, else its attention block size, "
                        "else 32; a block-attention model needs its block size)")
     group.add_argument("--steps", type=int, default=None, help="denoising steps (default: gen_length / 2)")
-    group.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    group.add_argument("--temperature", type=finite_float, default=0.0, help="0 = greedy")
     group.add_argument("--remasking", choices=("low_confidence", "random"), default="low_confidence")
-    group.add_argument("--threshold", type=float, default=None, help="confidence-threshold parallel decoding")
+    group.add_argument("--threshold", type=finite_float, default=None, help="confidence-threshold parallel decoding")
     group.add_argument("--cache", choices=("prefix", "dual"), default=None,
                        help="Fast-dLLM block KV cache (faster; exact with one step per block, approximate otherwise; "
                        "on a block-attention model either mode caches the finished blocks, exactly)")

@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+
+
+def finite_float(text: str) -> float:
+    """``type=`` of every float flag: a number, never inf or nan (argparse's ``float`` takes both)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number (inf and nan are refused)")
+    return value
 
 
 class CommandParser(argparse.ArgumentParser):

@@ -111,14 +111,34 @@ def run_method(method: Method, args: argparse.Namespace) -> int:
     trainer_class = method.trainer_class()
     config = load_config(trainer_class.config_class, config_file, with_bundled_preset(method, config_file, values))
     trainer = trainer_class(config=config)
-    summary = trainer.train()
-    if getattr(trainer, "accelerator", None) is not None:
+    try:
+        summary = trainer.train()
+    except KeyboardInterrupt as interrupt:
+        interrupt.advice = interrupted_advice(trainer.output_dir)  # printed by dopsd.cli.main
+        raise
+    accelerator = getattr(trainer, "accelerator", None)
+    if accelerator is not None:
         # leaves a multi-process run's group cleanly: exiting with gloo/NCCL threads alive can abort the process
-        trainer.accelerator.end_training()
+        accelerator.end_training()
+        if not accelerator.is_main_process:
+            return 0  # the run's summary is printed once, by its main process
     print(json.dumps(summary))
     # a trainer may close with its own paragraph (the image methods report fidelity, not accuracy)
     print(getattr(trainer_class, "describe", describe)(method.label, summary))
     return 0
+
+
+def interrupted_advice(output_dir) -> str:
+    """What to run after Ctrl-C: continue from the last checkpoint, or, before the first, start over."""
+    from dopsd.trainers import checkpoint as ckpt
+
+    latest = ckpt.latest_checkpoint(output_dir)
+    if latest is not None:
+        return f"continue the run from {latest.name} with the same command and --resume-from latest"
+    if ckpt.run_files(output_dir):
+        return (f"no checkpoint was saved yet, so there is nothing to resume: start again with the same command and "
+                f"--overwrite-output-dir (it clears what the run wrote to {output_dir})")
+    return "nothing was written: run the same command again"
 
 
 def describe(method: str, summary: dict) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dopsd.config import option
+from dopsd.config import check_finite_fields, option
 from dopsd.image.data import NEW_STYLES, STYLES
 from dopsd.trainers.config import check, check_at_least_one
 
@@ -60,6 +60,7 @@ class ImageTrainingConfig:
                                   "run", factory=lambda: ["tensorboard"])
 
     def __post_init__(self):
+        check_finite_fields(self)
         check_at_least_one(self, "target_images", "steps", "max_updates", "batch_size", "eval_every",
                            "eval_samples_per_prompt", "eval_many_steps", "save_every", "log_every")
         check(self.concept in STYLES, "concept", self.concept, f"must be one of {', '.join(STYLES)}")

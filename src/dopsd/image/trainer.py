@@ -29,6 +29,7 @@ from dopsd.image.metrics import Judge, evaluate_generator
 from dopsd.image.model import load_image_model
 from dopsd.paths import check_writable_folder
 from dopsd.trainers import checkpoint as ckpt
+from dopsd.trainers.lock import check_folder_free, hold_run_folder
 from dopsd.trainers.metrics import MetricsLogger
 from dopsd.trainers.plot import plot_run
 
@@ -43,9 +44,11 @@ class ImageTrainer:
         self.config = config = config or self.config_class()
         self.output_dir = Path(config.output_dir)
         check_writable_folder(self.output_dir, "output_dir")
+        check_folder_free(self.output_dir)
         self.resume_folder = ckpt.resolve_resume(self.output_dir, config.resume_from)
         if self.resume_folder is not None:
             ckpt.check_resumable(self.resume_folder, type(self).__name__, 1)
+            ckpt.check_not_finished(self.resume_folder, config.max_updates)
         self.continues_own_run = (self.resume_folder is not None
                                   and self.resume_folder.resolve().parent == self.output_dir.resolve())
         if not self.continues_own_run and not config.overwrite_output_dir:
@@ -178,6 +181,11 @@ class ImageTrainer:
         return sample_panel(self.model, self.config.concept, self.config.steps, self.config.eval_seed)
 
     def train(self) -> dict:
+        """Runs to ``max_updates`` and returns the summary, holding the run folder's lock (dopsd.trainers.lock)."""
+        with hold_run_folder(self.output_dir):
+            return self.run_loop()
+
+    def run_loop(self) -> dict:
         config = self.config
         self.clock = time.perf_counter()
         if not self.continues_own_run and config.overwrite_output_dir:

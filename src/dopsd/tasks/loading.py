@@ -4,6 +4,7 @@ and :func:`load_examples`, the one way the CLI, the trainers and the experiments
 from __future__ import annotations
 
 import csv
+import io
 import json
 import random
 from collections.abc import Iterator
@@ -83,8 +84,21 @@ def read_rows(path: str | Path) -> list[tuple[str, dict]]:
     raise DataError(f"{path}: unknown data format {suffix!r}; use .jsonl, .csv or .parquet")
 
 
+def decoded_text(path: Path, newline: str | None = None) -> io.StringIO:
+    """The file's UTF-8 text (a byte-order mark skipped); a file that is not UTF-8 is a DataError naming the file and
+    the line of its first undecodable byte."""
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text (byte {data[error.start]:#04x}): save the file as UTF-8"
+                        ) from None
+    return io.StringIO(text, newline=newline)
+
+
 def jsonl_rows(path: Path) -> Iterator[tuple[str, dict]]:
-    with path.open(encoding="utf-8-sig") as handle:
+    with decoded_text(path) as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -98,7 +112,7 @@ def jsonl_rows(path: Path) -> Iterator[tuple[str, dict]]:
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[str, dict]]:
-    with path.open(encoding="utf-8-sig", newline="") as handle:
+    with decoded_text(path, newline="") as handle:
         reader = csv.reader(handle)
         header = None
         for cells in reader:

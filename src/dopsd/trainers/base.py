@@ -39,6 +39,8 @@ from dopsd.tasks import Example, Task, get_task, load_examples
 from dopsd.tasks.loading import split_validation
 from dopsd.trainers import checkpoint as ckpt
 from dopsd.trainers.config import TrainingConfig
+from dopsd.trainers.finite import check_finite_weights, stop_if_not_finite
+from dopsd.trainers.lock import check_folder_free, hold_run_folder
 from dopsd.trainers.lockstep import Lockstep, lockstep_wanted, prepare_deepspeed, weights_sharded
 from dopsd.trainers.metrics import MetricsLogger
 from dopsd.trainers.schedule import lr_factor
@@ -71,12 +73,14 @@ class Trainer:
         set_seed(config.seed + self.accelerator.process_index)
         self.output_dir = Path(config.output_dir)
         check_writable_folder(self.output_dir, "output_dir")
+        check_folder_free(self.output_dir, self.accelerator)  # a live run's folder: refused before anything loads
         if "wandb" in config.report_to and package_missing("wandb"):
             raise DopsdError("report_to wandb needs the wandb package: pip install wandb (or drop wandb from report_to)")
         self.resume_folder = ckpt.resolve_resume(self.output_dir, config.resume_from)
         if self.resume_folder is not None:
             ckpt.check_resumable(self.resume_folder, type(self).__name__, self.accelerator.num_processes,
                                  sharded=weights_sharded(self.accelerator))
+            ckpt.check_not_finished(self.resume_folder, config.max_updates)
         # A run resumed in its own folder continues there; anything else must not find an earlier run in it.
         self.continues_own_run = (self.resume_folder is not None
                                   and self.resume_folder.resolve().parent == self.output_dir.resolve())
@@ -230,7 +234,7 @@ class Trainer:
         if shared and self.accelerator.is_main_process:
             warnings.warn(f"{len(shared)} of the {len(self.eval_examples)} held-out prompts are also training prompts "
                           f"(train_data={self.config.train_data}, eval_data={self.config.eval_data}): held-out "
-                          "accuracy is not held out", stacklevel=3)
+                          "accuracy is not held out", stacklevel=4)  # past train() and run_loop()
 
     def next_examples(self, per_process: int):
         """This process's share of the next ``per_process * num_processes`` prompts of a seeded, per-epoch order."""
@@ -393,6 +397,7 @@ class Trainer:
         sharded under FSDP and DeepSpeed, which also write their sharded weights), the schedule, the prompt cursor
         and the evaluations (``trainer_state.pt``), and each process's random streams and pending work."""
         accelerator = self.accelerator
+        check_finite_weights(self)  # never a checkpoint of inf or nan weights
         folder = ckpt.checkpoint_folder(self.output_dir, self.update)
         partial = folder.with_name(folder.name + ".partial")
         if accelerator.is_main_process:
@@ -441,6 +446,7 @@ class Trainer:
 
     def save_best(self, entry: dict) -> None:
         """``output_dir/best``: the weights of the best evaluation so far, and that evaluation (``eval.json``)."""
+        check_finite_weights(self)
         folder = self.output_dir / ckpt.BEST
         partial = folder.with_name(folder.name + ".partial")
         if self.accelerator.is_main_process:
@@ -479,7 +485,12 @@ class Trainer:
 
     # ----- the loop --------------------------------------------------------------------------------------------
     def train(self) -> dict:
-        """Runs to ``max_updates`` and returns the summary (also written to ``summary.json``)."""
+        """Runs to ``max_updates`` and returns the summary (also written to ``summary.json``), holding the run
+        folder's lock (one writer per folder: dopsd.trainers.lock) from before its first write to its end."""
+        with hold_run_folder(self.output_dir, self.accelerator):
+            return self.run_loop()
+
+    def run_loop(self) -> dict:
         config, accelerator = self.config, self.accelerator
         self.clock = time.perf_counter()
         self.warn_if_not_held_out()
@@ -526,6 +537,7 @@ class Trainer:
             norm = self.accelerator.clip_grad_norm_(self.trainable_parameters(), self.config.max_grad_norm)
             if norm is not None:  # DeepSpeed clips by its own config's gradient_clipping, and may not say
                 metrics["grad_norm"] = float(norm)
+        stop_if_not_finite(self, metrics)  # before the step: the weights stay those of the last finite update
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)

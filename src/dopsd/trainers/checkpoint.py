@@ -106,6 +106,15 @@ def check_resumable(folder: Path, trainer: str, num_processes: int, sharded: boo
         raise DopsdError(f"{folder} was written by {description['num_processes']} processes; resume with as many")
 
 
+def check_not_finished(folder: Path, max_updates: int) -> None:
+    """Refuses to resume a finished run (its folder holds ``summary.json``) from a checkpoint at or past
+    ``max_updates``: nothing would be trained, and the old summary would be printed as if it were new."""
+    update = json.loads((folder / DESCRIPTION).read_text()).get("update", -1)
+    if update >= max_updates and (folder.parent / "summary.json").is_file():
+        raise DopsdError(f"{folder} is the end of a finished run ({update} updates) and max_updates is {max_updates}: "
+                         f"to continue it, raise --max-updates above {update}")
+
+
 def begin(folder: Path) -> Path:
     """The temporary folder a checkpoint is written into."""
     partial = folder.with_name(folder.name + ".partial")

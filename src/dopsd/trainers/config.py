@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dopsd.config import ConfigError, option
+from dopsd.config import ConfigError, check_finite_fields, option
 from dopsd.sampling import SamplerConfig
 from dopsd.trainers.schedule import SCHEDULES
 
@@ -101,6 +101,7 @@ class TrainingConfig:
                            "run")
 
     def __post_init__(self):
+        check_finite_fields(self)  # every float field of every method's config, subclasses' included
         check_at_least_one(self, "max_updates", "lora_r", "eval_every", "save_every", "log_every", "eval_batch_size")
         check(0.0 <= self.lora_dropout < 1.0, "lora_dropout", self.lora_dropout, "must be in [0, 1)")
         check(self.block_size is None or self.block_size >= 1, "block_size", self.block_size, "must be at least 1")

@@ -62,4 +62,26 @@ class MetricsLogger:
 
 
 def read_metrics(path: str | Path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    """The rows of a ``metrics.jsonl``. Each update logs each metric once (its training row, its evaluation's row);
+    a metric logged twice for one update (two writers in one run folder interleave their rows) is refused, naming
+    the file and both lines, rather than counted twice."""
+    from dopsd.errors import DopsdError
+
+    path, rows, seen = Path(path), [], {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DopsdError(f"{path}:{number}: not valid JSON ({error.msg})") from error
+        update = row.get("update")
+        for key in row:
+            if key == "update":
+                continue
+            first = seen.setdefault((update, key), number)
+            if first != number:
+                raise DopsdError(f"{path}:{number}: update {update} is logged twice ({key}, first on line {first}): "
+                                 "two runs wrote into one folder; keep one run's rows")
+        rows.append(row)
+    return rows
