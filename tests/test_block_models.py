@@ -236,3 +236,30 @@ def test_opdlm_passes_the_block_size_to_a_diffusion_student(tmp_path):
     lm.tokenizer.save_pretrained(tmp_path)
     config = OPDLMConfig(model=str(tmp_path), block_size=4, gen_length=8, block_length=4)
     assert load_student(config).layout == BLOCK
+
+
+@pytest.mark.parametrize("family", ["qwen2", "qwen3"])
+def test_qwen_families_convert_to_exact_block_models(family, tmp_path):
+    from transformers import Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
+
+    from dopsd.models import build_char_tokenizer
+
+    tokenizer = build_char_tokenizer(with_mask=False)
+    config_class, model_class = {"qwen2": (Qwen2Config, Qwen2ForCausalLM), "qwen3": (Qwen3Config, Qwen3ForCausalLM)}[family]
+    torch.manual_seed(0)
+    causal = model_class(config_class(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+                                      pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id))
+    model, tokenizer = convert_causal_lm(causal, tokenizer, layout=BLOCK)
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    lm = load_diffusion_lm(tmp_path, dtype="float64")
+    assert lm.layout == BLOCK
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]])
+    changed = ids.clone()
+    changed[0, 7:] = 30
+    assert torch.allclose(lm.logits(ids, response_start=3)[:, :7], lm.logits(changed, response_start=3)[:, :7],
+                          atol=1e-12)
+    runs = [torch.stack([t.tokens for t in BlockDiffusionSampler(lm, SamplerConfig(
+        gen_length=8, block_length=4, steps=4, cache=cache)).sample(PROMPTS)]) for cache in (None, "prefix")]
+    assert torch.equal(runs[0], runs[1]) and lm._checks["kv_cache"] is True

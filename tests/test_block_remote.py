@@ -168,6 +168,26 @@ def test_each_training_command_runs_on_the_sdar_double(command, sdar_folder, tmp
     assert json.loads((out / "summary.json").read_text())["updates"] == 1
 
 
+def test_opdlm_trains_the_sdar_double_from_a_causal_teacher(sdar_folder, tmp_path, capsys):
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(sdar_folder)  # the same vocabulary, <|MASK|> included
+    torch.manual_seed(0)
+    teacher = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                                           num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2,
+                                           pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id))
+    teacher.save_pretrained(tmp_path / "teacher")
+    tokenizer.save_pretrained(tmp_path / "teacher")
+    out = tmp_path / "run"
+    assert main(["opdlm", "--model", str(sdar_folder), "--trust-remote-code", "--block-size", "4", "--teacher-model",
+                 str(tmp_path / "teacher"), "--task", "countdown", "--train-data", "sample", "--eval-data", "sample",
+                 "--eval-limit", "4", "--prompt-style", "compact", "--gen-length", "12", "--prompts-per-rollout", "2",
+                 "--max-updates", "1", "--lora-r", "2", "--output-dir", str(out), "--progress", "false"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["updates"] == 1 and summary["attention"] == "block (block size 4)"
+    assert summary["tokens_trained"] > 0
+
+
 def test_dopsd_train_refuses_the_sdar_double_in_one_line(sdar_folder, tmp_path, capsys):
     assert main(["train", "--model", str(sdar_folder), "--trust-remote-code", "--block-size", "4", "--task",
                  "countdown", "--train-data", "sample", "--eval-data", "sample", "--gen-length", "8",

@@ -46,9 +46,11 @@ def load_causal_lm(path: str | Path, *, dtype="auto", gguf_file: str | None = No
 
 
 def check_same_tokenizer(student_tokenizer, teacher_tokenizer, mask_id: int) -> None:
-    """The student's vocabulary must be the teacher's plus, at most, the mask token conversion added."""
+    """The student's vocabulary must be the teacher's plus, at most, the mask token conversion added (a teacher whose
+    vocabulary already holds that token at the same id, as SDAR-style students' causal twins may, matches too)."""
     student = {token: index for token, index in student_tokenizer.get_vocab().items() if index != mask_id}
-    teacher = teacher_tokenizer.get_vocab()
+    teacher = {token: index for token, index in teacher_tokenizer.get_vocab().items()
+               if not (index == mask_id and student_tokenizer.convert_ids_to_tokens(mask_id) == token)}
     if student != teacher:
         differing = sorted(set(student.items()) ^ set(teacher.items()), key=lambda item: item[1])[:3]
         raise DopsdError(f"the teacher's tokenizer differs from the student's ({len(teacher)} vs {len(student)} "
