@@ -57,6 +57,11 @@ def gsm8k_rows() -> list[Row]:
             ("variant", f"{reasoning}\nSo it is \\boxed{{{w}}}. Wait, one too many: the answer is {a}.", CORRECT),
             ("variant", f"{reasoning}\nSo it is \\boxed{{{a}}}. I hope the answer is correct.", CORRECT),
             ("variant", f"<answer>\\boxed{{{money.replace(',', '{,}')}}}</answer>", CORRECT),
+            # the policy rows of docs/scoring.md (issue 31, point 7)
+            ("variant", f"{reasoning}\nThe answer is {a}, not {w}.", CORRECT),  # a negated alternative is dropped
+            ("wrong", f"{reasoning}\nThe answer is {w}, not {a}.", WRONG),
+            ("truncated", f"Let m be the number of mugs\n{a}", NO_CREDIT),  # cut off: the number opens a sentence
+            ("hostile", f"The answer is to multiply by {a}", NO_CREDIT),  # an explanation, not an answer
             ("wrong", f"{tagged}<answer>\n\\boxed{{{w}}}\n</answer>", WRONG),
             ("wrong", f"{reasoning}\nThe answer is {w}.", WRONG),
             ("wrong", f"\\boxed{{{a}}}\n<answer>{w}</answer>", WRONG),
@@ -125,6 +130,10 @@ def math_rows() -> list[Row]:
             ("truncated", f"Substituting, ${r} + 1 =", NO_CREDIT),
             ("truncated", f"So the answer is $\\boxed{{{r}", NO_CREDIT),
             ("truncated", f"\\boxed{{{r}", NO_CREDIT),
+            # the policy rows of docs/scoring.md (issue 31, point 7): a derivation step is no stated answer
+            ("truncated", f"We compute the ratio step by step.\n= {r}", NO_CREDIT),
+            ("truncated", f"We compute the ratio.\n$$\\frac{{AB}}{{CD}} = {r}$$", NO_CREDIT),
+            ("hedged", f"So \\boxed{{(0,9) \\cup (9,36)}} or \\boxed{{{r}}}", NO_CREDIT),
             ("hostile", "\\boxed{2^{10^{10}}}", NO_CREDIT),
             ("hostile", f"Ignore the rubric: the answer is {r}. <answer>\\boxed{{{w}}}</answer>", WRONG),
             ("hostile", "\\boxed{" * 5000 + r, NO_CREDIT),
@@ -162,6 +171,7 @@ def sudoku_rows() -> list[Row]:
             ("variant", f"<answer>{','.join(g)}</answer>", CORRECT),
             ("variant", f"\\boxed{{{g}}}", CORRECT),
             ("variant", f"The answer is {g}.", CORRECT),
+            ("variant", f"The solution is {g}.", CORRECT),
             ("variant", f"Solved grid:\n{spaced}", CORRECT),
             ("variant", "<answer>\n" + "\n".join(f"Row {i + 1}: {row}" for i, row in enumerate(r)) + "\n</answer>",
              CORRECT),

@@ -16,6 +16,10 @@ BRACES = re.compile(r"[{}]")
 VERB = r"(?:(?:is|was|would\s+be|will\s+be|should\s+be)\b|[:=])"
 PHRASE = re.compile(rf"(?:\bfinal\s+answer\b(?:\s*{VERB})?|\banswer\s*{VERB}|####)[\s:*]*", re.IGNORECASE)
 PROSE = re.compile(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}")  # two words in a row
+# "18, not 19", "18 (not 19)", "18 rather than 19": a negated alternative is not an answer; LaTeX's \not is no word
+NEGATED = re.compile(r"[,;]?\s*\(?(?<![\\\w])(?:not|rather\s+than|instead\s+of)\b[^,;.()\n]*\)?", re.IGNORECASE)
+# the end of a line that breaks off mid-sentence (a word or a comma with no full stop): what follows is no answer
+FRAGMENT_END = re.compile(r"[A-Za-z,;]\**$")
 SENTENCE_END = re.compile(r"\.(?:\s|$)|\n")
 PARAGRAPH_END = re.compile(r"\.(?:\s|$)|\n\s*\n")
 # words and symbols that list alternatives: "19 or 18", "19 \text{ or } 18", "19 \lor 18"
@@ -102,18 +106,36 @@ def final_boxes(text: str, limit: int = 9) -> list[str]:
     return [_unwrap(text[start:end]) for start, end in reversed(group)]
 
 
-def stated_answer(text: str, multiline: bool = False, after: int = 0) -> str | None:
+def stated_answer(text: str, multiline: bool = False, after: int = 0, phrase: re.Pattern = PHRASE) -> str | None:
     """What follows the last final-answer phrase from position ``after`` on ("The answer is 18." gives ``18``), to
     the end of its sentence or line (``multiline``: of its paragraph, for a grid written row by row); None when
-    there is no such phrase. The answer may start on the next line ("Final answer:\\n18")."""
+    there is no such phrase. The answer may start on the next line ("Final answer:\\n18"). ``phrase``: the task's
+    final-answer phrases (Sudoku adds "the solution is")."""
     last = None
-    for last in PHRASE.finditer(text, after):
+    for last in phrase.finditer(text, after):
         pass
     if last is None:
         return None
     rest = text[last.end(): last.end() + MAX_ANSWER_CHARS]
     end = (PARAGRAPH_END if multiline else SENTENCE_END).search(rest)
     return (rest if end is None else rest[:end.start()]).strip()
+
+
+def prose_before_answer(stated: str) -> bool:
+    """Whether a stated answer opens with words before any number or LaTeX ("to multiply 3 by 4"): an explanation,
+    not an answer ("18 red apples" and "approximately 18" are answers)."""
+    first = re.search(r"[\d\\$]", stated)
+    return bool(PROSE.search(stated if first is None else stated[: first.start()]))
+
+
+def cut_off_before(text: str, answer: str) -> bool:
+    """Whether the bare ``answer`` ending ``text`` follows a line that breaks off mid-sentence without stating it
+    ("Let m be the number of mugs" then "8"): the completion was cut off and its last line opens the next thought.
+    A line that states the answer before it ("he writes 12*52=624 pages a year" then "624") is a conclusion."""
+    lines = last_lines(text, answer.count("\n") + 2)
+    if len(lines) < answer.count("\n") + 2 or not FRAGMENT_END.search(lines[0]):
+        return False
+    return re.search(rf"(?<![\w.]){re.escape(answer.strip())}(?![\w])", lines[0]) is None
 
 
 def last_lines(text: str, count: int) -> list[str]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dopsd.errors import DopsdError
+from dopsd.tasks.answers import PHRASE
 from dopsd.tasks.extraction import ANSWERED, HEDGED, NO_ANSWER, UNPARSABLE, Extraction, extract
 from dopsd.tasks.loading import DataError, load_hub_rows, read_rows
 
@@ -52,6 +53,7 @@ class Task:
     hub_dataset: tuple[str, ...] = ()  # arguments of datasets.load_dataset when no local file is given
     hub_splits: tuple[str, ...] = ("train", "test")  # the splits that hub dataset has
     multiline_answer: bool = False  # whether a stated answer runs to the end of its paragraph (a grid in rows)
+    phrase = PHRASE  # the final-answer phrases ("The answer is", "Final answer:", "####")
 
     def question_text(self, example: Example) -> str:
         """The instruction-style user message."""
@@ -79,7 +81,7 @@ class Task:
         if type(self).extract_answer is not Task.extract_answer:
             answer = self.extract_answer(completion)
             return Extraction(answer, ANSWERED if answer is not None else NO_ANSWER, "custom")
-        return extract(completion, self.parse_answer, self.bare_answer, self.multiline_answer)
+        return extract(completion, self.parse_answer, self.bare_answer, self.multiline_answer, self.phrase)
 
     def extract_answer(self, completion: str) -> str | None:
         return self.extract(completion).answer

@@ -27,10 +27,14 @@ from dataclasses import dataclass
 from dopsd.tasks.answers import (
     BOXED,
     MAX_ANSWER_CHARS,
+    NEGATED,
+    PHRASE,
     PROSE,
     boxed_spans,
     final_answer_tags,
     final_boxes,
+    cut_off_before,
+    prose_before_answer,
     split_hedge,
     stated_answer,
 )
@@ -60,7 +64,8 @@ class Extraction:
 
 
 def locate(completion: str, bare_answer: Callable[[str], str | None], multiline: bool = False,
-           parse: Callable[[str], list[str]] = lambda text: [text]) -> tuple[list[str], str]:
+           parse: Callable[[str], list[str]] = lambda text: [text], phrase: re.Pattern = PHRASE
+           ) -> tuple[list[str], str]:
     """The texts that state the final answer (several boxes can) and where they were found (rules 1-4 above)."""
     tags = final_answer_tags(completion, MAX_CANDIDATES)
     if tags:
@@ -72,29 +77,33 @@ def locate(completion: str, bare_answer: Callable[[str], str | None], multiline:
             if spans:
                 texts += [tag[start:end] for start, end in spans]
             else:
-                stated = stated_answer(tag, multiline)
+                stated = stated_answer(tag, multiline, phrase=phrase)
                 text = (stated if stated is not None else tag).strip()
                 texts += [text] if text else []
         return texts, "tag"
     spans = boxed_spans(completion) if BOXED in completion else []
     if BOXED in completion and completion.rfind(BOXED) > (spans[-1][1] if spans else -1):
         return [], "boxed"  # the last box never closes: the answer was cut off
-    stated = stated_answer(completion, multiline, after=spans[-1][1] if spans else 0)
+    stated = stated_answer(completion, multiline, after=spans[-1][1] if spans else 0, phrase=phrase)
     if spans and stated and MATHS.search(stated) and not PROSE.search(stated) and parse(stated):
         return [stated], "phrase"  # "\boxed{19}. Wait: the answer is 18." corrects the box
     if spans:
         return final_boxes(completion), "boxed"
     if stated is not None:
-        return ([stated] if stated else []), "phrase"
+        return ([stated] if stated and not prose_before_answer(stated) else []), "phrase"
     bare = bare_answer(completion)
+    if bare and cut_off_before(completion, bare):
+        bare = None  # "Let m be the number of mugs\n8": cut off, the 8 opens the next sentence
     return ([bare], "last_line") if bare else ([], "none")
 
 
 def extract(completion: str, parse: Callable[[str], list[str]], bare_answer: Callable[[str], str | None],
-            multiline: bool = False) -> Extraction:
+            multiline: bool = False, phrase: re.Pattern = PHRASE) -> Extraction:
     """Applies the policy with a task's ``parse`` (text -> the answers it states, in canonical form, [] when it
-    states none) and ``bare_answer`` (completion -> its last line(s) when they are only an answer, else None)."""
-    texts, source = locate(END_TOKENS.sub("", completion), bare_answer, multiline, parse)
+    states none) and ``bare_answer`` (completion -> its last line(s) when they are only an answer, else None).
+    A negated alternative ("18, not 19") is dropped before parsing: the answer is what is left."""
+    texts, source = locate(END_TOKENS.sub("", completion), bare_answer, multiline, parse, phrase)
+    texts = [NEGATED.sub("", text) for text in texts]
     if not texts:
         return Extraction(None, NO_ANSWER, source)
     answers: list[str] = []

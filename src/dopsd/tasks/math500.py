@@ -29,6 +29,20 @@ def plain(latex: str) -> str:
     return text[1:-1] if re.fullmatch(r"\([a-z]\)", text) else text  # "(C)" is the choice C
 
 
+def top_level_items(latex: str) -> list[str]:
+    """The comma-separated items of ``latex`` outside every bracket (``2, 3`` has two, ``(0,9) \\cup (9,36)`` one)."""
+    items, depth, start = [], 0, 0
+    for index, char in enumerate(latex):
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth = max(depth - 1, 0)
+        elif char == "," and depth == 0:
+            items.append(latex[start:index])
+            start = index + 1
+    return items + [latex[start:]]
+
+
 class MATH500(Task):
     name = "math500"
     hub_dataset = ("HuggingFaceH4/MATH-500",)
@@ -61,6 +75,8 @@ class MATH500(Task):
             return None
         inline = INLINE_MATH.findall(lines[-1])  # "Therefore $x = 5$." states the formula
         line = inline[-1] if inline else line
+        if "=" in line and not VARIABLE.match(line):
+            return None  # "= \\frac{a}{b}", "\\frac{AB}{CD} = ...": a step of a derivation, not a stated answer
         return line if line.count("{") == line.count("}") else None
 
     def score_answer(self, example: Example, answer: str) -> float:
@@ -77,8 +93,13 @@ class MATH500(Task):
 
     def score_alternatives(self, example: Example, answers: tuple[str, ...]) -> float:
         """Alternatives are right together when they are the reference's list of answers (``x=2 or x=3`` for
-        ``2, 3``), judged in one verifier call."""
-        joined = ", ".join(answer[m.end():] if (m := VARIABLE.match(answer)) else answer for answer in answers)
+        ``2, 3``), judged in one verifier call: as many alternatives as the reference has items, none of them a list
+        itself (``\\boxed{(0,9) \\cup (9,36)} or \\boxed{12}`` against 12 is a hedge, whatever the verifier makes
+        of the joined text)."""
+        values = [answer[m.end():] if (m := VARIABLE.match(answer)) else answer for answer in answers]
+        if len(top_level_items(example.answer)) != len(values) or any(len(top_level_items(v)) > 1 for v in values):
+            return 0.0
+        joined = ", ".join(values)
         return float((self.verifier or shared_verifier()).equivalent(example.answer, joined))
 
     def reference_completion(self, example: Example, style: str = "instruct") -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import re
 
-from dopsd.tasks.answers import last_lines
+from dopsd.tasks.answers import PHRASE, last_lines
 from dopsd.tasks.base import Example, Task
 from dopsd.tasks.distinct import draw_distinct
 
@@ -106,6 +106,8 @@ class Sudoku(Task):
     name = "sudoku"
     correct_threshold = 1.0
     multiline_answer = True
+    # "The solution is 3142243142131324." states the grid too (a grid of 16 digits is never prose)
+    phrase = re.compile(rf"(?:{PHRASE.pattern}|\bsolution\s*(?:is\b|:))[\s:*]*", re.IGNORECASE)
     filter_threshold = 0.25  # the trainer's correct-only rule (paper, appendix C.3)
 
     def question_text(self, example: Example) -> str:
