@@ -29,6 +29,14 @@ def truncated(model, tmp_path_factory):
     return str(folder)
 
 
+@pytest.fixture(scope="module")
+def failing(tmp_path_factory):
+    """A remote-code (LLaDA-like) model folder whose own forward raises: it loads, and fails at the load-time probe."""
+    from doubles import write_failing_forward
+
+    return str(write_failing_forward(tmp_path_factory.mktemp("model") / "llada_failing"))
+
+
 def workspace(root):
     """Files the cases point at, made before each case and compared after it."""
     (root / "bad.yaml").write_text(BAD_YAML)
@@ -145,6 +153,13 @@ CASES = {
                           "truncated/model.safetensors: it is truncated or damaged"),
     "training truncated weights": (["sft", "--model", "{truncated}", *TRAIN, "--output-dir", "run"],
                                    "truncated/model.safetensors: it is truncated or damaged"),
+    "forward fails at the load-time probe": (
+        ["sample", "--model", "{failing}", "--trust-remote-code", "--prompt", "x"],
+        "llada_failing' fails in its own forward pass (its remote code) on a tiny input right after loading: "
+        "RuntimeError: shape mismatch in the double's attention (a deliberate failure) in modeling_llada.py line"),
+    "training a model whose forward fails": (
+        ["sft", "--model", "{failing}", "--trust-remote-code", *TRAIN, "--output-dir", "run"],
+        "fails in its own forward pass (its remote code)"),
     "convert a missing model": (["convert", "--model", "/nonexistent/lm", "--output", "converted"], "cannot load"),
     "mask id beyond vocabulary": (["sample", "--model", "{model}", "--prompt", "x", "--mask-token-id", "99999"],
                                   "outside this model's vocabulary"),
@@ -182,11 +197,13 @@ def test_the_table_is_large():
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_a_bad_input_is_one_error_line_and_changes_nothing(name, model, truncated, tmp_path, monkeypatch, capsys):
+def test_a_bad_input_is_one_error_line_and_changes_nothing(name, model, truncated, failing, tmp_path, monkeypatch,
+                                                          capsys):
     arguments, message = CASES[name]
-    one_error_line_and_nothing_changed(
-        [argument.replace("{model}", model).replace("{truncated}", truncated) for argument in arguments], message,
-        tmp_path, monkeypatch, capsys)
+    folders = {"{model}": model, "{truncated}": truncated, "{failing}": failing}
+    for placeholder, folder in folders.items():
+        arguments = [argument.replace(placeholder, folder) for argument in arguments]
+    one_error_line_and_nothing_changed(arguments, message, tmp_path, monkeypatch, capsys)
 
 
 def one_error_line_and_nothing_changed(arguments, message, tmp_path, monkeypatch, capsys):
