@@ -37,6 +37,14 @@ def failing(tmp_path_factory):
     return str(write_failing_forward(tmp_path_factory.mktemp("model") / "llada_failing"))
 
 
+@pytest.fixture(scope="module")
+def remote(tmp_path_factory):
+    """A remote-code (LLaDA-like) diffusion LM folder: a model that is no causal teacher."""
+    from doubles import write_llada_like
+
+    return str(write_llada_like(tmp_path_factory.mktemp("model") / "llada_remote"))
+
+
 def workspace(root):
     """Files the cases point at, made before each case and compared after it."""
     (root / "bad.yaml").write_text(BAD_YAML)
@@ -160,6 +168,11 @@ CASES = {
     "training a model whose forward fails": (
         ["sft", "--model", "{failing}", "--trust-remote-code", *TRAIN, "--output-dir", "run"],
         "fails in its own forward pass (its remote code)"),
+    "remote-code teacher, code trusted": (
+        ["opdlm", "--model", "{remote}", "--trust-remote-code", *TRAIN, "--output-dir", "run"],
+        "llada_remote' is a 'llada' model, not an autoregressive (causal) LM"),
+    "remote-code teacher, code not trusted": (["opdlm", "--model", "{remote}", *TRAIN, "--output-dir", "run"],
+                                              "llada_remote' ships its own code: pass --trust-remote-code"),
     "convert a missing model": (["convert", "--model", "/nonexistent/lm", "--output", "converted"], "cannot load"),
     "mask id beyond vocabulary": (["sample", "--model", "{model}", "--prompt", "x", "--mask-token-id", "99999"],
                                   "outside this model's vocabulary"),
@@ -197,10 +210,10 @@ def test_the_table_is_large():
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_a_bad_input_is_one_error_line_and_changes_nothing(name, model, truncated, failing, tmp_path, monkeypatch,
-                                                          capsys):
+def test_a_bad_input_is_one_error_line_and_changes_nothing(name, model, truncated, failing, remote, tmp_path,
+                                                          monkeypatch, capsys):
     arguments, message = CASES[name]
-    folders = {"{model}": model, "{truncated}": truncated, "{failing}": failing}
+    folders = {"{model}": model, "{truncated}": truncated, "{failing}": failing, "{remote}": remote}
     for placeholder, folder in folders.items():
         arguments = [argument.replace(placeholder, folder) for argument in arguments]
     one_error_line_and_nothing_changed(arguments, message, tmp_path, monkeypatch, capsys)
@@ -213,6 +226,11 @@ def one_error_line_and_nothing_changed(arguments, message, tmp_path, monkeypatch
 
     hub_unreachable.cache_clear()
     workspace(tmp_path)
+
+    def no_questions(*args):  # e.g. transformers' "Do you wish to run the custom code? [y/N]"
+        raise AssertionError(f"the command asked a question: {args}")
+
+    monkeypatch.setattr("builtins.input", no_questions)
     before = snapshot(tmp_path)
     try:
         code = main(arguments)
