@@ -141,6 +141,13 @@ CASES = {
                                "already holds a run"),
     "output dir under a file": (["train", "--model", "{model}", "--output-dir", "afile.txt/run", *TRAIN],
                                 "cannot be created"),
+    "completion longer than gen_length": (["sft", "--model", "{model}", *TRAIN, "--output-dir", "run",
+                                           "--gen-length", "8", "--block-length", "4"],
+                                          "16-token completion does not fit gen_length=8 with an EOS"),
+    "prompt and response past the model's positions": (
+        ["sft", "--model", "{model}", *TRAIN, "--output-dir", "run", "--gen-length", "500", "--block-length", "4"],
+        "the training data: a prompt of 17 tokens plus a response of 500 needs 517 positions, more than this model's "
+        "512"),
     "nothing to resume": (["train", "--model", "{model}", "--output-dir", "fresh", "--resume-from", "latest", *TRAIN],
                           "no complete checkpoint"),
     "eval output is a folder": (["eval", "--model", "{model}", "--task", "sudoku", "--data", "sample", "--output",
@@ -262,3 +269,14 @@ def test_an_unwritable_output_folder_is_refused_before_a_model_loads(tmp_path, m
                       ["experiment", "toy", "--output", "readonly/results"],
                       ["train", "--model", "/nonexistent/lm", "--output-dir", "readonly/run", *TRAIN]):
         one_error_line_and_nothing_changed(arguments, "readonly is not writable", tmp_path, monkeypatch, capsys)
+
+
+def test_a_refused_run_leaves_its_output_folder_to_a_corrected_one(model, tmp_path, monkeypatch, capsys):
+    """SFT's completion check runs before the run folder is written or the base model evaluated: the corrected run
+    then starts in the same folder (it used to be refused there as "already holds a run")."""
+    run = ["sft", "--model", model, *TRAIN, "--output-dir", "run", "--block-length", "4", "--max-updates", "1",
+           "--eval-limit", "2", "--batch-size", "2", "--progress", "false"]
+    one_error_line_and_nothing_changed([*run, "--gen-length", "8"], "does not fit gen_length=8", tmp_path,
+                                       monkeypatch, capsys)
+    assert main([*run, "--gen-length", "20"]) == 0
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["updates"] == 1
