@@ -29,6 +29,22 @@ def truncated(model, tmp_path_factory):
     return str(folder)
 
 
+@pytest.fixture(scope="module")
+def failing(tmp_path_factory):
+    """A remote-code (LLaDA-like) model folder whose own forward raises: it loads, and fails at the load-time probe."""
+    from doubles import write_failing_forward
+
+    return str(write_failing_forward(tmp_path_factory.mktemp("model") / "llada_failing"))
+
+
+@pytest.fixture(scope="module")
+def remote(tmp_path_factory):
+    """A remote-code (LLaDA-like) diffusion LM folder: a model that is no causal teacher."""
+    from doubles import write_llada_like
+
+    return str(write_llada_like(tmp_path_factory.mktemp("model") / "llada_remote"))
+
+
 def workspace(root):
     """Files the cases point at, made before each case and compared after it."""
     (root / "bad.yaml").write_text(BAD_YAML)
@@ -125,6 +141,13 @@ CASES = {
                                "already holds a run"),
     "output dir under a file": (["train", "--model", "{model}", "--output-dir", "afile.txt/run", *TRAIN],
                                 "cannot be created"),
+    "completion longer than gen_length": (["sft", "--model", "{model}", *TRAIN, "--output-dir", "run",
+                                           "--gen-length", "8", "--block-length", "4"],
+                                          "16-token completion does not fit gen_length=8 with an EOS"),
+    "prompt and response past the model's positions": (
+        ["sft", "--model", "{model}", *TRAIN, "--output-dir", "run", "--gen-length", "500", "--block-length", "4"],
+        "the training data: a prompt of 17 tokens plus a response of 500 needs 517 positions, more than this model's "
+        "512"),
     "nothing to resume": (["train", "--model", "{model}", "--output-dir", "fresh", "--resume-from", "latest", *TRAIN],
                           "no complete checkpoint"),
     "eval output is a folder": (["eval", "--model", "{model}", "--task", "sudoku", "--data", "sample", "--output",
@@ -145,6 +168,18 @@ CASES = {
                           "truncated/model.safetensors: it is truncated or damaged"),
     "training truncated weights": (["sft", "--model", "{truncated}", *TRAIN, "--output-dir", "run"],
                                    "truncated/model.safetensors: it is truncated or damaged"),
+    "forward fails at the load-time probe": (
+        ["sample", "--model", "{failing}", "--trust-remote-code", "--prompt", "x"],
+        "llada_failing' fails in its own forward pass (its remote code) on a tiny input right after loading: "
+        "RuntimeError: shape mismatch in the double's attention (a deliberate failure) in modeling_llada.py line"),
+    "training a model whose forward fails": (
+        ["sft", "--model", "{failing}", "--trust-remote-code", *TRAIN, "--output-dir", "run"],
+        "fails in its own forward pass (its remote code)"),
+    "remote-code teacher, code trusted": (
+        ["opdlm", "--model", "{remote}", "--trust-remote-code", *TRAIN, "--output-dir", "run"],
+        "llada_remote' is a 'llada' model, not an autoregressive (causal) LM"),
+    "remote-code teacher, code not trusted": (["opdlm", "--model", "{remote}", *TRAIN, "--output-dir", "run"],
+                                              "llada_remote' ships its own code: pass --trust-remote-code"),
     "convert a missing model": (["convert", "--model", "/nonexistent/lm", "--output", "converted"], "cannot load"),
     "mask id beyond vocabulary": (["sample", "--model", "{model}", "--prompt", "x", "--mask-token-id", "99999"],
                                   "outside this model's vocabulary"),
@@ -159,6 +194,16 @@ CASES = {
     "prompt too long": (["sample", "--model", "{model}", "--prompt", "x" * 600], "more than this model's 512"),
     "eval too long": (["eval", "--model", "{model}", "--task", "sudoku", "--data", "sample", "--gen-length", "600"],
                       "more than this model's 512"),
+    "not a sudoku puzzle": (["sample", "--model", "{model}", "--task", "sudoku", "--prompt", "12="],
+                            "--task sudoku: '12=' is not a sudoku puzzle: give the puzzle as 16 digits 0-4"),
+    "countdown without its target": (["sample", "--model", "{model}", "--task", "countdown", "--prompt", "3,5,7"],
+                                     "is not a countdown instance (no '>' before the target)"),
+    "unknown sampling task": (["sample", "--model", "{model}", "--task", "nosuch", "--prompt", "x"],
+                              "invalid choice"),
+    "prompt style without a task": (["sample", "--model", "{model}", "--prompt", "x", "--prompt-style", "compact"],
+                                    "--prompt-style needs --task"),
+    "chat with a task": (["sample", "--model", "{model}", "--task", "gsm8k", "--prompt", "x", "--chat"],
+                         "--chat and --task"),
     "unknown remasking": (["sample", "--model", "{model}", "--prompt", "x", "--remasking", "nope"], "invalid choice"),
     "threshold above one": (["sample", "--model", "{model}", "--prompt", "x", "--threshold", "2"], "'threshold'"),
     # scoring saved completions
@@ -182,11 +227,13 @@ def test_the_table_is_large():
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_a_bad_input_is_one_error_line_and_changes_nothing(name, model, truncated, tmp_path, monkeypatch, capsys):
+def test_a_bad_input_is_one_error_line_and_changes_nothing(name, model, truncated, failing, remote, tmp_path,
+                                                          monkeypatch, capsys):
     arguments, message = CASES[name]
-    one_error_line_and_nothing_changed(
-        [argument.replace("{model}", model).replace("{truncated}", truncated) for argument in arguments], message,
-        tmp_path, monkeypatch, capsys)
+    folders = {"{model}": model, "{truncated}": truncated, "{failing}": failing, "{remote}": remote}
+    for placeholder, folder in folders.items():
+        arguments = [argument.replace(placeholder, folder) for argument in arguments]
+    one_error_line_and_nothing_changed(arguments, message, tmp_path, monkeypatch, capsys)
 
 
 def one_error_line_and_nothing_changed(arguments, message, tmp_path, monkeypatch, capsys):
@@ -196,6 +243,11 @@ def one_error_line_and_nothing_changed(arguments, message, tmp_path, monkeypatch
 
     hub_unreachable.cache_clear()
     workspace(tmp_path)
+
+    def no_questions(*args):  # e.g. transformers' "Do you wish to run the custom code? [y/N]"
+        raise AssertionError(f"the command asked a question: {args}")
+
+    monkeypatch.setattr("builtins.input", no_questions)
     before = snapshot(tmp_path)
     try:
         code = main(arguments)
@@ -227,3 +279,14 @@ def test_an_unwritable_output_folder_is_refused_before_a_model_loads(tmp_path, m
                       ["experiment", "toy", "--output", "readonly/results"],
                       ["train", "--model", "/nonexistent/lm", "--output-dir", "readonly/run", *TRAIN]):
         one_error_line_and_nothing_changed(arguments, "readonly is not writable", tmp_path, monkeypatch, capsys)
+
+
+def test_a_refused_run_leaves_its_output_folder_to_a_corrected_one(model, tmp_path, monkeypatch, capsys):
+    """SFT's completion check runs before the run folder is written or the base model evaluated: the corrected run
+    then starts in the same folder (it used to be refused there as "already holds a run")."""
+    run = ["sft", "--model", model, *TRAIN, "--output-dir", "run", "--block-length", "4", "--max-updates", "1",
+           "--eval-limit", "2", "--batch-size", "2", "--progress", "false"]
+    one_error_line_and_nothing_changed([*run, "--gen-length", "8"], "does not fit gen_length=8", tmp_path,
+                                       monkeypatch, capsys)
+    assert main([*run, "--gen-length", "20"]) == 0
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["updates"] == 1

@@ -66,3 +66,41 @@ def test_the_command_line_answers_help_without_importing_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "usage: dopsd" in result.stdout and result.stderr.strip().startswith("error: argument COMMAND")
+
+
+@pytest.mark.parametrize("task", ["sudoku", "countdown"])
+def test_sample_with_a_task_writes_the_prompt_as_eval_does(task, tmp_path, capsys):
+    """`sample --task T --prompt QUESTION` gives the completion `eval --task T` gives for that question (greedy): the
+    prompt is written as the task writes it (sudoku's '=' suffix, countdown's 'NUMBERS>TARGET='), the question typed
+    bare, as a data row holds it; the model's own task is named on stderr when --task is left out."""
+    import csv
+    import json
+
+    from dopsd.bundled import bundled_data_path
+
+    rows = tmp_path / "rows.jsonl"
+    assert main(["eval", "--model", f"bundled:{task}", "--task", task, "--data", f"bundled:{task}", "--limit", "1",
+                 "--output", str(rows), "--no-progress"]) == 0
+    completion = json.loads(rows.read_text().splitlines()[0])["completion"]
+    source = bundled_data_path(task, "heldout")
+    if task == "sudoku":
+        with open(source, newline="") as handle:
+            question = next(csv.DictReader(handle))["Puzzle"]
+    else:
+        row = json.loads(open(source).readline())
+        question = f"{row['input']}>{row['output']}"
+    capsys.readouterr()
+    assert main(["sample", "--model", f"bundled:{task}", "--task", task, "--prompt", question]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == completion.strip()
+    assert "compact style" in captured.err and ("=" if task == "sudoku" else ">") in captured.err
+    assert main(["sample", "--model", f"bundled:{task}", "--prompt", question]) == 0
+    assert f"trained on task {task}" in capsys.readouterr().err
+
+
+def test_sample_and_eval_help_say_how_a_task_prompt_is_written(capsys):
+    for command in ("sample", "eval"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "bundled:sudoku" in text and "16 digits 0-4" in text and "NUMBERS>TARGET" in text

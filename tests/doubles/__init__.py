@@ -8,6 +8,9 @@ add what a Hub folder holds: a
 as the real models. The sources reproduce the real models' interface quirks and their breakages under
 transformers 5 (see each modeling file's docstring); dopsd's load-time fixes are what make them run.
 
+``write_failing_forward(folder)`` is an LLaDA-like folder whose model raises inside its own forward (a remote model
+broken in a way no load-time fix covers).
+
 Module names come from the folder's name: give folders distinct names when a test needs a fresh, unfixed copy of
 the classes.
 """
@@ -84,6 +87,24 @@ def write_llada_like(folder, *, seed: int = 0, mask_token_id_in_config: bool = T
         "AutoModelForCausalLM": "modeling_llada.LLaDAModelLM",
     })
     return _save(folder, model, config, tokenizer)
+
+
+# What the failing copy's forward raises (the message a load-time refusal must carry).
+FORWARD_FAILURE = "RuntimeError: shape mismatch in the double's attention (a deliberate failure)"
+
+
+def write_failing_forward(folder, **options) -> Path:
+    """An LLaDA-like folder whose ``LLaDAModelLM.forward`` raises a RuntimeError on every call: it loads, and fails
+    at the first forward pass (dopsd's load-time probe)."""
+    folder = write_llada_like(folder, **options)
+    source = folder / "modeling_llada.py"
+    text = source.read_text()
+    anchor = "        if use_cache is None:\n            use_cache = self.config.use_cache\n"
+    if anchor not in text:
+        raise AssertionError("modeling_llada.py changed: update write_failing_forward's anchor")
+    failure = FORWARD_FAILURE.split(": ", 1)[1]
+    source.write_text(text.replace(anchor, f"        raise RuntimeError({failure!r})\n" + anchor, 1))
+    return folder
 
 
 def _default_rope(config, device=None, **kwargs):

@@ -13,13 +13,22 @@ from dopsd.tasks.published import SCORING_MODES
 
 
 def register(subparsers) -> None:
-    evaluation = subparsers.add_parser("eval", help="generate greedily on a task's data and score the completions")
+    from dopsd.cli.sample import task_prompt_help
+
+    evaluation = subparsers.add_parser(
+        "eval", help="generate greedily on a task's data and score the completions",
+        epilog="Each question is written as the task's prompts are: the compact style (the question plus the task's "
+        "suffix, e.g. sudoku's 'PUZZLE=', countdown's 'NUMBERS>TARGET=') for the built-in models, the instruct style "
+        "(d1's system prompt and the question, through the chat template) otherwise. A question as a data row gives "
+        f"it: {task_prompt_help()}. `dopsd sample --task T --prompt QUESTION` writes one prompt the same way.")
     add_model_options(evaluation)
     add_data_options(evaluation)
     add_sampler_options(evaluation, gen_length_many=True)
     evaluation.add_argument("--batch-size", type=int, default=16)
     evaluation.add_argument("--prompt-style", choices=PROMPT_STYLES, default=None,
-                            help="default: compact for built-in models, instruct otherwise")
+                            help="how each question is written: compact (the bare question and the task's "
+                            "suffix) or instruct (d1's template); default: compact for built-in models, instruct "
+                            "otherwise")
     evaluation.add_argument("--output", default=None, help="JSONL file of per-example rows, with each extraction")
     evaluation.add_argument("--no-progress", action="store_true", help="no progress bar")
     evaluation.set_defaults(run=run_eval)
@@ -34,8 +43,9 @@ def register(subparsers) -> None:
 def add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", required=True, choices=TASK_NAMES)
     parser.add_argument("--data", default=None,
-                        help=f"local CSV/JSONL/Parquet file, or '{SAMPLE}' for the bundled sample (default: the task's test "
-                        "split on the hub)")
+                        help=f"local CSV/JSONL/Parquet file, '{SAMPLE}' for the package's small sample, or bundled:NAME "
+                        "for a bundled model's own held-out set (bundled:sudoku, bundled:countdown, "
+                        "bundled:countdown-steps) (default: the task's test split on the hub)")
     parser.add_argument("--limit", type=int, default=None, help="first N examples only")
     parser.add_argument("--scoring", choices=SCORING_MODES, default="dopsd",
                         help="dopsd: this library's extraction policy (README, Tasks); d1: as the d1 / d-OPSD "

@@ -24,13 +24,20 @@ def is_causal_config(config) -> bool:
     return config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and not diffusion_settings(config)
 
 
-def load_causal_lm(path: str | Path, *, dtype="auto", gguf_file: str | None = None, role: str = "teacher"):
+def load_causal_lm(path: str | Path, *, dtype="auto", gguf_file: str | None = None, role: str = "teacher",
+                   trust_remote_code: bool = False):
     """``(model, tokenizer)`` of a causal LM in eval mode; anything else (a diffusion LM, a converted model, a
-    folder that is no model) is one :class:`DopsdError` naming ``role``."""
+    folder that is no model) is one :class:`DopsdError` naming ``role``.
+
+    ``trust_remote_code`` is always passed on as given (never ``None``), so transformers never asks "Do you wish to
+    run the custom code? [y/N]": without it, a folder that ships its code is refused in one line that says so."""
     path = str(path)
     extra = {"gguf_file": gguf_file} if gguf_file else {}
+    trust = {"trust_remote_code": bool(trust_remote_code)}
+    if not trust_remote_code and _ships_code(path):
+        raise DopsdError(f"the {role} {path!r} ships its own code: pass --trust-remote-code to run it")
     try:
-        config = AutoConfig.from_pretrained(path, **extra)
+        config = AutoConfig.from_pretrained(path, **trust, **extra)
     except (OSError, ValueError) as error:
         raise DopsdError(f"cannot load the {role} from {path!r}: {str(error).splitlines()[0]}") from error
     if not is_causal_config(config):
@@ -38,11 +45,26 @@ def load_causal_lm(path: str | Path, *, dtype="auto", gguf_file: str | None = No
         raise DopsdError(f"the {role} {path!r} is {kind}, not an autoregressive (causal) LM: give the original "
                          "causal LM")
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=parse_dtype(dtype), **extra)
-        tokenizer = AutoTokenizer.from_pretrained(path, **extra)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=parse_dtype(dtype), **trust, **extra)
+        tokenizer = AutoTokenizer.from_pretrained(path, **trust, **extra)
     except (OSError, ValueError) as error:
         raise DopsdError(f"cannot load the {role} from {path!r}: {str(error).splitlines()[0]}") from error
     return model.eval(), tokenizer
+
+
+def _ships_code(path: str) -> bool:
+    """Whether a local model folder's config.json names code of its own (``auto_map``) for a model type transformers
+    does not have (a library type with a leftover ``auto_map`` loads without the code)."""
+    import json
+
+    config = Path(path) / "config.json"
+    try:
+        declared = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(declared, dict) or not declared.get("auto_map"):
+        return False
+    return declared.get("model_type") not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
 
 def check_same_tokenizer(student_tokenizer, teacher_tokenizer, mask_id: int) -> None:

@@ -397,17 +397,37 @@ def check_loaded_model(lm) -> None:
 
 @torch.no_grad()
 def check_finite_logits(lm) -> None:
-    """Runs a tiny input through the model; stops with one line when any logit is NaN or infinite."""
+    """Runs a tiny input through the model; stops with one line when its forward fails (remote code broken in a
+    way no fix covers: the exception named, not a traceback) or any logit is NaN or infinite."""
     tokens = lm.tokens
     ids = torch.tensor([[tokens.eos, tokens.mask, tokens.mask, tokens.eos]], device=lm.device)
     model = lm.model
+    name = getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__
     training = model.training
     model.eval()
     try:
         logits = lm.logits(ids, response_start=1)
+    except DopsdError:
+        raise
+    except Exception as error:  # noqa: BLE001  (anything the model's own code raises is the model's failure)
+        raise DopsdError(forward_failure(name, model, error)) from error
     finally:
         model.train(training)
     if not bool(torch.isfinite(logits).all()):
-        name = getattr(model.config, "_name_or_path", "") or type(model).__name__
         raise DopsdError(f"model {name!r} gives non-finite logits (NaN or inf) on a tiny input right after loading: "
                          "its weights or rotary tables did not load correctly")
+
+
+def forward_failure(name: str, model, error: Exception) -> str:
+    """One line for a model whose forward raises on dopsd's tiny probe input: the model, the exception, where."""
+    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    where = ""
+    frame = error.__traceback__
+    while frame is not None:  # the innermost frame of the model's own (remote or library) code
+        module = frame.tb_frame.f_globals.get("__name__", "")
+        if not module.startswith(("torch.", "dopsd.")):
+            where = f" in {module.rsplit('.', 1)[-1]}.py line {frame.tb_lineno}"
+        frame = frame.tb_next
+    remote = " (its remote code)" if type(model).__module__.startswith(REMOTE_PREFIX) else ""
+    return (f"model {name!r} fails in its own forward pass{remote} on a tiny input right after loading: "
+            f"{type(error).__name__}: {message}{where}")

@@ -25,6 +25,9 @@ from dopsd.models.layout import BLOCK_MODEL_FAMILIES, FULL, AttentionLayout, lay
 
 logger = logging.getLogger(__name__)
 
+# The built-in family's model type (dopsd.models.tiny): always loaded with dopsd's own code.
+BUILTIN_MODEL_TYPE = "dopsd_mdm"
+
 # Remote-code models known to read their logits one position to the left (Dream).
 SHIFTED_MODEL_TYPES = {"Dream", "dream"}
 
@@ -189,6 +192,8 @@ def load_diffusion_lm(
                              shift_logits=shift_logits, handles_padding=handles_padding, check=check,
                              block_size=block_size)
     extra = {"gguf_file": gguf_file} if gguf_file else {}
+    if trust_remote_code and _declared_config(path, extra).get("model_type") == BUILTIN_MODEL_TYPE:
+        trust_remote_code = False  # dopsd runs its own code for its own family (an export ships a copy for others)
     options = dict(trust_remote_code=trust_remote_code, dtype=parse_dtype(dtype), **extra)
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, **extra)
@@ -208,6 +213,9 @@ def load_diffusion_lm(
         raise DopsdError(_import_failure(path, error)) from error
     except (OSError, ValueError) as error:
         raise DopsdError(f"cannot load a model from {path!r}: {str(error).splitlines()[0]}") from error
+    if config.model_type == BUILTIN_MODEL_TYPE and "auto_map" in vars(model.config):
+        # an export's pointer to the code shipped beside it: saves of this model (checkpoints) do not ship that code
+        del model.config.auto_map
     if getattr(model, "_dopsd_post_init_added", False):
         fixes.append("post_init")
     if compat.repair_rotary_tables(model):

@@ -54,6 +54,8 @@ class Task:
     hub_splits: tuple[str, ...] = ("train", "test")  # the splits that hub dataset has
     multiline_answer: bool = False  # whether a stated answer runs to the end of its paragraph (a grid in rows)
     phrase = PHRASE  # the final-answer phrases ("The answer is", "Final answer:", "####")
+    # How a question is typed by hand (``dopsd sample --task``): the question alone, as a data row gives it.
+    prompt_format: str = "the question as text"
 
     def question_text(self, example: Example) -> str:
         """The instruction-style user message."""
@@ -101,6 +103,14 @@ class Task:
     def parse_row(self, row: dict, index: int) -> Example:
         """An Example from one data row; raises KeyError/ValueError on a malformed row."""
         raise NotImplementedError
+
+    def example_from_text(self, text: str) -> Example:
+        """The question of a prompt typed by hand (``dopsd sample --task``), written as :attr:`prompt_format` says,
+        as an Example without a reference answer; a ValueError naming that format when ``text`` is not one."""
+        question = text.strip()
+        if not question:
+            raise ValueError(f"the prompt is empty: give {self.prompt_format}")
+        return Example(index=0, prompt=question, answer="")
 
     # ----- shared behaviour ------------------------------------------------------------------------------------
     def render_prompt(self, example: Example, style: str = "instruct", tokenizer=None, reference: bool = False) -> str:

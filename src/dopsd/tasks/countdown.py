@@ -118,6 +118,20 @@ def numbers_and_target(row: dict) -> tuple[list[int], int]:
     return numbers, targets[0]
 
 
+def countdown_example(text: str, task: str, prompt_format: str) -> Example:
+    """A Countdown instance typed by hand as ``NUMBERS>TARGET`` (a compact prompt's trailing ``=`` or ``:`` allowed)."""
+    written = text.strip().rstrip("=:").strip()
+    numbers, _, target = written.rpartition(">")
+    try:
+        if not numbers:
+            raise ValueError("no '>' before the target")
+        numbers, target = numbers_and_target({"input": numbers.strip(), "output": target.strip()})
+    except ValueError as error:
+        raise ValueError(f"{text.strip()[:40]!r} is not a {task} instance ({error}): give {prompt_format}") from None
+    return Example(index=0, prompt=",".join(map(str, numbers)), answer=str(target),
+                   meta={"numbers": numbers, "target": target})
+
+
 class ValidityReward:
     """For tasks whose ``check(example, answer)`` says ``(valid, correct)``: the score is correctness, and the
     training reward d1's: 1 for a correct answer, 0.1 for a valid wrong one, else 0 (a hedge earns 1 only when every
@@ -149,6 +163,11 @@ class Countdown(ValidityReward, Task):
 
     def compact_prompt(self, example: Example) -> str:
         return f"{example.prompt}>{example.answer}="
+
+    prompt_format = "the numbers and the target as NUMBERS>TARGET (e.g. 3,5,7>15)"
+
+    def example_from_text(self, text: str) -> Example:
+        return countdown_example(text, self.name, self.prompt_format)
 
     def parse_answer(self, text: str) -> list[str]:
         """The expression, in ASCII: the side of an equation that holds the operations (``100-93+30 = 37``)."""

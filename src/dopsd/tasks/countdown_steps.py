@@ -32,7 +32,7 @@ from fractions import Fraction
 
 from dopsd.tasks.answers import last_lines
 from dopsd.tasks.base import Example, Task
-from dopsd.tasks.countdown import ValidityReward, normalize_expression, numbers_and_target
+from dopsd.tasks.countdown import ValidityReward, countdown_example, normalize_expression, numbers_and_target
 from dopsd.tasks.distinct import draw_distinct
 
 NUMBER = r"(?:0|[1-9][0-9]{0,8})"
@@ -175,6 +175,11 @@ class CountdownSteps(ValidityReward, Task):
 
     def compact_prompt(self, example: Example) -> str:
         return f"{example.prompt}>{example.answer}:"
+
+    prompt_format = "the numbers and the target as NUMBERS>TARGET (e.g. 7,8,3,2>51)"
+
+    def example_from_text(self, text: str) -> Example:
+        return countdown_example(text, self.name, self.prompt_format)
 
     def parse_answer(self, text: str) -> list[str]:
         """The chain in canonical form: ASCII operators, no spaces, steps joined by commas."""

@@ -120,6 +120,14 @@ class Sudoku(Task):
     def compact_prompt(self, example: Example) -> str:
         return f"{example.prompt}="
 
+    prompt_format = "the puzzle as 16 digits 0-4, row by row, 0 for an empty cell (e.g. 1020030031004230)"
+
+    def example_from_text(self, text: str) -> Example:
+        puzzle = re.sub(r"\s+", "", text).removesuffix("=")
+        if not re.fullmatch(r"[0-4]{16}", puzzle):
+            raise ValueError(f"{text.strip()[:40]!r} is not a sudoku puzzle: give {self.prompt_format}")
+        return Example(index=0, prompt=puzzle, answer="")
+
     def parse_answer(self, text: str) -> list[str]:
         """Exactly 16 digits in any layout (any digit, so wrong cells still earn partial credit); two or more
         16-digit grids are alternatives; anything else, a padded or truncated grid included, is none."""

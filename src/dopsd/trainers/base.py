@@ -35,7 +35,7 @@ from dopsd.models.checkpointing import enable_gradient_checkpointing
 from dopsd.models.compat import check_loaded_model
 from dopsd.models.lora import describe_targets, lora_target_modules
 from dopsd.sampling.defaults import save_sampling_defaults
-from dopsd.tasks import Example, Task, get_task, load_examples
+from dopsd.tasks import Example, Task, encode_prompts, get_task, load_examples
 from dopsd.tasks.loading import split_validation
 from dopsd.trainers import checkpoint as ckpt
 from dopsd.trainers.config import TrainingConfig
@@ -100,6 +100,7 @@ class Trainer:
         if loaded:
             check_loaded_model(model)  # rotary tables and finite logits, where the model now lives
         self.base_lm = model
+        self.check_data()  # the data against the model, before the run folder is written or anything evaluated
         self.setup_model()
         self.start_from_one_init()
         in_step = lockstep_wanted(config.lockstep, self.accelerator)
@@ -226,6 +227,24 @@ class Trainer:
             train, validation = split_validation(train, config.validation_size)
             return train, validation[: config.eval_limit]
         return train, load_examples(self.task, config.eval_data, "test", config.eval_limit)
+
+    def check_data(self) -> None:
+        """Checks of the data against the loaded model, which ``__init__`` runs before anything is written (the run
+        folder, the base model's evaluation), so that a refused run leaves its output folder free for a corrected
+        one: here, every prompt plus its response fits the model's positions. A method with checks of its own
+        (SFT: every reference completion fits gen_length) overrides this and calls it."""
+        lm, config = self.base_lm, self.config
+        if lm.max_positions is None:
+            return
+        for what, examples, gen_length in (("training", self.train_examples, config.gen_length),
+                                           ("held-out", self.eval_examples, config.eval_sampler_config().gen_length)):
+            if not examples:
+                continue
+            longest = max(map(len, encode_prompts(lm, self.task, examples, config.prompt_style)))
+            try:
+                lm.check_fits(longest, gen_length)
+            except DopsdError as error:
+                raise DopsdError(f"the {what} data: {error}") from None
 
     def warn_if_not_held_out(self) -> None:
         """A warning, as the run starts, when held-out questions are also training questions."""

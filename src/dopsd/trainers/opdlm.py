@@ -163,7 +163,8 @@ def load_student(config: OPDLMConfig) -> DiffusionLM:
         return load_diffusion_lm(config.model, trust_remote_code=config.trust_remote_code, dtype=config.dtype,
                                  mask_token_id=config.mask_token_id, eos_token_id=config.eos_token_id,
                                  pad_token_id=config.pad_token_id, block_size=config.block_size)
-    model, tokenizer = load_causal_lm(config.model, dtype=config.dtype, role="student")
+    model, tokenizer = load_causal_lm(config.model, dtype=config.dtype, role="student",
+                                      trust_remote_code=config.trust_remote_code)
     layout = AttentionLayout("block", config.block_size or 4) if config.attention == "block" else FULL
     with torch.random.fork_rng(devices=[]):
         # The mask token's new embedding row is drawn at random: every run (any seed) converts to the same start.
@@ -183,7 +184,7 @@ class OPDLMTrainer(Trainer):
         config = config or self.config_class()
         if teacher is None:
             teacher = load_causal_lm(config.teacher_model or config.model, dtype=config.dtype,
-                                     gguf_file=config.teacher_gguf_file)
+                                     gguf_file=config.teacher_gguf_file, trust_remote_code=config.trust_remote_code)
         if model is None:
             model = load_student(config)
         student_tokenizer = model.tokenizer if isinstance(model, DiffusionLM) else tokenizer

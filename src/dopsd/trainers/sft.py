@@ -55,18 +55,32 @@ class SFTTrainer(Trainer):
     def encode_prompts(self, examples) -> list[list[int]]:
         return encode_prompts(self.base_lm, self.task, examples, self.config.prompt_style)
 
+    def check_data(self) -> None:
+        """Every reference completion must fit gen_length with an EOS: refused before anything is written."""
+        super().check_data()
+        for example in self.train_examples:
+            self.response_ids(example)
+
+    def response_ids(self, example) -> list[int]:
+        """The reference completion's token ids; one error line when it has none or does not fit gen_length."""
+        lm, config = self.base_lm, self.config
+        style = config.prompt_style or default_prompt_style(lm)
+        try:
+            completion = self.task.reference_completion(example, style)
+        except (KeyError, ValueError) as error:
+            raise DopsdError(f"example {example.index}: no reference completion ({error})") from error
+        response = lm.tokenizer(completion, add_special_tokens=False)["input_ids"]
+        if len(response) >= config.gen_length:
+            raise DopsdError(f"example {example.index}: its {len(response)}-token completion does not fit "
+                             f"gen_length={config.gen_length} with an EOS: raise --gen-length")
+        return response
+
     def encode_responses(self, examples) -> torch.Tensor:
         """(batch, gen_length) reference completions, each padded with EOS to ``gen_length`` as LLaDA pads."""
         lm, config = self.base_lm, self.config
-        style = config.prompt_style or default_prompt_style(lm)
-        responses = []
-        for example in examples:
-            response = lm.tokenizer(self.task.reference_completion(example, style), add_special_tokens=False)["input_ids"]
-            if len(response) >= config.gen_length:
-                raise DopsdError(f"example {example.index}: its {len(response)}-token completion does not fit "
-                                 f"gen_length={config.gen_length} with an EOS")
-            responses.append(response + [lm.tokens.eos] * (config.gen_length - len(response)))
-        return torch.tensor(responses, device=self.accelerator.device)
+        responses = [self.response_ids(example) for example in examples]
+        return torch.tensor([response + [lm.tokens.eos] * (config.gen_length - len(response))
+                             for response in responses], device=self.accelerator.device)
 
     def compute_update(self) -> dict:
         examples = self.next_examples(self.config.batch_size)
