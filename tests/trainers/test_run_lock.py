@@ -102,3 +102,34 @@ def test_without_flock_the_holders_pid_decides(tmp_path, monkeypatch):
     path.write_text(f'{{"pid": {gone.pid}, "host": "elsewhere"}}\n')  # another host's process: cannot tell
     with pytest.raises(RunFolderInUse, match="on host elsewhere.*delete"):
         check_free(tmp_path)
+
+
+def test_a_killed_dopsd_run_leaves_a_stale_lock_and_a_live_one_refuses(tmp_path):
+    """The whole command in its own process: SFT on the bundled Sudoku model, killed while it runs."""
+    import time
+
+    folder = tmp_path / "run"
+    command = [sys.executable, "-c", "import sys; from dopsd.cli import main; sys.exit(main(sys.argv[1:]))", "sft",
+               "--output-dir", str(folder), "--eval-limit", "8", "--progress", "false", "--report-to", "none"]
+    live = subprocess.Popen(command + ["--max-updates", "100000"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (folder / "metrics.jsonl").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert (folder / LOCK_NAME).exists() and live.poll() is None
+        second = subprocess.run(command + ["--max-updates", "1", "--overwrite-output-dir"], capture_output=True,
+                                text=True, timeout=120)
+        assert second.returncode == 2 and f"in use by a live run (pid {live.pid}" in second.stderr
+        live.send_signal(signal.SIGKILL)
+        live.wait()
+        assert (folder / LOCK_NAME).exists()  # a crash leaves the lock file behind
+        third = subprocess.run(command + ["--max-updates", "1", "--overwrite-output-dir"], capture_output=True,
+                               text=True, timeout=300)
+        assert third.returncode == 0, third.stderr
+        assert f"the lock of pid {live.pid}" in third.stderr and "is stale" in third.stderr
+        assert not (folder / LOCK_NAME).exists()
+    finally:
+        if live.poll() is None:
+            live.kill()
+            live.wait()
