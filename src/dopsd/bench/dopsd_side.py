@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-
 from dopsd.bench.lora import adapter_off
 from dopsd.distill.teacher import PreparedTrajectory
 from dopsd.models.adapter import DiffusionLM
