@@ -174,3 +174,90 @@ def test_bench_command_runs_a_block_shape(capsys, tmp_path):
     assert main(args + ["--block-length", "2"]) == 2  # a block model decodes one model block per sampler block
     assert "--block-length 4" in capsys.readouterr().err
     assert main(args + ["--also-cache", "dual"]) == 2
+
+
+@pytest.mark.parametrize("make_lm", [tiny_builtin, tiny_converted_llama], ids=["builtin", "converted-llama"])
+def test_with_lora_only_the_adapter_gets_gradients_on_both_sides(make_lm):
+    """--lora: the paper's projections carry the adapter, the teacher passes run with it switched off, and both
+    losses' backward reaches the adapter's weights only; the losses still agree up to the tokens per step."""
+    from dopsd.bench.lora import AdapterOffView, adapter_off, attach_lora, is_adapter, paper_alpha
+    from dopsd.models.lora import lora_target_modules
+
+    base = make_lm()
+    with torch.no_grad():
+        for parameter in base.model.parameters():
+            parameter.mul_(8.0) if parameter.dim() > 1 else None
+    trajectory = BlockDiffusionSampler(base, CONFIG).sample([prompt(base)])[0]
+    prepared = prepare_trajectory(trajectory, 0.5, torch.Generator().manual_seed(0))
+    ids = torch.cat([torch.as_tensor(prepared.trajectory.prompt_ids), prepared.student_states[0]])[None]
+    with torch.no_grad():
+        before = base.logits(ids)
+    targets = lora_target_modules(base.model)
+    lm, facts = attach_lora(base, 4)
+    assert paper_alpha(128) == 64 and facts["alpha"] == 2.0 and facts["rank"] == 4
+    assert facts["modules"] == len(targets) and 0 < facts["trainable_parameters"] < facts["total_parameters"]
+    with torch.no_grad():  # a trained adapter: the student differs from the teacher (the model without it)
+        for name, parameter in lm.model.named_parameters():
+            if ".lora_B." in name:
+                parameter.normal_(0, 0.5)
+        assert not torch.allclose(lm.logits(ids), before)
+    with adapter_off(lm):
+        assert torch.allclose(lm.logits(ids), before)
+    assert torch.allclose(AdapterOffView(lm).logits(ids), before)
+    trainable = {name for name, p in lm.model.named_parameters() if p.requires_grad}
+    assert trainable and all(is_adapter(name) for name in trainable)
+
+    def held():
+        names = {name for name, p in lm.model.named_parameters() if p.grad is not None and p.grad.abs().max() > 0}
+        lm.model.zero_grad(set_to_none=True)
+        return names
+
+    ours = dopsd_loss(lm, prepared, micro_batch_size=4)
+    ours_held = held()
+    theirs = naive_loss(lm, prepared, chunks=4, teacher=AdapterOffView(lm))
+    theirs_held = held()
+    assert ours > 1e-4 and theirs == pytest.approx(2 * ours, rel=1e-6)
+    # every adapted module's B (and, B being nonzero, A) gets a gradient; no weight of the model does
+    assert ours_held == theirs_held == trainable
+    assert {name.split(".lora_")[0].removeprefix("base_model.model.") for name in ours_held} == set(targets)
+
+
+def test_bench_with_lora_reports_what_it_trained():
+    from dopsd.bench.report import format_table
+
+    settings = BenchSettings(shape="tiny", layers=1, prompt_length=6, gen_length=8, block_length=4, steps=4,
+                             repeats=1, warmup=0, lora=8)
+    results = run_bench(settings)
+    trained = results["trained"]
+    assert trained["lora"]["rank"] == 8 and trained["lora"]["alpha"] == 4.0
+    assert trained["lora"]["targets"] == "4 modules: down, gate_up, out, qkv"  # the built-in family's fused seven
+    assert trained["parameters"] == trained["lora"]["trainable_parameters"]
+    assert trained["gradients"]["dopsd"] == trained["gradients"]["naive"] == {"tensors": 8, "adapter_only": True}
+    for phase in ("rollout", "loss"):
+        for side in ("dopsd", "naive"):
+            assert results[phase][side]["seconds"]["runs"] == 1 and results[phase][side]["flops"] > 0
+    assert results["loss_value"]["naive"] == pytest.approx(2 * results["loss_value"]["dopsd"], rel=1e-3)
+    table = format_table(results)
+    assert "trains a LoRA adapter only (both sides): r 8, alpha 4" in table
+    assert "gradients held: dopsd adapter only and naive adapter only" in table
+    # every weight trained: the same bench, every body and head weight holding a gradient
+    full = run_bench(BenchSettings(**{**results["settings"], "lora": None}))
+    assert full["trained"]["lora"] is None and full["trained"]["gradients"]["dopsd"]["adapter_only"] is False
+    assert full["trained"]["parameters"] > 100 * trained["parameters"]
+    assert "loss backward trains every weight (both sides)" in format_table(full)
+    # the adapter's matmuls run in the rollout; the frozen body's backward computes no weight gradients
+    assert results["rollout"]["dopsd"]["flops"] > full["rollout"]["dopsd"]["flops"]
+    assert results["loss"]["dopsd"]["flops"] < full["loss"]["dopsd"]["flops"]
+
+
+def test_bench_command_takes_lora_and_refuses_bad_lora_settings(capsys):
+    args = ["bench", "--layers", "1", "--prompt-length", "4", "--gen-length", "4", "--block-length", "4",
+            "--steps", "2", "--repeats", "1", "--warmup", "0", "--device", "cpu", "--dopsd-only"]
+    assert main(args + ["--lora", "4", "--lora-alpha", "16", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert results["settings"]["lora"] == 4 and results["trained"]["lora"]["alpha"] == 16
+    assert set(results["trained"]["gradients"]) == {"dopsd"}
+    assert main(args + ["--lora", "0"]) == 2
+    assert main(args + ["--lora-alpha", "16"]) == 2
+    assert "--lora-alpha needs --lora" in capsys.readouterr().err
+    assert main(args + ["--lora", "4", "--attention", "block", "--block-size", "4"]) == 2

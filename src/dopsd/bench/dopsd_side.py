@@ -3,11 +3,9 @@ itself, run outside a trainer) over micro-batches of stacked states."""
 
 from __future__ import annotations
 
-import contextlib
 from types import SimpleNamespace
 
-import torch
-
+from dopsd.bench.lora import adapter_off
 from dopsd.distill.teacher import PreparedTrajectory
 from dopsd.models.adapter import DiffusionLM
 from dopsd.sampling.padding import micro_batches
@@ -16,7 +14,8 @@ from dopsd.trainers.dopsd import DOPSDConfig, DOPSDTrainer
 
 class _LossHost:
     """Just enough of a :class:`DOPSDTrainer` for its loss methods: the model, the config and the prepared states.
-    The teacher is the model itself without gradients (the fixed teacher before any update)."""
+    The teacher is the model itself without gradients (the fixed teacher before any update), its LoRA adapter
+    switched off when it has one (as a LoRA run's fixed teacher)."""
 
     stack_inputs = DOPSDTrainer.stack_inputs
     states_loss = DOPSDTrainer.states_loss
@@ -27,10 +26,8 @@ class _LossHost:
         self.config, self.prepared = config, prepared
         self.accelerator = SimpleNamespace(device=lm.device)
 
-    @contextlib.contextmanager
     def teacher_context(self):
-        with torch.no_grad():
-            yield self.lm
+        return adapter_off(self.lm)
 
 
 def dopsd_loss(lm: DiffusionLM, prepared: PreparedTrajectory, *, micro_batch_size: int = 16,

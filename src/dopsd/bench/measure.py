@@ -75,22 +75,28 @@ class PeakMemory:
 class FlopCounter:
     """Counts matmul FLOPs of every forward of ``lm`` from the shapes it sees: 2 x body parameters per input token,
     2 x head parameters per projected row, attention 4 x hidden per (query, key) pair per layer; a forward run with
-    gradients enabled adds twice its count for the backward."""
+    gradients enabled adds twice its count for the backward (the weights' and the activations' gradients), or once
+    when the body and head are ``frozen`` (a LoRA model: the activations' gradients only). A LoRA adapter's matmuls
+    are counted where they run (2 x its parameters per token, the backward twice that), so a teacher pass with the
+    adapter switched off counts none."""
 
-    def __init__(self, lm, body: int, head: int):
+    def __init__(self, lm, body: int, head: int, frozen: bool = False):
         self.lm, self.body, self.head_rows_flops = lm, body, 2 * head
         config = lm.model.config
         self.attention = 4 * config.hidden_size * config.num_hidden_layers
+        self.backward = 1 if frozen else 2
         self.flops = 0.0
 
     def __enter__(self):
         model = self.lm.model
         self.handles = [model.register_forward_pre_hook(self._body, with_kwargs=True),
                         model.get_output_embeddings().register_forward_hook(self._head)]
+        self.handles += [module.register_forward_hook(self._adapter) for name, module in model.named_modules()
+                         if isinstance(module, torch.nn.Linear) and (".lora_A." in name or ".lora_B." in name)]
         return self
 
     def _factor(self):
-        return 3 if torch.is_grad_enabled() else 1
+        return 1 + self.backward if torch.is_grad_enabled() else 1
 
     def _body(self, module, args, kwargs):
         ids = kwargs.get("input_ids", args[0] if args else None)
@@ -101,6 +107,10 @@ class FlopCounter:
 
     def _head(self, module, args, output):  # after the head: rows it actually projected (logits_at gathers first)
         self.flops += self._factor() * self.head_rows_flops * output.shape[:-1].numel()
+
+    def _adapter(self, module, args, output):
+        factor = 3 if torch.is_grad_enabled() else 1
+        self.flops += factor * 2 * module.weight.numel() * output.shape[:-1].numel()
 
     def __exit__(self, *exc):
         for handle in self.handles:

@@ -26,6 +26,7 @@ def format_table(results: dict) -> str:
         f"steps, temperature {s['temperature']}, dopsd batch {s['batch']}, cache {s.get('cache') or 'none'}, {results['states']} states per trajectory; "
         f"dopsd {s['warmup']} warm-up + {s['repeats']} runs, naive {s.get('naive_warmup', 0)} + "
         f"{s.get('naive_repeats', s['repeats'])} (min / median)",
+        _trained_line(results),
         "",
         f"{'per trajectory':<{W}}{'dopsd min':>11}{'median':>9}{'naive min':>11}{'median':>9}{'naive/dopsd':>13}",
     ]
@@ -75,6 +76,21 @@ def format_table(results: dict) -> str:
                      f"dopsd averages: expected ratio {value['tokens_per_step']:g}, measured "
                      f"{value['naive'] / value['dopsd']:.4f})")
     return "\n".join(lines)
+
+
+def _trained_line(results: dict) -> str:
+    """What the loss's backward trains on both sides: every weight, or a LoRA adapter only."""
+    trained = results.get("trained")
+    if trained is None:  # a result saved before the bench said it: every weight
+        return "loss backward trains every weight (both sides)"
+    lora, holders = trained["lora"], trained["gradients"]
+    only = " and ".join(f"{side} {'adapter only' if held['adapter_only'] else 'NOT adapter only'}"
+                        for side, held in holders.items())
+    if lora is None:
+        return f"loss backward trains every weight (both sides): {trained['parameters'] / 1e6:.2f}M parameters"
+    return (f"loss backward trains a LoRA adapter only (both sides): r {lora['rank']}, alpha {lora['alpha']:g}, "
+            f"{lora['targets']}; {lora['trainable_parameters'] / 1e6:.2f}M of {lora['total_parameters'] / 1e6:.2f}M "
+            f"parameters; gradients held: {only}; teacher passes with the adapter off")
 
 
 def format_block_table(results: dict) -> str:

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from dopsd.bench.dopsd_side import dopsd_loss
+from dopsd.bench.lora import AdapterOffView, attach_lora, gradient_holders
 from dopsd.bench.measure import PEAK_BF16, FlopCounter, summary, timed
 from dopsd.bench.naive import naive_loss, naive_rollout
 from dopsd.bench.shapes import SHAPES, build_model, parameter_counts
@@ -51,6 +52,9 @@ class BenchSettings:
     # then times its rollout with the exact block cache against the same model uncached (dopsd.bench.block)
     attention: str = "full"
     block_size: int | None = None
+    # LoRA rank: both sides train a rank-lora adapter only, as a LoRA run does (dopsd.bench.lora); None: every weight
+    lora: int | None = None
+    lora_alpha: float | None = None  # None: the paper's alpha / r (64 / 128) times the rank
 
     def layout(self) -> AttentionLayout:
         return AttentionLayout(self.attention, self.block_size if self.attention == "block" else None)
@@ -69,7 +73,13 @@ class BenchSettings:
                 raise DopsdError(f"--also-cache: unknown mode {mode!r}: use none, {', '.join(CACHE_MODES)}")
         if not 1 <= self.solved_round <= self.passk:
             raise DopsdError(f"--solved-round must be between 1 and --passk ({self.passk}), got {self.solved_round}")
+        if self.lora is not None and self.lora < 1:
+            raise DopsdError(f"--lora must be at least 1, got {self.lora}")
+        if self.lora_alpha is not None and (self.lora is None or not self.lora_alpha > 0):
+            raise DopsdError("--lora-alpha needs --lora and must be positive")
         layout = self.layout()
+        if layout.is_block and self.lora is not None:
+            raise DopsdError("--lora: a block-attention shape's bench times the rollout only (no loss, no backward)")
         layout.check_block_length(self.block_length)
         if layout.is_block and self.also_cache:
             raise DopsdError("--also-cache: a block-attention shape is timed with its exact block cache and without "
@@ -102,6 +112,10 @@ def run_bench(settings: BenchSettings, log=lambda message: None) -> dict:
                      max_positions=settings.prompt_length + settings.gen_length, seed=settings.seed)
     body, head = parameter_counts(lm)
     vocab = lm.vocab_size
+    lora = None
+    if settings.lora is not None:  # counted above without the adapter: FlopCounter counts its matmuls apart
+        lm, lora = attach_lora(lm, settings.lora, settings.lora_alpha)
+    trainable = [p for p in lm.model.parameters() if p.requires_grad]  # every weight, or the adapter's only
     generator = torch.Generator(device=device).manual_seed(settings.seed)
     prompts = torch.randint(0, vocab - 3, (settings.batch, settings.prompt_length), generator=generator,
                             device=device)
@@ -118,7 +132,7 @@ def run_bench(settings: BenchSettings, log=lambda message: None) -> dict:
         log(f"measuring {name} ({warmup} warm-up + {repeats} runs)")
         for _ in range(warmup):  # first calls run one-off checks (the selection probe): not measured
             function()
-        with FlopCounter(lm, body, head) as counter:
+        with FlopCounter(lm, body, head, frozen=lora is not None) as counter:
             seconds, peak, result = timed(function, device=device, warmup=0, repeats=repeats)
         return {"seconds": summary([s / per for s in seconds]), "peak_bytes": peak,
                 "flops": counter.flops / repeats / per}, result
@@ -135,15 +149,20 @@ def run_bench(settings: BenchSettings, log=lambda message: None) -> dict:
         rollout["naive"], _ = measure("naive rollout", lambda: naive_rollout(lm, prompts[0], config, generator), 1)
     prepared = prepare_trajectory(trajectories[0], 0.25, torch.Generator().manual_seed(settings.seed))
 
-    lm.model.requires_grad_(True)
+    for parameter in trainable:
+        parameter.requires_grad_(True)
     lm.model.zero_grad(set_to_none=True)
-    loss = {}
+    loss, gradients = {}, {}
     loss["dopsd"], dopsd_value = measure(
         "dopsd loss", lambda: dopsd_loss(lm, prepared, micro_batch_size=settings.micro_batch_size), 1)
+    gradients["dopsd"] = gradient_holders(lm)
     lm.model.zero_grad(set_to_none=True)
     naive_value = None
     if settings.naive:
-        loss["naive"], naive_value = measure("naive loss", lambda: naive_loss(lm, prepared, chunks=settings.chunks), 1)
+        teacher = AdapterOffView(lm) if lora is not None else None  # a LoRA run's fixed teacher: adapter off
+        loss["naive"], naive_value = measure(
+            "naive loss", lambda: naive_loss(lm, prepared, chunks=settings.chunks, teacher=teacher), 1)
+        gradients["naive"] = gradient_holders(lm)
     lm.model.zero_grad(set_to_none=True)
     lm.model.requires_grad_(False)
 
@@ -153,6 +172,7 @@ def run_bench(settings: BenchSettings, log=lambda message: None) -> dict:
     results["loss_value"] = {"dopsd": dopsd_value, "naive": naive_value,
                              "tokens_per_step": settings.gen_length / settings.steps}
     results["states"] = prepared.num_steps
+    results["trained"] = {"lora": lora, "parameters": sum(p.numel() for p in trainable), "gradients": gradients}
     results["threads"] = torch.get_num_threads()
     results["peak_flops"] = _peak_flops(settings, device)
     return results

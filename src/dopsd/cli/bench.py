@@ -52,6 +52,11 @@ def register(subparsers) -> None:
                         help="block: the shape block-causal (as dopsd convert --attention block makes it); times "
                         "its rollout with the exact block cache against uncached")
     parser.add_argument("--block-size", type=int, default=4, help="tokens per attention block with --attention block")
+    parser.add_argument("--lora", type=int, default=None, metavar="R",
+                        help="both sides train a rank-R LoRA adapter only (the paper's r = 128), on the projections a "
+                        "LoRA run adapts; default: every weight trained")
+    parser.add_argument("--lora-alpha", type=finite_float, default=None,
+                        help="LoRA alpha (default: the paper's ratio, alpha = R / 2)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     parser.add_argument("--save", default=None, metavar="PATH", help="also write the results as JSON to PATH")
     parser.set_defaults(run=run)
@@ -77,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         repeats=args.repeats, naive_warmup=args.naive_warmup, naive_repeats=args.naive_repeats, device=device,
         dtype=dtype, seed=args.seed, peak_tflops=args.peak_tflops, naive=not args.dopsd_only, cache=args.cache,
         also_cache=tuple(args.also_cache), solved_round=args.solved_round, attention=args.attention,
-        block_size=args.block_size if block else None)
+        block_size=args.block_size if block else None, lora=args.lora, lora_alpha=args.lora_alpha)
     results = run_bench(settings, log=lambda message: print(message, file=sys.stderr, flush=True))
     if args.save:
         with open(args.save, "w") as handle:
