@@ -6,11 +6,11 @@ import argparse
 import os
 import sys
 
-from dopsd.cli import bench, evaluate, experiment, models, sample, train
+from dopsd.cli import bench, evaluate, experiment, lm_eval, models, sample, train
 from dopsd.cli.parser import CommandParser
 from dopsd.errors import DopsdError
 
-COMMANDS = (sample, evaluate, train, models, experiment, bench)
+COMMANDS = (sample, evaluate, train, models, experiment, bench, lm_eval)
 
 
 def build_parser() -> argparse.ArgumentParser:
