@@ -91,7 +91,7 @@ class Plan:
     update_updates: int = 4
     update_ladder: tuple = (8, 16, 24, 32, 48, 64, 96, 128)
     # 4. end to end: arithmetic questions, OPDLM, then d-OPSD
-    e2e_train: int = 1024
+    e2e_train: int = 512
     e2e_eval: int = 128
     e2e_gen: int = 16
     e2e_block: int = 8

@@ -416,12 +416,25 @@ def largest_micro_batch(record: PartRecord, plan: Plan, state: dict):
 
 # ----- 4. a real model end to end ------------------------------------------------------------------------------
 class ShortArithmetic(GSM8K):
-    """Short arithmetic questions ("What is 37 + 48?"), in GSM8K's data format and scored as GSM8K is; an instruct
-    prompt is the question alone through the chat template (no d1 system prompt: a 135M model answers in a few
-    tokens), a compact one GSM8K's."""
+    """Short arithmetic questions ("What is 17 + 8?") in GSM8K's data format, scored against GSM8K's final answer; an
+    instruct prompt is the question alone through the chat template (no d1 system prompt: a 135M model answers in a
+    few tokens), a compact one GSM8K's. A reply's answer is read by :meth:`extract_answer`."""
 
     def question_text(self, example: Example) -> str:
         return f"{example.prompt} Reply with the number only."
+
+    def extract_answer(self, completion: str) -> str | None:
+        """The number after the last ``=`` of the reply's first paragraph ("17 + 8 = 25", SmolLM2's usual reply), else
+        that paragraph's only number ("25", "The answer is 25."); None when it has none or several."""
+        from dopsd.tasks.gsm8k import NUMBER, _fraction
+
+        paragraph = completion.strip().split("\n\n")[0]
+        if "=" in paragraph:
+            numbers = NUMBER.findall(paragraph.rsplit("=", 1)[1])[:1]
+        else:
+            numbers = NUMBER.findall(paragraph)
+        value = _fraction(numbers[0]) if len(numbers) == 1 else None
+        return None if value is None else str(value)
 
     def render_prompt(self, example: Example, style: str = "instruct", tokenizer=None, reference: bool = False) -> str:
         if style == "instruct" and not reference and getattr(tokenizer, "chat_template", None):
@@ -431,20 +444,18 @@ class ShortArithmetic(GSM8K):
 
 
 def arithmetic_rows(count: int, seed: int) -> list[dict]:
-    """``count`` distinct questions: a + b, a - b (a >= b) with a, b in 2-99, or a x b with a in 2-12."""
-    draw, rows, seen = random.Random(seed), [], set()
-    while len(rows) < count:
-        operator = draw.choice("+-*")
-        a, b = (draw.randint(2, 12), draw.randint(2, 99)) if operator == "*" else (draw.randint(2, 99),
-                                                                                  draw.randint(2, 99))
-        if operator == "-" and a < b:
-            a, b = b, a
-        if (a, operator, b) in seen:
-            continue
-        seen.add((a, operator, b))
+    """``count`` of the 674 questions a + b or a - b (a >= b) with a, b in 1-20 and a * b with a, b in 2-9, in an
+    order shuffled by ``seed``: what a 135M model can learn to answer, not what it already knows by heart."""
+    questions = [(a, operator, b) for a in range(1, 21) for b in range(1, 21) for operator in "+-"
+                 if operator == "+" or a >= b]
+    questions += [(a, "*", b) for a in range(2, 10) for b in range(2, 10)]
+    if count > len(questions):
+        raise ValueError(f"there are {len(questions)} distinct questions, not {count}")
+    random.Random(seed).shuffle(questions)
+    rows = []
+    for a, operator, b in questions[:count]:
         value = a + b if operator == "+" else a - b if operator == "-" else a * b
-        shown = "*" if operator == "*" else operator
-        rows.append({"question": f"What is {a} {shown} {b}?", "answer": f"{a} {shown} {b} = {value}\n#### {value}"})
+        rows.append({"question": f"What is {a} {operator} {b}?", "answer": f"{a} {operator} {b} = {value}\n#### {value}"})
     return rows
 
 
@@ -522,7 +533,7 @@ def e2e_model(record: PartRecord, plan: Plan, workdir: Path, state: dict):
     state["data"] = write_arithmetic(workdir / "arithmetic", plan.e2e_train, plan.e2e_eval)
     parameters = sum(p.numel() for p in student.parameters())
     data = {"model": label, "parameters": parameters, "load_seconds": loaded, "prompt_style": state["style"]}
-    example = ShortArithmetic().render_prompt(Example(0, "What is 37 + 48?", "85"), state["style"], tokenizer)
+    example = ShortArithmetic().render_prompt(Example(0, "What is 17 + 8?", "25"), state["style"], tokenizer)
     text = (f"{label}: {count(parameters)} parameters, loaded in {loaded:.1f} s and converted (full attention, "
             f"logits shifted as Dream's, a mask token added). Task: short arithmetic, {plan.e2e_train} training and "
             f"{plan.e2e_eval} held-out questions (a + b, a - b, a * b), scored as GSM8K; {state['style']} prompts, "
