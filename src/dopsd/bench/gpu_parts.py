@@ -262,9 +262,9 @@ def update(record: PartRecord, plan: Plan, workdir: Path, repo: Path) -> None:
         ("build", f"Random-weight {shape} model, LoRA r {plan.update_lora_r} on the seven projections, d-OPSD trainer"),
         ("rollout", f"One rollout: pass@{plan.update_passk}, response {plan.update_gen} in blocks of "
                     f"{plan.update_block}, {plan.update_steps} steps"),
+        ("micro_batch", "The largest micro-batch that fits (one forward and backward of each size, tried upwards)"),
         ("updates", f"{plan.update_updates} updates over that rollout's states (micro-batches of "
-                    f"{plan.update_micro_batch})"),
-        ("micro_batch", "The largest micro-batch that fits"))
+                    f"{plan.update_micro_batch}, or the largest that fits if smaller)"))
     state: dict = {}
     record.step("build", lambda: update_build(plan, workdir, state))
     if "trainer" not in state:
@@ -272,9 +272,12 @@ def update(record: PartRecord, plan: Plan, workdir: Path, repo: Path) -> None:
     record.step("rollout", lambda: update_rollout(state))
     if not state.get("states"):
         return skip_rest(record, "needs the rollout's states")
-    record.step("updates", lambda: update_steps(plan, state))
+    found = record.step("micro_batch", lambda: largest_micro_batch(record, plan, state))
+    if found is not None and found["largest"] is None:
+        return skip_rest(record, f"not even a micro-batch of {plan.update_ladder[0]} fits")
     free_memory()
-    record.step("micro_batch", lambda: largest_micro_batch(record, plan, state))
+    micro_batch = plan.update_micro_batch if found is None else min(plan.update_micro_batch, found["largest"])
+    record.step("updates", lambda: update_steps(plan, state, micro_batch))
 
 
 def update_build(plan: Plan, workdir: Path, state: dict):
@@ -332,8 +335,9 @@ def update_rollout(state: dict):
     return data, text, f"rollout {seconds:.1f} s (pass@{metrics['passk_rounds']:.0f})"
 
 
-def update_steps(plan: Plan, state: dict):
+def update_steps(plan: Plan, state: dict, micro_batch: int):
     trainer, device = state["trainer"], state["device"]
+    trainer.config.micro_batch_size = micro_batch
     rows = []
     peak = peak_flops(device)
     with peak_memory(device) as memory:
@@ -351,28 +355,34 @@ def update_steps(plan: Plan, state: dict):
     median = statistics.median(seconds)
     with_rollout = median + state["rollout_s"] / plan.update_updates
     data = {"updates": rows, "median_s": median, "min_s": min(seconds), "with_rollout_share_s": with_rollout,
-            "peak_gib": memory["gib"], "micro_batch": plan.update_micro_batch}
+            "peak_gib": memory["gib"], "micro_batch": micro_batch}
     lines = ["| update | states | micro-batches | seconds | loss | gradient norm | FLOPs | MFU |",
              "|---|---|---|---|---|---|---|---|"]
     for index, row in enumerate(rows, 1):
-        batches = -(-row["states"] // plan.update_micro_batch)
+        batches = -(-row["states"] // micro_batch)
         norm = f"{row['grad_norm']:.3g}" if row["grad_norm"] is not None else "-"
         lines.append(f"| {index} | {row['states']} | {batches} | {row['seconds']:.2f} | {row['loss']:.4g} | {norm} | "
                      f"{flop(row['tflop'] * 1e12)} | {percent(row['mfu'])} |")
     text = "\n".join(lines + ["", f"Per update: median {median:.2f} s (the first includes AdamW's state creation), "
                               f"{with_rollout:.2f} s with its share of the rollout (1/{plan.update_updates}); "
-                              f"peak memory {gib(memory['gib'])} at micro-batches of {plan.update_micro_batch}."])
-    headline = f"update {median:.2f} s ({with_rollout:.1f} s with its rollout share), peak {gib(memory['gib'])}"
+                              f"peak memory {gib(memory['gib'])} at micro-batches of {micro_batch}"
+                              + ("" if micro_batch == plan.update_micro_batch else
+                                 f" (the paper's {plan.update_micro_batch} does not fit)") + "."])
+    headline = (f"update {median:.2f} s ({with_rollout:.1f} s with its rollout share), peak {gib(memory['gib'])} at "
+                f"micro-batch {micro_batch}")
     return data, text, headline
 
 
 def largest_micro_batch(record: PartRecord, plan: Plan, state: dict):
     """Tries one micro-batch of each size of the ladder (forward and backward of that many states, the gradients
-    then dropped) until one runs out of memory."""
+    then dropped) until one runs out of memory. Before the first update AdamW holds no state yet: on a GPU as much
+    memory as its two moments will take is held aside during the search, so that what fits here fits in an update."""
     trainer, device = state["trainer"], state["device"]
     pairs = [(i, step) for i, item in enumerate(trainer.prepared) for step in range(item.num_steps)]
     sizes = [size for size in plan.update_ladder if size <= len(pairs)]
     trials, stopped = [], None
+    moments = 2 * sum(p.numel() for p in trainer.trainable_parameters()) if not trainer.optimizer.state else 0
+    held = torch.empty(moments, dtype=torch.float32, device=device) if device.type == "cuda" and moments else None
     for size in sizes:
         if trials and record.left() < 3 * trials[-1]["seconds"] + 5:
             stopped = f"stopped before {size}: {record.left():.0f} s left of the part's budget"
@@ -395,6 +405,9 @@ def largest_micro_batch(record: PartRecord, plan: Plan, state: dict):
             trainer.optimizer.zero_grad(set_to_none=True)
             trainer.accelerator.gradient_state._set_sync_gradients(True)
             free_memory()
+    aside_held = held is not None
+    del held
+    free_memory()
     fitting = [trial for trial in trials if trial["fits"]]
     largest = fitting[-1]["micro_batch"] if fitting else None
     failed = next((trial["micro_batch"] for trial in trials if not trial["fits"]), None)
@@ -409,7 +422,8 @@ def largest_micro_batch(record: PartRecord, plan: Plan, state: dict):
         limit = stopped or f"every size tried fits (the rollout kept {len(pairs)} states)"
     else:
         limit = f"{failed} runs out of memory (caught)"
-    text = "\n".join(lines + ["", f"Largest that fits: {largest}; {limit}."])
+    aside = f" ({moments * 4 / GIB:.1f} GiB held aside for AdamW's moments throughout)" if aside_held else ""
+    text = "\n".join(lines + ["", f"Largest that fits: {largest}; {limit}{aside}."])
     data = {"trials": trials, "largest": largest, "first_out_of_memory": failed, "stopped": stopped}
     return data, text, f"largest micro-batch {largest}" + (f" ({failed} OOM)" if failed else "")
 
