@@ -32,7 +32,8 @@ def test_the_dry_run_writes_every_part_of_the_report(tmp_path):
     seconds = time.perf_counter() - began
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert seconds < 300
-    markdowns, jsons = sorted(tmp_path.glob("gpu-check-*-dry-run.md")), sorted(tmp_path.glob("gpu-check-*-dry-run.json"))
+    markdowns = sorted(tmp_path.glob("gpu-check-*-dry-run.md"))
+    jsons = sorted(tmp_path.glob("gpu-check-*-dry-run.json"))
     assert len(markdowns) == len(jsons) == 1
     report = json.loads(jsons[0].read_text())
     text = markdowns[0].read_text()
@@ -60,6 +61,32 @@ def test_the_dry_run_writes_every_part_of_the_report(tmp_path):
     update = report["parts"]["update"]["steps"]
     assert update["micro_batch"]["data"]["largest"] == 8  # every state of the toy rollout fits
     assert (sorted(results.iterdir()) if results.is_dir() else []) == before  # a dry run writes nothing into docs
+
+
+def sleepy_part(name, plan, path, deadline, workdir, repo):
+    """A part whose second step outlives any budget (run in a spawned process by the test below)."""
+    import os
+
+    os.setsid()
+    record = PartRecord(name, Path(path), deadline, SimpleNamespace(device="cpu", estimates={}))
+    record.expect(("quick", "Quick"), ("slow", "Slow"), ("never", "Never reached"))
+    record.step("quick", lambda: ({}, "done", "quick done"))
+    record.step("slow", lambda: time.sleep(600))
+
+
+@pytest.mark.slow
+def test_a_part_past_its_deadline_is_killed_and_keeps_the_steps_it_finished(tmp_path, monkeypatch):
+    from dopsd.bench import gpu_check
+
+    monkeypatch.setattr(gpu_check, "GRACE_S", 1.0)
+    began = time.perf_counter()
+    record = gpu_check.run_part("update", DRY_PLAN, 20.0, tmp_path, REPO, log=lambda line: None, target=sleepy_part)
+    assert time.perf_counter() - began < 40
+    assert record["status"] == "partial" and "killed at its deadline (20 s)" in record["reason"]
+    steps = record["steps"]
+    assert steps["quick"]["status"] == "ran" and steps["quick"]["headline"] == "quick done"
+    assert steps["slow"]["status"] == "skipped" and "killed at its deadline" in steps["slow"]["reason"]
+    assert steps["never"] == {**steps["never"], "status": "skipped", "reason": "not reached"}
 
 
 def record_for(tmp_path, seconds=60.0, **estimates) -> PartRecord:

@@ -266,8 +266,9 @@ def _child(name: str, plan: dict, path: str, deadline: float, workdir: str, repo
 
 
 # ----- the parent's side ---------------------------------------------------------------------------------------
-def run_part(name: str, plan: Plan, budget: float, workdir: Path, repo: Path, log=print) -> dict:
-    """Runs one part in a spawned process for at most ``budget`` seconds (plus a grace); returns its record."""
+def run_part(name: str, plan: Plan, budget: float, workdir: Path, repo: Path, log=print, target=None) -> dict:
+    """Runs one part in a spawned process for at most ``budget`` seconds (plus a grace); returns its record.
+    ``target``: the process's function (tests), :func:`_child` by default."""
     path = workdir / f"part-{name}.json"
     began = time.perf_counter()
     if budget < 3:
@@ -276,7 +277,7 @@ def run_part(name: str, plan: Plan, budget: float, workdir: Path, repo: Path, lo
     else:
         deadline = time.time() + budget
         context = multiprocessing.get_context("spawn")
-        process = context.Process(target=_child, args=(name, dataclasses.asdict(plan), str(path), deadline,
+        process = context.Process(target=target or _child, args=(name, dataclasses.asdict(plan), str(path), deadline,
                                                        str(workdir), str(repo)), name=f"gpu-check-{name}")
         process.start()
         try:
@@ -345,7 +346,8 @@ def run_check(*, dry_run: bool, output: str | Path | None = None, budget: float 
     try:
         for name in PARTS:
             if name not in parts:
-                report["parts"][name] = {"title": TITLES[name], "status": "skipped", "reason": "not asked for (--parts)",
+                report["parts"][name] = {"title": TITLES[name], "status": "skipped",
+                                         "reason": "not asked for (--parts)",
                                          "steps": {}, "notes": [], "budget_s": 0.0, "seconds": 0.0}
                 continue
             left = plan.budget_s - (time.perf_counter() - began)

@@ -414,7 +414,8 @@ def largest_micro_batch(record: PartRecord, plan: Plan, state: dict):
     lines = ["| micro-batch | fits | seconds | seconds per state | peak memory |", "|---|---|---|---|---|"]
     for trial in trials:
         if trial["fits"]:
-            lines.append(f"| {trial['micro_batch']} | yes | {trial['seconds']:.2f} | {trial['seconds_per_state']:.3f} | "
+            lines.append(f"| {trial['micro_batch']} | yes | {trial['seconds']:.2f} | "
+                         f"{trial['seconds_per_state']:.3f} | "
                          f"{gib(trial['peak_gib'])} |")
         else:
             lines.append(f"| {trial['micro_batch']} | out of memory | | | {trial['error'][:80]} |")
@@ -469,7 +470,8 @@ def arithmetic_rows(count: int, seed: int) -> list[dict]:
     rows = []
     for a, operator, b in questions[:count]:
         value = a + b if operator == "+" else a - b if operator == "-" else a * b
-        rows.append({"question": f"What is {a} {operator} {b}?", "answer": f"{a} {operator} {b} = {value}\n#### {value}"})
+        rows.append({"question": f"What is {a} {operator} {b}?",
+                     "answer": f"{a} {operator} {b} = {value}\n#### {value}"})
     return rows
 
 
