@@ -71,6 +71,7 @@ for name, parameter in trainer.unwrapped.named_parameters():
 rank = trainer.accelerator.process_index
 torch.save(weights, args.folder / f"weights_rank{rank}.pt")
 idle = trainer.lockstep.idle_passes if trainer.lockstep is not None else None
-torch.save({"idle_passes": idle, "distributed_type": str(trainer.accelerator.distributed_type)},
-           args.folder / f"info_rank{rank}.pt")
+backend = torch.distributed.get_backend() if torch.distributed.is_initialized() else None
+torch.save({"idle_passes": idle, "distributed_type": str(trainer.accelerator.distributed_type), "backend": backend,
+            "device": str(trainer.accelerator.device)}, args.folder / f"info_rank{rank}.pt")
 trainer.accelerator.end_training()  # as `dopsd train` does: a process exiting with the gloo group alive can abort

@@ -4,7 +4,7 @@ Same model, prompts and sampler settings on both sides; the only difference is `
 prompt runs once and each block's first step runs the block before it (now finished) with the block itself, its
 later steps the block alone (:mod:`dopsd.models.block_cache`); uncached, every step runs the whole sequence with the
 block-causal mask. Per trajectory: seconds (min / median), the forwards of one rollout and the token positions each
-runs (per row), and peak memory. No loss and no naive side: d-OPSD refuses block models.
+runs (per row), the FLOPs counted from the shapes each forward sees (MFU on a GPU), and peak memory. No loss and no naive side: d-OPSD refuses block models.
 
 Before anything is timed, both sides decode the bench's prompts once at temperature 0 and their tokens are compared
 (the exact cache promises the uncached tokens); that pass also runs the one-off probes (selection, cache), so they are
@@ -17,7 +17,7 @@ from dataclasses import asdict, replace
 
 import torch
 
-from dopsd.bench.measure import ForwardCounter, summary, timed
+from dopsd.bench.measure import FlopCounter, ForwardCounter, summary, timed
 from dopsd.bench.shapes import build_model, parameter_counts
 from dopsd.errors import DopsdError
 from dopsd.models.cache import cache_supported
@@ -64,13 +64,17 @@ def run_block_bench(settings, log=lambda message: None) -> dict:
         log(f"measuring the {side} rollout ({settings.warmup} warm-up + {settings.repeats} runs)")
         for _ in range(settings.warmup):
             sample()
-        with ForwardCounter(lm) as counter:
+        with ForwardCounter(lm) as counter, FlopCounter(lm, body, head) as flops:
             seconds, peak, _ = timed(sample, device=device, warmup=0, repeats=settings.repeats)
         rollout[side] = {"seconds": summary([s / settings.batch for s in seconds]), "peak_bytes": peak,
+                         "flops": flops.flops / settings.repeats / settings.batch,
                          "forwards": counter.forwards / settings.repeats,
                          "tokens_per_forward": counter.positions / counter.forwards}
     results["rollout"] = rollout
     results["speedup"] = {stat: rollout["uncached"]["seconds"][stat] / rollout["cached"]["seconds"][stat]
                           for stat in ("min", "median")}
     results["threads"] = torch.get_num_threads()
+    from dopsd.bench.run import _peak_flops
+
+    results["peak_flops"] = _peak_flops(settings, device)
     return results

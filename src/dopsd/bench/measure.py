@@ -101,7 +101,7 @@ class FlopCounter:
     def _body(self, module, args, kwargs):
         ids = kwargs.get("input_ids", args[0] if args else None)
         batch, queries = ids.shape
-        cache = kwargs.get("past_key_values")
+        cache = kwargs.get("past_key_values", kwargs.get("cache"))  # transformers 5's Llama calls it cache
         keys = queries + (cache.get_seq_length() if cache is not None and hasattr(cache, "get_seq_length") else 0)
         self.flops += self._factor() * (2 * self.body * batch * queries + self.attention * batch * queries * keys)
 

@@ -122,6 +122,11 @@ def format_block_table(results: dict) -> str:
         pair("tokens per forward", cached["tokens_per_forward"], uncached["tokens_per_forward"],
              _ratio(uncached["tokens_per_forward"], cached["tokens_per_forward"]), digits=2),
         pair("peak memory rollout (MiB)", cached["peak_bytes"] / MIB, uncached["peak_bytes"] / MIB, digits=0),
+    ]
+    if results.get("peak_flops") and "flops" in cached:  # results saved before FLOPs were counted have none
+        mfu = [side["flops"] / side["seconds"]["min"] / results["peak_flops"] for side in (cached, uncached)]
+        lines.append(f"{'MFU rollout':<{W}}{mfu[0]:>{column}.1%}{mfu[1]:>{column}.1%}")
+    lines += [
         f"cached and uncached decode the same tokens at temperature 0: "
         f"{'yes' if results['identical_at_temperature_0'] else 'NO'} (this run's {s['batch']} "
         f"prompt{'s' if s['batch'] > 1 else ''})",

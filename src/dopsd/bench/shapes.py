@@ -1,7 +1,8 @@
 """Random-weight models of the shapes the bench is run at.
 
 ``tiny`` is the built-in family at the small shape of issue 17 (hidden 256, 4 layers, vocabulary 49152);
-``smollm2-135m`` and ``llada-8b`` are Llama configurations of those models' sizes, converted to diffusion LMs the way
+``smollm2-135m`` and ``llada-8b`` are Llama configurations of those models' sizes (``llama-toy`` one of a few
+hundred thousand parameters, for quick checks), converted to diffusion LMs the way
 ``dopsd convert`` does (bidirectional attention, shifted logits). Weights are random: speed does not depend on them.
 The Llama shapes keep input embeddings and output head untied (SmolLM2 ties them: the same FLOPs, 28M more
 parameters held in memory at the 135M shape).
@@ -37,6 +38,8 @@ SHAPES = {
     "tiny": Shape("builtin", 256, 4, 4, 4, 1024, 49152),
     "smollm2-135m": Shape("llama", 576, 30, 9, 3, 1536, 49152),
     "llada-8b": Shape("llama", 4096, 32, 32, 32, 12288, 126464),
+    # a Llama small enough for checks on a CPU in seconds (`scripts/gpu_check.py --dry-run` stands it in for both)
+    "llama-toy": Shape("llama", 64, 2, 4, 2, 128, 512),
 }
 
 

@@ -6,7 +6,7 @@ import argparse
 
 from dopsd.cli.parser import finite_float
 
-SHAPE_NAMES = ("tiny", "smollm2-135m", "llada-8b")  # dopsd.bench.shapes.SHAPES, named here to keep --help light
+SHAPE_NAMES = ("tiny", "smollm2-135m", "llada-8b", "llama-toy")  # dopsd.bench.shapes.SHAPES, named here to keep --help light
 
 
 def register(subparsers) -> None:
@@ -18,7 +18,8 @@ def register(subparsers) -> None:
         "block-causal model of the shape, whose rollout is timed with the exact block KV cache against the same "
         "model uncached (forwards, tokens per forward; no loss and no naive side).")
     parser.add_argument("--shape", choices=SHAPE_NAMES, default="tiny",
-                        help="tiny: hidden 256, 4 layers, vocab 49152; smollm2-135m; llada-8b")
+                        help="tiny: hidden 256, 4 layers, vocab 49152; smollm2-135m; llada-8b; llama-toy (hidden 64, 2 "
+                        "layers, vocab 512: a quick check)")
     parser.add_argument("--layers", type=int, default=None, help="cut (or extend) the shape's depth")
     parser.add_argument("--prompt-length", type=int, default=100)
     parser.add_argument("--gen-length", type=int, default=64,
