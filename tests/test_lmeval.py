@@ -173,3 +173,35 @@ def test_the_bundled_sudoku_model_scores_in_lm_eval_as_in_dopsd_eval(tmp_path):
     assert [sample["resps"][0][0] for sample in samples] == [row["completion"] for row in rows]
     assert results["results"][name]["acc,none"] == summary.accuracy
     assert results["results"][name]["mean_score,none"] == pytest.approx(summary.mean_score)
+
+
+def test_two_processes_under_accelerate_give_the_single_process_results(tmp_path):
+    """lm-eval's data-parallel launch: two CPU processes (gloo) share the requests; the gathered samples and
+    metrics equal one process's."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from dopsd.lmeval_tasks import write_task
+
+    folder = tmp_path / "tasks"
+    task = write_task("sudoku", "bundled:sudoku", folder, gen_length=20, limit=5)  # five different completions
+    model_args = "pretrained=bundled:sudoku,gen_length=20,block_length=4"
+    single, alone = evaluate(model_args, TaskManager(include_path=str(folder)), task, batch_size=2)
+    assert len({resps[0][0] for resps in alone}) > 1
+    launcher = shutil.which("accelerate")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    result = subprocess.run(
+        [launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+         "--dynamo_backend", "no", "-m", "dopsd.lmeval", "--model", "dopsd", "--model_args", model_args, "--tasks", task, "--include_path", str(folder), "--device", "cpu",
+         "--batch_size", "2", "--output_path", str(tmp_path / "out"), "--log_samples"],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    written = sorted((tmp_path / "out").rglob(f"samples_{task}_*.jsonl"))
+    assert len(written) == 1, [str(p) for p in (tmp_path / "out").rglob("*")]
+    samples = sorted((json.loads(line) for line in written[0].read_text().splitlines()), key=lambda s: s["doc_id"])
+    # (a process with fewer requests repeats its last one to keep the processes in step, lm-eval's padding)
+    assert [sample["resps"][0][0] for sample in samples] == [resps[0][0] for resps in alone]
+    results = json.loads(sorted((tmp_path / "out").rglob("results_*.json"))[0].read_text())["results"][task]
+    assert results["acc,none"] == single["acc,none"] and results["mean_score,none"] == single["mean_score,none"]

@@ -16,10 +16,16 @@ lm-eval ARGS`` is lm-eval's own command line with that import done first, so ``d
   block-attention model's masked blocks read the continuation's clean blocks before them (one pass of the
   clean/noisy layout), as it decodes them.
 - ``loglikelihood_rolling`` is refused: a masked diffusion LM defines no left-to-right likelihood of a text.
+
+Several processes (``accelerate launch -m dopsd.lmeval ARGS``, as lm-eval's own data-parallel launch): each process
+holds the whole model on its own device, lm-eval gives each its share of the requests, and the results are gathered
+to the first process (the backend provides lm-eval's ``rank``, ``world_size``, ``all_gather``, ``gather_object`` and
+``barrier`` over torch.distributed).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -61,6 +67,12 @@ class DopsdLM(LM):
 
         if unused:
             raise DopsdError(f"unknown dopsd model_args: {', '.join(sorted(unused))}")
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched with several processes: one replica each
+            from accelerate import PartialState
+
+            state = PartialState(cpu=not torch.cuda.is_available())
+            self._rank, self._world_size = state.process_index, state.num_processes
+            device = str(state.device)
         if int(mc_num) < 1 or int(mc_batch_size) < 1 or int(mc_num) % int(mc_batch_size):
             raise DopsdError(f"mc_num ({mc_num}) must be a positive multiple of mc_batch_size ({mc_batch_size})")
         self.lm = load_diffusion_lm(pretrained, trust_remote_code=_flag(trust_remote_code), dtype=dtype,
@@ -76,6 +88,29 @@ class DopsdLM(LM):
         self.batch = 16 if str(batch_size).startswith("auto") else int(batch_size)
         self.mc_num, self.mc_batch_size, self.seed = int(mc_num), int(mc_batch_size), int(seed)
         self.timing = {"generated_tokens": 0, "samples": 0, "seconds": 0.0}
+
+    # ----- several processes (lm-eval's data-parallel protocol) -------------------------------------------------
+    @property
+    def device(self):
+        return self.lm.device
+
+    def all_gather(self, tensor):
+        if self.world_size == 1:
+            return tensor
+        parts = [torch.zeros_like(tensor) for _ in range(self.world_size)]
+        torch.distributed.all_gather(parts, tensor)
+        return torch.stack(parts) if tensor.dim() == 0 else torch.cat(parts)
+
+    def gather_object(self, obj, dst=0):
+        if self.world_size == 1:
+            return [obj]
+        gathered = [None] * self.world_size if self.rank == dst else None
+        torch.distributed.gather_object(obj, gathered, dst=dst)
+        return gathered
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            torch.distributed.barrier()
 
     # ----- generation --------------------------------------------------------------------------------------------
     def sampler_config(self, gen_length: int):
@@ -201,3 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.argv = ["lm_eval", *(argv if argv is not None else sys.argv[1:])]
     cli_evaluate()
     return 0
+
+
+if __name__ == "__main__":  # accelerate launch -m dopsd.lmeval ARGS
+    main()
