@@ -62,6 +62,7 @@ class DopsdLM(LM):
                  max_batch_size=None, **unused):
         super().__init__()
         from dopsd.models import default_device, load_diffusion_lm
+        from dopsd.models.cache import default_cache_mode
         from dopsd.models.loading import resolve_model_path
         from dopsd.sampling.defaults import load_sampling_defaults
 
@@ -84,7 +85,7 @@ class DopsdLM(LM):
         self.block_length = block_length or (layout.block_size if layout.is_block else own.get("block_length", 32))
         self.steps, self.temperature, self.remasking = steps, float(temperature), remasking
         self.threshold = threshold
-        self.cache = cache if cache is not None else ("prefix" if layout.is_block else None)
+        self.cache = default_cache_mode(self.lm, cache)
         self.batch = 16 if str(batch_size).startswith("auto") else int(batch_size)
         self.mc_num, self.mc_batch_size, self.seed = int(mc_num), int(mc_batch_size), int(seed)
         self.timing = {"generated_tokens": 0, "samples": 0, "seconds": 0.0}
@@ -133,7 +134,8 @@ class DopsdLM(LM):
             until = options.get("until") or []
             until = [until] if isinstance(until, str) else list(until)
             length = int(self.gen_length or options.get("max_gen_toks", 256))
-            jobs.append((length, len(self.encode(context)), index, self.encode(context), until))
+            prompt = self.encode(context)
+            jobs.append((length, len(prompt), index, prompt, until))
         jobs.sort(key=lambda job: (job[0], job[1]))  # similar prompt lengths together
         groups: dict[int, list] = {}
         for job in jobs:

@@ -86,14 +86,15 @@ def sampler_config(args: argparse.Namespace, gen_length: int | None = None, lm=N
     """The sampler settings of the command line; a block length nobody gave is ``lm``'s attention block size (a
     block-attention model), else 32; a block-attention model decodes with its exact block cache unless ``--cache``
     says otherwise."""
+    from dopsd.models.cache import default_cache_mode
     from dopsd.sampling import SamplerConfig
 
     block_length = args.block_length
     if block_length is None:
         block_length = lm.layout.block_size if lm is not None and lm.layout.is_block else 32
     cache = getattr(args, "cache", None)
-    if cache is None and lm is not None and lm.layout.is_block:
-        cache = "prefix"  # exact on a block model: the same tokens, faster
+    if lm is not None:
+        cache = default_cache_mode(lm, cache)  # exact on a block model: the same tokens, faster
     return SamplerConfig(
         gen_length=gen_length if gen_length is not None else args.gen_length,
         block_length=block_length,

@@ -30,6 +30,35 @@ BLOCK_MASK_FORMS = ("4d_bool", "4d_additive")
 END_OF_TURN_TOKENS = ("<|eot_id|>", "<|im_end|>", "<|endoftext|>", "<|end|>")
 
 
+def positions_from(keys: torch.Tensor) -> torch.Tensor:
+    """Position ids counted from each row's first real token (``keys``: 1 = real, 0 = left padding)."""
+    return (keys.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def additive_mask(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A boolean mask (True = may attend) as the additive float mask of ``dtype`` (0 or its most negative value)."""
+    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(~allowed, torch.finfo(dtype).min)
+
+
+@contextlib.contextmanager
+def head_sees_rows(model, source: torch.Tensor, expected: tuple[int, int] | None = None):
+    """While inside, ``model``'s output head projects only the hidden states at ``source`` (batch, P) of each row:
+    the logits come back as (batch, P, vocab). ``expected``: the (batch, length) the head must see, else
+    :class:`_SelectionUnsupported` (a model whose head does not read the last hidden states)."""
+
+    def gather_hidden(module, args):
+        hidden = args[0]
+        if expected is not None and tuple(hidden.shape[:2]) != expected:
+            raise _SelectionUnsupported(f"output head saw hidden states of shape {tuple(hidden.shape)}")
+        return (hidden.gather(1, source[..., None].expand(-1, -1, hidden.shape[-1])), *args[1:])
+
+    handle = model.get_output_embeddings().register_forward_pre_hook(gather_hidden)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 @dataclass(frozen=True)
 class SpecialTokens:
     """Token ids the sampler and trainers need; none of them is ever a constant in dopsd.
@@ -244,12 +273,10 @@ class DiffusionLM:
         form = self._checks.get("mask_form", MASK_FORMS[0])
         inputs = {"input_ids": input_ids}
         if attention_mask is not None and self._accepts_position_ids:
-            inputs["position_ids"] = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+            inputs["position_ids"] = positions_from(attention_mask)
         if form == "4d_additive":
             keys = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
-            blocked = torch.finfo(self.dtype).min
-            additive = torch.zeros(keys.shape, dtype=self.dtype, device=input_ids.device).masked_fill(~keys, blocked)
-            inputs["attention_mask"] = additive[:, None, None, :]
+            inputs["attention_mask"] = additive_mask(keys, self.dtype)[:, None, None, :]
         elif attention_mask is not None and form == "4d_bool":
             # Key mask repeated for every query row: padded rows attend to real tokens, so no row is all-masked.
             keys = attention_mask.bool()
@@ -275,15 +302,11 @@ class DiffusionLM:
                 raise
         inputs = {"input_ids": input_ids}
         if position_ids is None and attention_mask is not None and self._accepts_position_ids:
-            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+            position_ids = positions_from(attention_mask)
         if position_ids is not None:
             inputs["position_ids"] = position_ids
-        if self._checks["mask_form"] == "4d_additive":
-            blocked = torch.finfo(self.dtype).min
-            inputs["attention_mask"] = torch.zeros(allowed.shape, dtype=self.dtype,
-                                                   device=allowed.device).masked_fill(~allowed, blocked)
-        else:
-            inputs["attention_mask"] = allowed
+        four_d = additive_mask(allowed, self.dtype) if self._checks["mask_form"] == "4d_additive" else allowed
+        inputs["attention_mask"] = four_d
         return inputs
 
     def _shift(self, logits: torch.Tensor) -> torch.Tensor:
@@ -332,7 +355,7 @@ class DiffusionLM:
         ids = torch.cat([input_ids[:, :width], clean, input_ids[:, width:]], dim=1)
         keys = (torch.ones(batch, width + gen_length, dtype=torch.long, device=ids.device) if attention_mask is None
                 else attention_mask[:, : width + gen_length])
-        counted = (keys.long().cumsum(-1) - 1).clamp(min=0)
+        counted = positions_from(keys)
         position_ids = torch.cat([counted, counted[:, width:]], dim=1)
         allowed = self.layout.clean_noisy_mask(None if attention_mask is None else keys, width, gen_length, batch,
                                                ids.device)
@@ -357,23 +380,11 @@ class DiffusionLM:
 
     def _projected_at(self, inputs: dict, source) -> torch.Tensor:
         """Runs the model with the output head seeing only the hidden states at ``source``."""
-        expected = tuple(inputs["input_ids"].shape)
-
-        def gather_hidden(module, args):
-            hidden = args[0]
-            if tuple(hidden.shape[:2]) != expected:
-                raise _SelectionUnsupported(f"output head saw hidden states of shape {tuple(hidden.shape)}")
-            picked = hidden.gather(1, source[..., None].expand(-1, -1, hidden.shape[-1]))
-            return (picked, *args[1:])
-
         head = self.model.get_output_embeddings()
         if head is None or isinstance(head, torch.nn.Embedding):
             raise _SelectionUnsupported("the model exposes no separate output head module")
-        handle = head.register_forward_pre_hook(gather_hidden)
-        try:
+        with head_sees_rows(self.model, source, expected=tuple(inputs["input_ids"].shape)):
             logits = self.runner(**inputs).logits
-        finally:
-            handle.remove()
         if tuple(logits.shape[:2]) != tuple(source.shape):
             raise _SelectionUnsupported(f"the model returned logits of shape {tuple(logits.shape)}")
         return logits

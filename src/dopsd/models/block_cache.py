@@ -22,7 +22,8 @@ import inspect
 import torch
 from transformers import DynamicCache
 
-from dopsd.models.adapter import DiffusionLM
+from dopsd.models.adapter import DiffusionLM, head_sees_rows, positions_from
+from dopsd.models.cache import cache_keyword
 
 
 class IndexableCache(DynamicCache):
@@ -51,9 +52,7 @@ class ExactBlockCache:
 
     def __init__(self, lm: DiffusionLM, response_start: int):
         self.lm, self.response_start = lm, response_start
-        base = lm.model.get_base_model() if hasattr(lm.model, "get_base_model") else lm.model
-        # transformers 5 renames Llama's ``past_key_values`` to ``cache``; the built-in family keeps the old name
-        self.keyword = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+        self.keyword = cache_keyword(lm)
         self.store_kv = stores_on_request(lm)
         self.kept: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         self.stored = 0  # columns [0, stored) are in the cache
@@ -65,7 +64,7 @@ class ExactBlockCache:
         caches those before ``start``; logits at the block offsets ``cells`` (batch, P), or the whole block."""
         if self.kept is None:
             self.keys = torch.ones_like(sequence) if attention is None else attention
-            self.positions = (self.keys.long().cumsum(-1) - 1).clamp(min=0)
+            self.positions = positions_from(self.keys)
         first = self.stored
         cells = self._cells(sequence, start, end, cells)
         logits, cache = self._run(sequence, first, start, end, cells, keep_first=True)
@@ -101,17 +100,8 @@ class ExactBlockCache:
         source = offset + (cells - 1 if shifted else cells)
         if shifted and not keep_first:
             source = source.clamp(min=0)  # offset 0 of the block is read from the kept logits below
-        index = source[..., None]
-
-        def pick(module, args):
-            hidden = args[0]
-            return (hidden.gather(1, index.expand(-1, -1, hidden.shape[-1])), *args[1:])
-
-        handle = lm.model.get_output_embeddings().register_forward_pre_hook(pick)
-        try:
+        with head_sees_rows(lm.model, source):
             logits = lm.runner(**inputs, use_cache=True, **{self.keyword: cache}, **extra).logits
-        finally:
-            handle.remove()
         if shifted:
             at_first = cells == 0
             if keep_first:

@@ -22,7 +22,7 @@ import warnings
 
 import torch
 
-from dopsd.models.adapter import DiffusionLM, _quiet_probe, _tolerance
+from dopsd.models.adapter import DiffusionLM, _quiet_probe, _tolerance, additive_mask, head_sees_rows, positions_from
 
 CACHE_MODES = ("prefix", "dual")
 
@@ -34,9 +34,7 @@ class BlockCache:
         if mode not in CACHE_MODES:
             raise ValueError(f"unknown cache mode {mode!r}: use one of {', '.join(CACHE_MODES)}")
         self.lm, self.mode = lm, mode
-        base = lm.model.get_base_model() if hasattr(lm.model, "get_base_model") else lm.model
-        # transformers 5 renames Llama's ``past_key_values`` to ``cache``; the built-in family keeps the old name
-        self.keyword = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+        self.keyword = cache_keyword(lm)
 
     # ----- the two passes --------------------------------------------------------------------------------------
     def begin_block(self, sequence: torch.Tensor, attention: torch.Tensor | None, start: int, end: int,
@@ -47,7 +45,7 @@ class BlockCache:
 
         batch, length = sequence.shape
         self.attention = torch.ones_like(sequence) if attention is None else attention
-        self.positions = (self.attention.long().cumsum(-1) - 1).clamp(min=0)
+        self.positions = positions_from(self.attention)
         self.window = (start - 1 if self.lm.shift_logits else start, end)
         self.width = end - start
         cache = DynamicCache()
@@ -75,35 +73,32 @@ class BlockCache:
         ``source_start``, or only the rows of the block offsets ``cells``."""
         lm = self.lm
         if cells is None:
-            rows = torch.arange(source_start, source_start + self.width, device=input_ids.device)
-
-            def pick(module, args):
-                return (args[0][:, rows], *args[1:])
-        else:
-            index = (source_start + cells)[..., None]
-
-            def pick(module, args):
-                hidden = args[0]
-                return (hidden.gather(1, index.expand(-1, -1, hidden.shape[-1])), *args[1:])
-
-        handle = lm.model.get_output_embeddings().register_forward_pre_hook(pick)
-        try:
+            cells = torch.arange(self.width, device=input_ids.device).expand(input_ids.shape[0], -1)
+        with head_sees_rows(lm.model, source_start + cells):
             output = lm.runner(input_ids=input_ids, attention_mask=self._mask(key_mask, input_ids.shape[1]),
                                position_ids=position_ids, use_cache=True, **{self.keyword: cache})
-        finally:
-            handle.remove()
         return output.logits
 
     def _mask(self, key_mask: torch.Tensor, queries: int):
         """The key mask in the form the model understands (see ``DiffusionLM.mask_form``)."""
         form = self.lm.mask_form or "2d"
         if form == "4d_additive":
-            blocked = torch.finfo(self.lm.dtype).min
-            additive = torch.zeros(key_mask.shape, dtype=self.lm.dtype, device=key_mask.device)
-            return additive.masked_fill(~key_mask.bool(), blocked)[:, None, None, :]
+            return additive_mask(key_mask.bool(), self.lm.dtype)[:, None, None, :]
         if form == "4d_bool":
             return key_mask.bool()[:, None, None, :].expand(-1, 1, queries, -1)
         return key_mask
+
+
+def cache_keyword(lm: DiffusionLM) -> str:
+    """The keyword the model's forward takes its cache by: transformers 5 renames Llama's ``past_key_values`` to
+    ``cache``; the built-in family and most remote code keep the old name."""
+    base = lm.model.get_base_model() if hasattr(lm.model, "get_base_model") else lm.model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
+def default_cache_mode(lm: DiffusionLM, mode: str | None) -> str | None:
+    """``mode``, or where none is asked for, the exact cache on a block-attention model (it changes no token)."""
+    return mode if mode is not None or not lm.layout.is_block else "prefix"
 
 
 def make_cache(lm: DiffusionLM, mode: str | None, response_start: int):

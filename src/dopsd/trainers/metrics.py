@@ -66,15 +66,11 @@ def read_metrics(path: str | Path) -> list[dict]:
     a metric logged twice for one update (two writers in one run folder interleave their rows) is refused, naming
     the file and both lines, rather than counted twice."""
     from dopsd.errors import DopsdError
+    from dopsd.tasks.loading import jsonl_rows
 
     path, rows, seen = Path(path), [], {}
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DopsdError(f"{path}:{number}: not valid JSON ({error.msg})") from error
+    for location, row in jsonl_rows(path):  # undecodable text, bad JSON: one error naming the file and line
+        number = int(location.rsplit(":", 1)[1])
         update = row.get("update")
         for key in row:
             if key == "update":

@@ -28,6 +28,7 @@ from dopsd.distill import step_divergence
 from dopsd.errors import DopsdError
 from dopsd.models import DiffusionLM, convert_causal_lm, load_diffusion_lm
 from dopsd.models.causal import causal_view, check_same_tokenizer, is_causal_config, load_causal_lm
+from dopsd.models.adapter import END_OF_TURN_TOKENS
 from dopsd.models.layout import FULL, AttentionLayout
 from dopsd.sampling import BlockDiffusionSampler, Trajectory
 from dopsd.sampling.padding import group_by_length, left_pad_with_responses, micro_batches
@@ -37,8 +38,9 @@ from dopsd.trainers.config import RolloutConfig, check, check_at_least_one
 from dopsd.trainers.dopsd import split_into_chunks
 from dopsd.trainers.opdlm_teacher import causal_accuracy
 
-# End-of-turn tokens ``exclude_end_of_turn`` leaves out of the loss, looked up by name (a plain end-of-text is not one).
-END_OF_TURN_NAMES = ("<|im_end|>", "<|eot_id|>", "<|end|>")
+# End-of-turn tokens ``exclude_end_of_turn`` leaves out of the loss, looked up by name: the adapter's end-of-turn
+# names but a plain end-of-text, which ends a document rather than a turn.
+END_OF_TURN_NAMES = tuple(name for name in END_OF_TURN_TOKENS if name != "<|endoftext|>")
 
 
 @dataclass
