@@ -12,9 +12,9 @@ from dopsd.sampling import Trajectory
 
 
 def test_mean_spread_and_markdown():
-    assert mean_spread([0.2, 0.3]) == "0.250 ± 0.050"
+    assert mean_spread([0.2, 0.3]) == "0.250 ± 0.071"  # sample std (n - 1)
     assert mean_spread([0.2]) == "0.200"
-    assert mean_spread([10, 20], 0) == "15 ± 5"
+    assert mean_spread([10, 20], 0) == "15 ± 7"
     assert markdown_table(["a", "b"], [[1, "x"]]) == "| a | b |\n|---|---|\n| 1 | x |\n"
 
 
@@ -190,20 +190,20 @@ def test_main_tables_put_each_chosen_run_in_its_cell(tmp_path, small_protocol):
     assert ("| method | countdown L=16 | countdown L=16, last 1 updates | countdown L=32 | sudoku L=20 | sudoku L=20, "
             "last 1 updates | sudoku L=32 |") in lines
     assert "| base | 0.200 | 0.200 | 0.000 | 0.200 | 0.200 | 0.010 |" in lines
-    assert ("| d-OPSD | 0.505 ± 0.005 | 0.505 ± 0.005 | not evaluated (base 0) | 0.505 ± 0.005 | 0.505 ± 0.005 | "
+    assert ("| d-OPSD | 0.505 ± 0.007 | 0.505 ± 0.007 | not evaluated (base 0) | 0.505 ± 0.007 | 0.505 ± 0.007 | "
             "0.031 ± 0.001 |") in lines
     assert not list(tmp_path.glob("countdown/*/best-L32-*"))
-    assert ("| RFT | 0.405 ± 0.005 | 0.405 ± 0.005 | not evaluated (base 0) | 0.405 ± 0.005 | 0.405 ± 0.005 | "
+    assert ("| RFT | 0.405 ± 0.007 | 0.405 ± 0.007 | not evaluated (base 0) | 0.405 ± 0.007 | 0.405 ± 0.007 | "
             "0.021 ± 0.001 |") in lines
-    assert ("| SFT | 0.455 ± 0.005 | 0.455 ± 0.005 | not evaluated (base 0) | 0.455 ± 0.005 | 0.455 ± 0.005 | "
+    assert ("| SFT | 0.455 ± 0.007 | 0.455 ± 0.007 | not evaluated (base 0) | 0.455 ± 0.007 | 0.455 ± 0.007 | "
             "0.026 ± 0.001 |") in lines
     # best = final at update 2, the budget's end in both seeds; 90% of d-OPSD's gain: 0.2 + 0.9 * 0.305 = 0.4745
     # gain over the last update: 0.2 + gain + seed/100 - (0.2 + gain/2), mean over the seeds
-    assert (f"| sudoku | d-OPSD | {rates['d-OPSD']:g} | 2 | +0.155 | 0.505 ± 0.005 | 2 ± 0 (2 at the end) | 2 ± 0 | "
+    assert (f"| sudoku | d-OPSD | {rates['d-OPSD']:g} | 2 | +0.155 | 0.505 ± 0.007 | 2 ± 0 (2 at the end) | 2 ± 0 | "
             "20 ± 0 | 10 ± 0 | 4 ± 0 |") in lines
-    assert (f"| countdown | diffu-GRPO | {rates['diffu-GRPO']:g} | 2 | +0.055 | 0.305 ± 0.005 | 2 ± 0 (2 at the end) | "
+    assert (f"| countdown | diffu-GRPO | {rates['diffu-GRPO']:g} | 2 | +0.055 | 0.305 ± 0.007 | 2 ± 0 (2 at the end) | "
             "not reached | 20 ± 0 | 10 ± 0 | 4 ± 0 |") in lines
-    assert (f"| sudoku | SFT | {rates['SFT']:g} | 2 | +0.130 | 0.455 ± 0.005 | 2 ± 0 (2 at the end) | not reached | "
+    assert (f"| sudoku | SFT | {rates['SFT']:g} | 2 | +0.130 | 0.455 ± 0.007 | 2 ± 0 (2 at the end) | not reached | "
             "0 ± 0 | 0 ± 0 |") in text
     runs = {spec: run_spec(tmp_path, spec, {}) for spec in sweep_runs(tasks, [0, 1])}
     assert main_tables(tmp_path, tasks, [0, 1], runs) == text

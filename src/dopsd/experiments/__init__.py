@@ -13,7 +13,9 @@ tables as Markdown, ``<output>/<name>.md``, and returns that text:
   (:mod:`dopsd.experiments.opdlm`);
 - ``protocol``: the fixed protocol's validation steps, d-OPSD's options and every method's learning-rate sweep
   (:mod:`dopsd.experiments.protocol`); ``main``, ``overlap`` and ``ablations`` run on its choices;
-- ``image``: D-OPSD against flow-matching fine-tuning for the few-step image generator (:mod:`dopsd.experiments.image`).
+- ``image``: D-OPSD against flow-matching fine-tuning for the few-step image generator (:mod:`dopsd.experiments.image`);
+- ``protocol-v2``, ``main-v2``: protocol v2, every decision on validation and the test set evaluated once at the
+  chosen points, at each method's own budget and at equal compute (:mod:`dopsd.experiments.protocol_v2`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from dopsd.bundled import bundled_model_path, cpu_preset
 from dopsd.experiments.image import image_table
 from dopsd.experiments.opdlm import opdlm_table
 from dopsd.experiments.parallel import fill_in_parallel
-from dopsd.experiments import protocol
+from dopsd.experiments import protocol, protocol_v2
 from dopsd.experiments.protocol import (PROTOCOL_METHODS, Choices, extend, protocol_tables, sweep_runs, test_spec,
                                         window_gain, window_mean)
 from dopsd.experiments.runs import Run, RunSpec, best_model_path, evaluate_model, run, train_runs
@@ -240,6 +242,8 @@ EXPERIMENTS = {
     "opdlm": (lambda tasks, seeds: [], opdlm_table),  # trains its own runs: SFT's start is converted under <output>
     "protocol": (sweep_runs, protocol_tables),
     "image": (lambda tasks, seeds: [], image_table),  # trains its own runs: image models have no task
+    "protocol-v2": (sweep_runs, protocol_v2.rate_table),  # v2 trains its own grids and test-seed runs
+    "main-v2": (sweep_runs, protocol_v2.main_v2_tables),
 }
 
 

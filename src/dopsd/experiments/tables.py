@@ -1,4 +1,4 @@
-"""Markdown tables and the mean ± spread of a few seeds."""
+"""Markdown tables and the mean ± sample standard deviation of a few seeds."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import statistics
 
 
 def mean_spread(values: list[float], digits: int = 3) -> str:
-    """``0.231 ± 0.016`` (population std over seeds; a single seed shows no spread)."""
+    """``0.231 ± 0.016``: the mean and the sample standard deviation (n - 1) over seeds, the one convention of every
+    table; a single seed shows no spread."""
     if len(values) == 1:
         return f"{values[0]:.{digits}f}"
-    return f"{statistics.fmean(values):.{digits}f} ± {statistics.pstdev(values):.{digits}f}"
+    return f"{statistics.fmean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:
