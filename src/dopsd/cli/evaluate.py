@@ -48,7 +48,7 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
                         "bundled:countdown-steps) (default: the task's test split on the hub)")
     parser.add_argument("--limit", type=int, default=None, help="first N examples only")
     parser.add_argument("--scoring", choices=SCORING_MODES, default="dopsd",
-                        help="dopsd: this library's extraction policy (README, Tasks); d1: as the d1 / d-OPSD "
+                        help="dopsd: this library's extraction policy (docs/scoring.md); d1: as the d1 / d-OPSD "
                              "evaluation scripts score, for comparison with published tables")
 
 

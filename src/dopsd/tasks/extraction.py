@@ -1,4 +1,5 @@
-"""The extraction policy that every score, reward and filter goes through (the table is in README, "Tasks").
+"""The extraction policy that every score, reward and filter goes through (the table is in docs/tasks.md; in full,
+with every case, in docs/scoring.md).
 
 Where the final answer is taken from, first that applies:
 
