@@ -1,5 +1,5 @@
 """A report's quoted tables (``dopsd experiment ... --document``): replaced by the files' text, links re-pointed,
-malformed quotes refused; and the committed docs/results.md quoting the committed tables as they are."""
+malformed quotes refused; and every committed page (README.md, docs/*.md) quoting the committed tables as they are."""
 
 from pathlib import Path
 
@@ -9,7 +9,9 @@ from dopsd.cli import main
 from dopsd.errors import DopsdError
 from dopsd.experiments.document import lines_of, quotes, repoint, splice, splice_file
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
 
 
 def test_a_quote_is_replaced_by_the_file_and_the_rest_is_kept(tmp_path):
@@ -55,12 +57,20 @@ def test_a_quoted_file_that_does_not_exist_is_refused(tmp_path):
         splice("<!-- begin gone.md -->\n<!-- end gone.md -->\n", tmp_path)
 
 
-def test_the_committed_report_quotes_the_committed_tables_as_they_are():
-    """docs/results.md's copies of the tables: regenerating a table without `--document docs/results.md` fails here."""
+def test_the_committed_report_quotes_every_experiment_s_tables():
     report = (DOCS / "results.md").read_text()
     names = {name for _, _, name in quotes(lines_of(report))}
     assert {f"results/{n}.md" for n in ("protocol", "main", "toy", "overlap", "ablations", "opdlm", "image")} <= names
-    assert splice(report, DOCS) == report
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.relative_to(ROOT).as_posix())
+def test_every_page_quotes_the_committed_tables_as_they_are(page):
+    """The copies of the tables in README.md and docs/*.md (docs/results.md, docs/image.md, ...): regenerating a table
+    without re-splicing every page that quotes it fails here."""
+    text = page.read_text()
+    assert splice(text, page.parent, str(page)) == text, (
+        f"{page.relative_to(ROOT)} holds a stale copy of a quoted table: `python scripts/quoted_numbers.py` "
+        f"re-splices every page (or `dopsd experiment ... --document {page.relative_to(ROOT)}`)")
 
 
 def test_the_experiment_command_splices_the_report(tmp_path, monkeypatch, capsys):
