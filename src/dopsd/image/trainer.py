@@ -30,6 +30,8 @@ EVAL_CURVES = (("eval_fidelity", "concept fidelity (4 steps)"), ("eval_retained_
 
 
 class ImageTrainer(TrainingRun):
+    """The image parts of a run; a method implements :meth:`loss` (its loss on :meth:`next_batch`'s batch)."""
+
     config_class = ImageTrainingConfig
     best_metric = "fidelity"
     eval_curves = EVAL_CURVES
