@@ -76,7 +76,7 @@ def build(task: str, output: Path) -> dict:
             use_lora=False, weight_decay=0.0, eval_every=100, save_every=10**9, eval_batch_size=100,
             mixed_precision="no", seed=0, **recipe["sft"],
         )
-        summary = SFTTrainer(lm, task=task, config=config).train()
+        summary = SFTTrainer(model=lm, task=task, config=config).train()
     model_dir = folder / "model"
     shutil.rmtree(model_dir, ignore_errors=True)
     lm.model.save_pretrained(model_dir)

@@ -26,6 +26,8 @@ def test_image_opsd_help_lists_its_fields(capsys):
     text = capsys.readouterr().out
     assert "--ema-decay X" in text and "(default 0.99)" in text and "--concept TEXT" in text
     assert "bundled 4-step digit generator" in text
+    # the run's fields, shared with the language commands (dopsd.trainers.config.RunConfig)
+    assert "--warmup-steps N" in text and "--lr-scheduler TEXT" in text and "--keep-best" in text
 
 
 @pytest.mark.parametrize("command", ["image-opsd", "image-fm"])

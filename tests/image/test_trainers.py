@@ -14,7 +14,7 @@ from image_doubles import small_config, tiny_classifier, tiny_model
 
 
 def opsd(tmp_path, **changes):
-    return ImageOPSDTrainer(small_config(ImageOPSDConfig, tmp_path, **changes), model=tiny_model(),
+    return ImageOPSDTrainer(config=small_config(ImageOPSDConfig, tmp_path, **changes), model=tiny_model(),
                             classifier=tiny_classifier())
 
 
@@ -87,7 +87,7 @@ def test_the_teacher_is_an_ema_of_the_student_and_gets_no_gradient(tmp_path):
 @pytest.mark.parametrize("trainer_class, config_class", [(ImageOPSDTrainer, ImageOPSDConfig),
                                                          (ImageFMTrainer, ImageFMConfig)])
 def test_an_update_changes_the_student(trainer_class, config_class, tmp_path):
-    trainer = trainer_class(small_config(config_class, tmp_path), model=tiny_model(), classifier=tiny_classifier())
+    trainer = trainer_class(config=small_config(config_class, tmp_path), model=tiny_model(), classifier=tiny_classifier())
     before = [p.detach().clone() for p in trainer.model.parameters()]
     metrics = trainer.step()
     assert metrics["loss"] > 0 and trainer.update == 1
@@ -95,7 +95,8 @@ def test_an_update_changes_the_student(trainer_class, config_class, tmp_path):
 
 
 def test_fm_trains_on_the_target_images_from_the_text_alone(tmp_path):
-    trainer = ImageFMTrainer(small_config(ImageFMConfig, tmp_path), model=tiny_model(), classifier=tiny_classifier())
+    trainer = ImageFMTrainer(config=small_config(ImageFMConfig, tmp_path), model=tiny_model(),
+                             classifier=tiny_classifier())
     calls = []
     record_calls(trainer.model, calls, "student")
     batches = record_batches(trainer)
@@ -110,7 +111,7 @@ def test_resume_is_bit_exact(trainer_class, config_class, tmp_path):
     def make(folder, **changes):
         values = dict(output_dir=str(tmp_path / folder), max_updates=4, save_every=2, eval_every=2)
         config = small_config(config_class, tmp_path, **{**values, **changes})
-        return trainer_class(config, model=tiny_model(), classifier=tiny_classifier())
+        return trainer_class(config=config, model=tiny_model(), classifier=tiny_classifier())
 
     straight = make("straight")
     straight.train()

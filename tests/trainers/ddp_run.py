@@ -52,12 +52,12 @@ overrides = {key: ast.literal_eval(value) for key, value in (item.split("=", 1) 
 # Processes get different prompts, so different numbers of kept states and sampling steps.
 common = dict(max_updates=args.max_updates, save_every=1, eval_every=2, lockstep=args.lockstep, **resume, **overrides)
 if args.method == "dopsd":
-    trainer = DOPSDTrainer(tiny_lm(), task=ToyTask(), config=toy_config(
+    trainer = DOPSDTrainer(model=tiny_lm(), task=ToyTask(), config=toy_config(
         args.folder, prompts_per_rollout=2, updates_per_rollout=2, micro_batch_size=3, **common))
 elif args.method == "grpo":
     from test_grpo import DigitShareTask, GRPOTrainer, grpo_config
 
-    trainer = GRPOTrainer(tiny_lm(), task=DigitShareTask(), config=grpo_config(args.folder, **common))
+    trainer = GRPOTrainer(model=tiny_lm(), task=DigitShareTask(), config=grpo_config(args.folder, **common))
 else:
     from test_sft import make
 

@@ -9,7 +9,7 @@ from toy import ToyTask, tiny_lm, toy_config
 
 
 def make_trainer(tmp_path, **overrides):
-    return DOPSDTrainer(tiny_lm(), task=ToyTask(), config=toy_config(tmp_path, **overrides))
+    return DOPSDTrainer(model=tiny_lm(), task=ToyTask(), config=toy_config(tmp_path, **overrides))
 
 
 def snapshot(module):
@@ -247,7 +247,7 @@ def test_a_model_ignoring_the_attention_mask_never_gets_padded_rows(tmp_path):
 
     inner = tiny_lm()
     lm = DiffusionLM(IgnoresAttentionMask(inner.model), inner.tokenizer, tokens=inner.tokens)
-    trainer = DOPSDTrainer(lm, task=ToyTask(), config=toy_config(tmp_path, use_lora=False, correct_only=False,
+    trainer = DOPSDTrainer(model=lm, task=ToyTask(), config=toy_config(tmp_path, use_lora=False, correct_only=False,
                                                                prompts_per_rollout=6, teacher_input="reference"))
     assert not trainer.base_lm.handles_padding
     trainer.rollout()

@@ -48,7 +48,7 @@ def grpo_config(folder, **overrides) -> GRPOConfig:
 
 
 def make_trainer(tmp_path, **overrides) -> GRPOTrainer:
-    return GRPOTrainer(tiny_lm(), task=DigitShareTask(), config=grpo_config(tmp_path, **overrides))
+    return GRPOTrainer(model=tiny_lm(), task=DigitShareTask(), config=grpo_config(tmp_path, **overrides))
 
 
 def snapshot(module):
@@ -240,7 +240,7 @@ def test_a_model_ignoring_the_attention_mask_gets_unpadded_rows_and_the_same_log
     inner = tiny_lm()
     inner.model.double()
     lm = DiffusionLM(IgnoresAttentionMask(inner.model), inner.tokenizer, tokens=inner.tokens)
-    trainer = GRPOTrainer(lm, task=DigitShareTask(), config=grpo_config(tmp_path, use_lora=False, prompts_per_rollout=3))
+    trainer = GRPOTrainer(model=lm, task=DigitShareTask(), config=grpo_config(tmp_path, use_lora=False, prompts_per_rollout=3))
     assert not trainer.base_lm.handles_padding
     trainer.rollout()
     batch = trainer.batch

@@ -48,7 +48,7 @@ def test_an_unknown_lockstep_setting_is_one_error(tmp_path):
 def test_a_frozen_full_copy_is_refused_when_weights_are_sharded(tmp_path, monkeypatch):
     monkeypatch.setattr(dopsd.trainers.base, "weights_sharded", lambda accelerator: True)
     with pytest.raises(DopsdError, match="under FSDP train LoRA"):
-        DOPSDTrainer(tiny_lm(), task=ToyTask(), config=toy_config(tmp_path, use_lora=False))
+        DOPSDTrainer(model=tiny_lm(), task=ToyTask(), config=toy_config(tmp_path, use_lora=False))
 
 
 @pytest.mark.parametrize("name, kind, check", [

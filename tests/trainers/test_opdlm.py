@@ -35,7 +35,7 @@ def make(tmp_path, seed: int = 0, layout=FULL, **overrides):
                   threshold=None)
     values.update(overrides)
     student, teacher = pair(seed, layout)
-    return OPDLMTrainer(student, config=OPDLMConfig(**values), teacher=teacher)
+    return OPDLMTrainer(model=student, config=OPDLMConfig(**values), teacher=teacher)
 
 
 @pytest.fixture

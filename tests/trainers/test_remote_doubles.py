@@ -15,7 +15,7 @@ def test_one_dopsd_update_trains_the_adapter_on_the_seven_projections(tmp_path, 
     lm = load_diffusion_lm(folder, trust_remote_code=True, device="cpu")
     targets = lora_target_modules(lm.model)
     config = toy_config(tmp_path, lora_target_modules=targets, prompt_style="compact", teacher_retain_ratio=0.5)
-    trainer = DOPSDTrainer(lm, task=ToyTask(), config=config)
+    trainer = DOPSDTrainer(model=lm, task=ToyTask(), config=config)
     adapted = {name.removeprefix("base_model.model.") for name, module in trainer.unwrapped.named_modules()
                if hasattr(module, "lora_A")}
     assert adapted == set(targets) and len(adapted) == 14

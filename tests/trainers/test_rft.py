@@ -14,7 +14,7 @@ def rft(folder, accept=(True, False, True, True, False, True), **overrides):
                   learning_rate=1e-2, weight_decay=0.0, eval_every=2, save_every=2, progress=False,
                   mixed_precision="no", seed=3)
     values.update(overrides)
-    return RFTTrainer(tiny_lm(), task=ToyTask(), config=RFTConfig(**values))
+    return RFTTrainer(model=tiny_lm(), task=ToyTask(), config=RFTConfig(**values))
 
 
 def test_an_update_trains_on_the_solved_trajectories_only(tmp_path, monkeypatch):

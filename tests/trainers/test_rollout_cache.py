@@ -6,7 +6,7 @@ from toy import ToyTask, tiny_lm, toy_config
 
 def test_rollouts_use_the_cache_and_loss_passes_stay_full(tmp_path):
     config = toy_config(tmp_path, rollout_cache="dual", prompts_per_rollout=6, correct_only=False)
-    trainer = DOPSDTrainer(tiny_lm(), task=ToyTask(), config=config)
+    trainer = DOPSDTrainer(model=tiny_lm(), task=ToyTask(), config=config)
     lengths = []
     trainer.base_lm.model.get_base_model().register_forward_pre_hook(
         lambda module, args, kwargs: lengths.append(kwargs["input_ids"].shape[1]), with_kwargs=True)

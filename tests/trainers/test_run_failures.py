@@ -19,7 +19,7 @@ from toy import ToyTask, tiny_lm, toy_config
 def trainer(folder, **overrides):
     values = dict(use_lora=False, max_updates=3, save_every=1, eval_every=1)
     values.update(overrides)
-    return DOPSDTrainer(tiny_lm(), task=ToyTask(), config=toy_config(folder, **values))
+    return DOPSDTrainer(model=tiny_lm(), task=ToyTask(), config=toy_config(folder, **values))
 
 
 def poison_update(run, update: int, what: str) -> None:

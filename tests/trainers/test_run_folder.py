@@ -13,7 +13,7 @@ from toy import ToyTask, tiny_lm, toy_config
 
 
 def trainer(folder, **overrides):
-    return DOPSDTrainer(tiny_lm(), task=ToyTask(), config=toy_config(folder, use_lora=False, **overrides))
+    return DOPSDTrainer(model=tiny_lm(), task=ToyTask(), config=toy_config(folder, use_lora=False, **overrides))
 
 
 def untimed(rows: list[dict]) -> list[dict]:
@@ -89,7 +89,7 @@ def test_checkpoints_say_who_wrote_them_and_only_that_trainer_resumes_them(tmp_p
     data = str(tmp_path / "toy.jsonl")
     other = tmp_path / "other"
     with pytest.raises(DopsdError, match="written by DOPSDTrainer, not RFTTrainer"):
-        RFTTrainer(tiny_lm(), task=ToyTask(), config=RFTConfig(
+        RFTTrainer(model=tiny_lm(), task=ToyTask(), config=RFTConfig(
             model="unused", train_data=data, eval_data=data, output_dir=str(other), resume_from=str(checkpoint),
             gen_length=12, block_length=4, progress=False, mixed_precision="no"))
     assert not other.exists()  # refused before anything was written

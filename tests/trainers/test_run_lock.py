@@ -16,7 +16,7 @@ from toy import ToyTask, tiny_lm, toy_config
 
 
 def trainer(folder, **overrides):
-    return DOPSDTrainer(tiny_lm(), task=ToyTask(), config=toy_config(folder, use_lora=False, **overrides))
+    return DOPSDTrainer(model=tiny_lm(), task=ToyTask(), config=toy_config(folder, use_lora=False, **overrides))
 
 
 def files(folder) -> dict:

@@ -23,7 +23,7 @@ def test_schedule_factors():
 
 
 def test_the_trainer_follows_the_schedule(tmp_path):
-    trainer = DOPSDTrainer(tiny_lm(), task=ToyTask(), config=toy_config(
+    trainer = DOPSDTrainer(model=tiny_lm(), task=ToyTask(), config=toy_config(
         tmp_path, use_lora=False, lr_scheduler="linear", warmup_steps=1, max_updates=3, learning_rate=0.01))
     rates = [trainer.step()["learning_rate"] for _ in range(3)]
     assert rates == pytest.approx([0.01, 0.005, 0.0])  # after update 1 (warmup done): 1.0, then 0.5, then 0
@@ -44,8 +44,8 @@ def test_metrics_reach_weights_and_biases(tmp_path, monkeypatch):
         return Run()
 
     monkeypatch.setitem(sys.modules, "wandb", types.SimpleNamespace(init=init))
-    monkeypatch.setattr("dopsd.trainers.base.package_missing", lambda name: False)
-    DOPSDTrainer(tiny_lm(), task=ToyTask(), config=toy_config(tmp_path, use_lora=False, report_to=["wandb"])).train()
+    monkeypatch.setattr("dopsd.trainers.run.package_missing", lambda name: False)
+    DOPSDTrainer(model=tiny_lm(), task=ToyTask(), config=toy_config(tmp_path, use_lora=False, report_to=["wandb"])).train()
     assert calls[0] == ("init", "dopsd", "run", "toy") and calls[-1] == ("finish",)
     logged = [c for c in calls if c[0] == "log"]
     assert [c[1] for c in logged if "loss" in c[2]] == [1, 2] and any("eval_accuracy" in c[2] for c in logged)
@@ -53,12 +53,12 @@ def test_metrics_reach_weights_and_biases(tmp_path, monkeypatch):
 
 
 def test_report_to_none_keeps_only_the_jsonl_and_bad_values_are_refused(tmp_path, monkeypatch):
-    DOPSDTrainer(tiny_lm(), task=ToyTask(), config=toy_config(tmp_path, use_lora=False, report_to=["none"])).train()
+    DOPSDTrainer(model=tiny_lm(), task=ToyTask(), config=toy_config(tmp_path, use_lora=False, report_to=["none"])).train()
     assert (tmp_path / "run" / "metrics.jsonl").is_file() and not (tmp_path / "run" / "tensorboard").exists()
     with pytest.raises(ConfigError, match="report_to"):
         toy_config(tmp_path, report_to=["mlflow"])
     with pytest.raises(ConfigError, match="lr_scheduler"):
         toy_config(tmp_path, lr_scheduler="step")
-    monkeypatch.setattr("dopsd.trainers.base.package_missing", lambda name: name == "wandb")
+    monkeypatch.setattr("dopsd.trainers.run.package_missing", lambda name: name == "wandb")
     with pytest.raises(DopsdError, match="pip install wandb"):
-        DOPSDTrainer(tiny_lm(), task=ToyTask(), config=toy_config(tmp_path / "b", report_to=["wandb"]))
+        DOPSDTrainer(model=tiny_lm(), task=ToyTask(), config=toy_config(tmp_path / "b", report_to=["wandb"]))

@@ -16,7 +16,7 @@ def make(tmp_path, **overrides):
                   mixed_precision="no")
     values.update(overrides)
     lm = create_builtin_model(seed=0, hidden_size=32, num_hidden_layers=2, num_attention_heads=2)
-    return SFTTrainer(lm, task=None, config=SFTConfig(**values))
+    return SFTTrainer(model=lm, task=None, config=SFTConfig(**values))
 
 
 def test_batches_are_prompt_then_eos_padded_reference(tmp_path):
@@ -64,7 +64,7 @@ def test_a_model_ignoring_the_attention_mask_trains_on_unpadded_rows_with_the_sa
             lm = DiffusionLM(IgnoresAttentionMask(lm.model), lm.tokenizer, tokens=lm.tokens)
         values = dict(task="countdown", train_data=sample_data_path("countdown"), eval_data=sample_data_path("countdown"),
                       gen_length=16, output_dir=str(tmp_path / f"sft{wrap}"))
-        return make(tmp_path, **values) if not wrap else SFTTrainer(lm, config=SFTConfig(**{
+        return make(tmp_path, **values) if not wrap else SFTTrainer(model=lm, config=SFTConfig(**{
             **dict(model="unused", eval_limit=8, max_updates=2, use_lora=False, learning_rate=3e-3, block_length=4,
                    batch_size=8, progress=False, mixed_precision="no"), **values}))
 

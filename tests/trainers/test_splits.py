@@ -43,10 +43,10 @@ def test_the_trainer_reads_the_training_split_and_evaluates_on_the_test_split(na
     task = get_task(name)
     if "train" not in task.hub_splits or not task.hub_dataset:
         with pytest.raises(DopsdError, match="pass a local data file of training examples"):
-            DOPSDTrainer(tiny_lm(), config=config)
+            DOPSDTrainer(model=tiny_lm(), config=config)
         assert all(split != "train" for _, split in fake_hub)  # nothing else was read in the training split's place
         return
-    trainer = DOPSDTrainer(tiny_lm(), config=config)
+    trainer = DOPSDTrainer(model=tiny_lm(), config=config)
     assert [split for _, split in fake_hub] == ["train", "test"]
     assert all(e.prompt.startswith("train ") for e in trainer.train_examples)
     assert all(e.prompt.startswith("test ") for e in trainer.eval_examples)
@@ -78,7 +78,7 @@ def test_the_bundled_presets_train_and_evaluate_on_disjoint_files(name):
 def test_a_held_out_set_that_overlaps_the_training_set_is_warned_about(tmp_path):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        DOPSDTrainer(tiny_lm(), task=ToyTask(), config=toy_config(tmp_path, use_lora=False)).train()  # one file
+        DOPSDTrainer(model=tiny_lm(), task=ToyTask(), config=toy_config(tmp_path, use_lora=False)).train()  # one file
     assert any("6 of the 6 held-out prompts are also training prompts" in str(w.message) for w in caught)
 
 
@@ -96,11 +96,11 @@ def test_a_validation_split_is_held_out_of_training_and_the_same_for_every_seed(
     train, validation = split_validation(examples, 5)
     assert len(validation) == 5 and sorted(train + validation) == examples and not set(train) & set(validation)
     assert split_validation(examples, 5) == (train, validation)  # a fixed choice, not the run's seed
-    runs = [DOPSDTrainer(tiny_lm(), task=ToyTask(), config=toy_config(tmp_path / str(seed), seed=seed,
+    runs = [DOPSDTrainer(model=tiny_lm(), task=ToyTask(), config=toy_config(tmp_path / str(seed), seed=seed,
                                                                          validation_size=2)) for seed in (0, 1)]
     for trainer in runs:
         assert len(trainer.eval_examples) == 2 and len(trainer.train_examples) == 4
         assert not {e.prompt for e in trainer.eval_examples} & {e.prompt for e in trainer.train_examples}
     assert [e.prompt for e in runs[0].eval_examples] == [e.prompt for e in runs[1].eval_examples]
     with pytest.raises(DopsdError, match="validation_size 6 must be between 1 and 5"):
-        DOPSDTrainer(tiny_lm(), task=ToyTask(), config=toy_config(tmp_path / "big", validation_size=6))
+        DOPSDTrainer(model=tiny_lm(), task=ToyTask(), config=toy_config(tmp_path / "big", validation_size=6))

@@ -302,7 +302,7 @@ def update_build(plan: Plan, workdir: Path, state: dict):
         updates_per_rollout=plan.update_updates, micro_batch_size=plan.update_micro_batch, correct_only=False,
         max_updates=plan.update_updates, mixed_precision="auto" if device.type == "cuda" else "no", progress=False,
         report_to=["none"], seed=0)
-    trainer = DOPSDTrainer(lm, task=GSM8K(), config=config)
+    trainer = DOPSDTrainer(model=lm, task=GSM8K(), config=config)
     trainable = sum(p.numel() for p in trainer.trainable_parameters())
     state.update(trainer=trainer, causal=built.model, body=body, head=head, device=device)
     allocated = torch.cuda.memory_allocated(device) / GIB if device.type == "cuda" else None
@@ -584,7 +584,8 @@ def e2e_opdlm(plan: Plan, workdir: Path, state: dict):
         eval_every=plan.e2e_opdlm_updates, save_every=plan.e2e_opdlm_updates, keep_best=False, eval_batch_size=64,
         mixed_precision="auto" if plan.device == "cuda" else "no", progress=False, report_to=["none"],
         output_dir=str(output), seed=0)
-    trainer = OPDLMTrainer(state.pop("student"), task=ShortArithmetic(), config=config, teacher=state.pop("teacher"))
+    trainer = OPDLMTrainer(model=state.pop("student"), task=ShortArithmetic(), config=config,
+                           teacher=state.pop("teacher"))
     summary = trainer.train()
     del trainer
     rows = read_metrics(output)

@@ -8,8 +8,8 @@
 - :mod:`~dopsd.image.build`: base training and few-step distillation (``scripts/build_image_models.py``);
 - :mod:`~dopsd.image.classifier`, :mod:`~dopsd.image.metrics`, :mod:`~dopsd.image.grid`: the judge, fidelity,
   retained accuracy, Frechet distance and sample grids;
-- :mod:`~dopsd.image.trainer`, :mod:`~dopsd.image.opsd`, :mod:`~dopsd.image.fm`: the shared loop, D-OPSD and the
-  flow-matching baseline.
+- :mod:`~dopsd.image.trainer`, :mod:`~dopsd.image.opsd`, :mod:`~dopsd.image.fm`: the image parts of the run every
+  trainer shares (:mod:`dopsd.trainers.run`), D-OPSD and the flow-matching baseline.
 
 Models, sampling and metrics never import the trainers.
 """

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dopsd.config import check_finite_fields, option
+from dopsd.config import option
 from dopsd.image.data import NEW_STYLES, STYLES
-from dopsd.trainers.config import check, check_at_least_one
+from dopsd.trainers.config import RunConfig, check, check_at_least_one
 
 
 @dataclass
-class ImageTrainingConfig:
-    """What both image methods share: the model, the concept and its target images, optimisation, evaluation, run."""
+class ImageTrainingConfig(RunConfig):
+    """What both image methods share: the model, the concept and its target images, and the run's fields
+    (:class:`~dopsd.trainers.config.RunConfig`, with defaults sized for images)."""
 
     # ----- model -----
     model: str | None = option(None, "save_pretrained folder of an in-context image model; null: the bundled 4-step "
@@ -32,11 +33,11 @@ class ImageTrainingConfig:
     steps: int = option(4, "Euler steps of the few-step sampler (D-OPSD's roll-outs and the main evaluation)",
                         "rollout")
     # ----- optimisation -----
-    max_updates: int = option(200, "optimizer updates to run", "optimization")
     batch_size: int = option(32, "target prompts (D-OPSD: roll-outs; FM: target images) per update", "optimization")
-    learning_rate: float = option(3e-5, "AdamW learning rate", "optimization")
-    weight_decay: float = option(0.0, "AdamW weight decay", "optimization")
-    max_grad_norm: float | None = option(1.0, "gradient clipping norm; null disables", "optimization")
+    max_updates: int = 200
+    learning_rate: float = 3e-5
+    weight_decay: float = 0.0
+    max_grad_norm: float | None = 1.0
     # ----- evaluation -----
     eval_every: int = option(50, "measure fidelity, retained accuracy and Frechet distance every N updates (and "
                              "before the first and after the last)", "evaluation")
@@ -46,30 +47,14 @@ class ImageTrainingConfig:
                                   "evaluation")
     eval_seed: int = option(0, "seed of the evaluation's noise (the same for every evaluation)", "evaluation")
     # ----- the run -----
-    output_dir: str = option("runs/image", "where config.yaml, metrics.jsonl, checkpoints, samples.png and "
-                             "summary.json go", "run")
-    seed: int = option(0, "seeds roll-out noise, batches and noise levels", "run")
-    save_every: int = option(100, "write a resumable checkpoint every N updates (and after the last)", "run")
-    log_every: int = option(1, "write metrics every N updates", "run")
-    resume_from: str | None = option(None, "a checkpoint folder to continue from, or 'latest' (newest in output_dir)",
-                                     "run")
-    overwrite_output_dir: bool = option(False, "start over in an output_dir that holds an earlier run, deleting its "
-                                        "logs and checkpoints (otherwise such a folder is refused)", "run")
-    progress: bool = option(True, "show progress bars", "run")
-    report_to: list[str] = option(None, "where metrics go besides metrics.jsonl: tensorboard, none; comma-separated",
-                                  "run", factory=lambda: ["tensorboard"])
+    output_dir: str = "runs/image"
+    save_every: int = 100
 
     def __post_init__(self):
-        check_finite_fields(self)
-        check_at_least_one(self, "target_images", "steps", "max_updates", "batch_size", "eval_every",
-                           "eval_samples_per_prompt", "eval_many_steps", "save_every", "log_every")
+        super().__post_init__()
+        check_at_least_one(self, "target_images", "steps", "batch_size", "eval_samples_per_prompt", "eval_many_steps")
         check(self.concept in STYLES, "concept", self.concept, f"must be one of {', '.join(STYLES)}")
         check(0.0 <= self.retain_share < 1.0, "retain_share", self.retain_share, "must be in [0, 1)")
-        check(self.learning_rate > 0, "learning_rate", self.learning_rate, "must be > 0")
-        check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "must be >= 0")
-        check(self.max_grad_norm is None or self.max_grad_norm > 0, "max_grad_norm", self.max_grad_norm, "must be > 0")
-        check(set(self.report_to) <= {"tensorboard", "none"}, "report_to", self.report_to,
-              "must list tensorboard or none")
 
 
 @dataclass

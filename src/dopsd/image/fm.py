@@ -14,8 +14,8 @@ from dopsd.image.trainer import ImageTrainer
 class ImageFMTrainer(ImageTrainer):
     config_class = ImageFMConfig
 
-    def __init__(self, config: ImageFMConfig | None = None, model=None, classifier=None):
-        super().__init__(config, model, classifier)
+    def __init__(self, *, config: ImageFMConfig | None = None, model=None, classifier=None):
+        super().__init__(config=config, model=model, classifier=classifier)
         self.noise_stream = self.generator(2)
 
     def loss(self) -> tuple[torch.Tensor, dict]:

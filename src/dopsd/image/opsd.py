@@ -25,8 +25,8 @@ from dopsd.image.trainer import ImageTrainer
 class ImageOPSDTrainer(ImageTrainer):
     config_class = ImageOPSDConfig
 
-    def __init__(self, config: ImageOPSDConfig | None = None, model=None, classifier=None):
-        super().__init__(config, model, classifier)
+    def __init__(self, *, config: ImageOPSDConfig | None = None, model=None, classifier=None):
+        super().__init__(config=config, model=model, classifier=classifier)
         self.rollout_stream = self.generator(1)
         self.teacher = copy.deepcopy(self.model).eval()
         for parameter in self.teacher.parameters():
@@ -72,7 +72,7 @@ class ImageOPSDTrainer(ImageTrainer):
         for teacher, student in zip(self.teacher.parameters(), self.model.parameters(), strict=True):
             teacher.mul_(decay).add_(student.detach(), alpha=1.0 - decay)
 
-    def extra_state(self, folder: Path) -> None:
+    def save_extra_state(self, folder: Path) -> None:
         self.teacher.save_pretrained(folder / "teacher")
 
     def load_extra_state(self, folder: Path) -> None:

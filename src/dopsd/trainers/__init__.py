@@ -3,7 +3,8 @@ in :mod:`dopsd.methods`; its classes are importable from here by name (``from do
 
 from dopsd.methods import METHODS
 from dopsd.trainers.base import Trainer
-from dopsd.trainers.config import RolloutConfig, TrainingConfig
+from dopsd.trainers.config import RolloutConfig, RunConfig, TrainingConfig
+from dopsd.trainers.run import TrainingRun
 
 
 def _registered() -> dict:
@@ -26,4 +27,5 @@ def __dir__():
     return sorted(set(globals()) | set(_registered()))
 
 
-__all__ = ["RolloutConfig", "Trainer", "TrainingConfig"]  # and every registered method's XConfig and XTrainer
+# and every registered method's XConfig and XTrainer
+__all__ = ["RolloutConfig", "RunConfig", "Trainer", "TrainingConfig", "TrainingRun"]

@@ -1,10 +1,11 @@
-"""The loop every dopsd trainer shares; a method subclasses :class:`Trainer` and overrides :meth:`compute_update`.
+"""What every language trainer shares; a method subclasses :class:`Trainer` and overrides :meth:`compute_update`.
 
-The base class owns what is not the method: accelerate (DDP/FSDP/DeepSpeed via ``accelerate launch``), LoRA or full
-fine-tuning, AdamW with a constant-after-warmup schedule, the prompt stream (the task's training split; evaluation
-reads its test split), held-out evaluation with best-checkpoint tracking, metrics (JSONL + TensorBoard), a progress
-bar, resumable checkpoints and ``summary.json``. It also holds the pieces methods share: a frozen copy of the initial
-weights, no-grad passes of the initial or current policy, and micro-batched backward passes.
+The run itself (the run folder, random streams, AdamW with its schedule, the loop, evaluations and best weights,
+metrics, resumable checkpoints, ``summary.json``) is :class:`~dopsd.trainers.run.TrainingRun`'s, as for the image
+trainers. This class supplies a language run's parts: accelerate (DDP/FSDP/DeepSpeed via ``accelerate launch``),
+LoRA or full fine-tuning, the prompt stream (the task's training split; evaluation reads its test split) and
+held-out evaluation. It also holds the pieces methods share: a frozen copy of the initial weights, no-grad passes of
+the initial or current policy, and micro-batched backward passes.
 """
 
 from __future__ import annotations
@@ -12,80 +13,55 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import importlib.util
-import json
 import random
-import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, gather_object, set_seed
-from tqdm.auto import tqdm
+from accelerate.utils import DistributedDataParallelKwargs, gather_object
 
-from dopsd.config import save_config
 from dopsd.errors import DopsdError
 from dopsd.evaluation import evaluate
 from dopsd.models import DiffusionLM, load_diffusion_lm
-from dopsd.paths import check_writable_folder
 from dopsd.models.checkpointing import enable_gradient_checkpointing
 from dopsd.models.compat import check_loaded_model
 from dopsd.models.lora import describe_targets, lora_target_modules
 from dopsd.sampling.defaults import save_sampling_defaults
 from dopsd.tasks import Example, Task, encode_prompts, get_task, load_examples
 from dopsd.tasks.loading import split_validation
-from dopsd.trainers import checkpoint as ckpt
 from dopsd.trainers.config import TrainingConfig
-from dopsd.trainers.finite import check_finite_weights, stop_if_not_finite
-from dopsd.trainers.lock import check_folder_free, hold_run_folder
 from dopsd.trainers.lockstep import Lockstep, lockstep_wanted, prepare_deepspeed, weights_sharded
-from dopsd.trainers.metrics import MetricsLogger
-from dopsd.trainers.schedule import lr_factor
-from dopsd.trainers.plot import plot_run
+from dopsd.trainers.run import TrainingRun
 
 
-def package_missing(name: str) -> bool:
-    return importlib.util.find_spec(name) is None
-
-
-class Trainer:
-    """Shared training loop. Subclasses implement :meth:`compute_update` (backward passes for one update)."""
+class Trainer(TrainingRun):
+    """Shared language training. Subclasses implement :meth:`compute_update` (backward passes for one update)."""
 
     config_class = TrainingConfig
+    progress_keys = ("loss", "solved", "eval_accuracy")
 
-    def __init__(self, model: DiffusionLM | None = None, tokenizer=None, task: Task | str | None = None,
+    def __init__(self, *, model: DiffusionLM | None = None, tokenizer=None, task: Task | str | None = None,
                  config: TrainingConfig | None = None):
-        self.config = config or self.config_class()
-        config = self.config
-        mixed = config.mixed_precision
+        """``model``: a :class:`DiffusionLM`, or a transformers model with its ``tokenizer``; null: ``config.model``
+        is loaded. ``task``: a :class:`Task` or its name; null: ``config.task``."""
+        super().__init__(config=config, model=model, tokenizer=tokenizer, task=task)
+
+    def make_accelerator(self) -> Accelerator:
+        mixed = self.config.mixed_precision
         if mixed == "auto":
             mixed = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
         # Buffers (rotary tables) never change, and broadcasting them at every forward would make processes that
         # sample different numbers of steps wait on each other.
         # cpu=True on machines without CUDA makes processes started by `accelerate launch --multi_gpu` (torchrun)
         # join one gloo group; accelerate would otherwise run each of them alone.
-        self.accelerator = Accelerator(
-            cpu=not torch.cuda.is_available(), mixed_precision=mixed, kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)]
-        )
-        set_seed(config.seed + self.accelerator.process_index)
-        self.output_dir = Path(config.output_dir)
-        check_writable_folder(self.output_dir, "output_dir")
-        check_folder_free(self.output_dir, self.accelerator)  # a live run's folder: refused before anything loads
-        if "wandb" in config.report_to and package_missing("wandb"):
-            raise DopsdError("report_to wandb needs the wandb package: pip install wandb (or drop wandb from report_to)")
-        self.resume_folder = ckpt.resolve_resume(self.output_dir, config.resume_from)
-        if self.resume_folder is not None:
-            ckpt.check_resumable(self.resume_folder, type(self).__name__, self.accelerator.num_processes,
-                                 sharded=weights_sharded(self.accelerator))
-            ckpt.check_not_finished(self.resume_folder, config.max_updates)
-        # A run resumed in its own folder continues there; anything else must not find an earlier run in it.
-        self.continues_own_run = (self.resume_folder is not None
-                                  and self.resume_folder.resolve().parent == self.output_dir.resolve())
-        if not self.continues_own_run and not config.overwrite_output_dir:
-            self.refuse_earlier_run()
+        return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed,
+                           kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)])
+
+    def build(self, *, model=None, tokenizer=None, task=None) -> torch.nn.Module:
+        config = self.config
+        self.cursor = 0
         self.task = get_task(task or config.task) if not isinstance(task, Task) else task
         self.train_examples, self.eval_examples = self.load_data()
         loaded = model is None
@@ -103,21 +79,20 @@ class Trainer:
         self.check_data()  # the data against the model, before the run folder is written or anything evaluated
         self.setup_model()
         self.start_from_one_init()
-        in_step = lockstep_wanted(config.lockstep, self.accelerator)
-        if in_step:
+        self.in_step = lockstep_wanted(config.lockstep, self.accelerator)
+        if self.in_step:
             self.probe_model()
         prepare_deepspeed(self.accelerator)
-        trainable = [p for p in self.base_lm.model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
-        self.model, self.optimizer = self.accelerator.prepare(self.base_lm.model, optimizer)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: lr_factor(step, config.lr_scheduler, config.warmup_steps, config.max_updates))
+        return self.base_lm.model
+
+    def prepare(self, module, optimizer):
+        self.model, optimizer = self.accelerator.prepare(module, optimizer)
         # Student passes go through the wrapper accelerate returns (DDP, FSDP, DeepSpeed) so gradients are
         # synchronised. With replicated weights, sampling, evaluation and teacher passes use the bare model: they
         # need no gradient sync, and processes run different numbers of them. With sharded weights every pass goes
         # through the wrapper, in step across processes (see dopsd.trainers.lockstep).
         self.lockstep = None
-        if in_step:
+        if self.in_step:
             tokens = self.base_lm.tokens
             self.lockstep = Lockstep(self.model, self.accelerator.device, [tokens.eos, tokens.mask])
             self.base_lm = self.base_lm.with_runner(self.lockstep)
@@ -126,12 +101,11 @@ class Trainer:
         # accelerate's own copy of replicated weights is neither written nor read.
         self.accelerator.register_save_state_pre_hook(lambda models, weights, folder: weights.clear())
         self.accelerator.register_load_state_pre_hook(lambda models, folder: models.clear())
-        self.update = 0
-        self.cursor = 0
-        self.seconds_before = 0.0  # wall time of the run before the checkpoint it resumed from
-        self.clock = time.perf_counter()
-        self.history: list[dict] = []
-        self.logger = MetricsLogger(self.output_dir, enabled=False)
+        return self.model, optimizer
+
+    @property
+    def subject(self) -> str:
+        return self.task.name
 
     # ----- model -----------------------------------------------------------------------------------------------
     # Why this method cannot train a block-attention model (None: it can).
@@ -200,23 +174,6 @@ class Trainer:
         token) whose passes are not kept in lockstep across processes."""
         return self.base_lm.layout.is_block and self.lockstep is None
 
-    @property
-    def unwrapped(self):
-        return self.accelerator.unwrap_model(self.model)
-
-    def trainable_parameters(self):
-        return [p for p in self.unwrapped.parameters() if p.requires_grad]
-
-    def refuse_earlier_run(self) -> None:
-        """An output folder holding an earlier run is never silently restarted or appended to."""
-        found = ckpt.run_files(self.output_dir)
-        if not found:
-            return
-        latest = ckpt.latest_checkpoint(self.output_dir)
-        resume = f"--resume-from latest to continue it from {latest.name}, " if latest else ""
-        raise DopsdError(f"{self.output_dir} already holds a run ({', '.join(found[:4])}): pass {resume}"
-                         "--overwrite-output-dir to start over, or another --output-dir")
-
     # ----- data ------------------------------------------------------------------------------------------------
     def load_data(self) -> tuple[list[Example], list[Example]]:
         """Training examples from ``train_data`` (or the task's training split), held-out ones from ``eval_data``
@@ -246,6 +203,9 @@ class Trainer:
             except DopsdError as error:
                 raise DopsdError(f"the {what} data: {error}") from None
 
+    def starting(self) -> None:
+        self.warn_if_not_held_out()
+
     def warn_if_not_held_out(self) -> None:
         """A warning, as the run starts, when held-out questions are also training questions."""
         question = self.task.question_text
@@ -253,7 +213,7 @@ class Trainer:
         if shared and self.accelerator.is_main_process:
             warnings.warn(f"{len(shared)} of the {len(self.eval_examples)} held-out prompts are also training prompts "
                           f"(train_data={self.config.train_data}, eval_data={self.config.eval_data}): held-out "
-                          "accuracy is not held out", stacklevel=4)  # past train() and run_loop()
+                          "accuracy is not held out", stacklevel=5)  # past starting(), run_loop() and train()
 
     def next_examples(self, per_process: int):
         """This process's share of the next ``per_process * num_processes`` prompts of a seeded, per-epoch order."""
@@ -267,36 +227,6 @@ class Trainer:
         self.cursor += per_process * world
         rank = self.accelerator.process_index
         return chosen[rank * per_process : (rank + 1) * per_process]
-
-    # ----- the method ------------------------------------------------------------------------------------------
-    def compute_update(self) -> dict:
-        """Runs the backward passes of one optimizer update and returns its metrics."""
-        raise NotImplementedError
-
-    def after_optimizer_step(self) -> None:
-        """Hook for state that follows the weights (an EMA teacher)."""
-
-    def generator(self, salt: int, on_device: bool = True) -> torch.Generator:
-        """A random stream of the method's own, seeded from the run's seed, ``salt`` and the process together (so
-        two streams of one run never coincide, whatever the seed); saved in every checkpoint and restored on resume
-        with no further code. Create a method's streams in ``__init__``, always in the same order."""
-        device = self.accelerator.device if on_device else "cpu"
-        entropy = np.random.SeedSequence([self.config.seed, salt, self.accelerator.process_index])
-        stream = torch.Generator(device=device).manual_seed(int(entropy.generate_state(1, np.uint64)[0] >> 1))
-        self.generators = getattr(self, "generators", [])
-        if any(existing_salt == salt for existing_salt in getattr(self, "generator_salts", [])):
-            raise ValueError(f"a random stream with salt {salt} already exists: give each stream its own salt")
-        self.generator_salts = [*getattr(self, "generator_salts", []), salt]
-        self.generators.append(stream)
-        return stream
-
-    def method_state(self) -> dict:
-        """Per-process state of the method (its random streams; pending work, in subclasses) to checkpoint."""
-        return {"generators": [stream.get_state() for stream in getattr(self, "generators", [])]}
-
-    def load_method_state(self, state: dict) -> None:
-        for stream, saved in zip(getattr(self, "generators", []), state["generators"], strict=True):
-            stream.set_state(saved)
 
     # ----- pieces methods share --------------------------------------------------------------------------------
     def frozen_copy(self) -> DiffusionLM:
@@ -411,40 +341,6 @@ class Trainer:
         }
 
     # ----- checkpoints -----------------------------------------------------------------------------------------
-    def save_checkpoint(self) -> Path:
-        """``checkpoint-N``: the weights in ``save_pretrained`` form (``model/``), accelerate's state (the optimizer,
-        sharded under FSDP and DeepSpeed, which also write their sharded weights), the schedule, the prompt cursor
-        and the evaluations (``trainer_state.pt``), and each process's random streams and pending work."""
-        accelerator = self.accelerator
-        check_finite_weights(self)  # never a checkpoint of inf or nan weights
-        folder = ckpt.checkpoint_folder(self.output_dir, self.update)
-        partial = folder.with_name(folder.name + ".partial")
-        if accelerator.is_main_process:
-            ckpt.begin(folder)
-        accelerator.wait_for_everyone()
-        self.save_model(partial / "model")
-        accelerator.save_state(partial)
-        if accelerator.is_main_process:
-            torch.save(
-                {
-                    "wall_seconds": self.elapsed(),
-                    "update": self.update,
-                    "cursor": self.cursor,
-                    "scheduler": self.scheduler.state_dict(),
-                    "history": self.history,
-                    "num_processes": accelerator.num_processes,
-                },
-                partial / "trainer_state.pt",
-            )
-        torch.save({"rng": ckpt.rng_state(), "method": self.method_state()},
-                   partial / f"rng_rank{accelerator.process_index}.pt")
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            ckpt.write_description(partial, type(self).__name__, self.update, accelerator.num_processes)
-            ckpt.commit(partial, folder)
-        accelerator.wait_for_everyone()
-        return folder
-
     def save_model(self, folder: Path) -> None:
         """The weights (adapter or full) and tokenizer in ``save_pretrained`` form, with the decoding settings
         (``sampling.json``) that ``dopsd eval`` and ``dopsd sample`` default to for this model. Every process calls
@@ -463,127 +359,28 @@ class Trainer:
         sampling = self.config.eval_sampler_config()
         save_sampling_defaults(folder, sampling.gen_length, sampling.block_length, self.task.name)
 
-    def save_best(self, entry: dict) -> None:
-        """``output_dir/best``: the weights of the best evaluation so far, and that evaluation (``eval.json``)."""
-        check_finite_weights(self)
-        folder = self.output_dir / ckpt.BEST
-        partial = folder.with_name(folder.name + ".partial")
-        if self.accelerator.is_main_process:
-            ckpt.begin(folder)
-        self.save_model(partial)
-        if self.accelerator.is_main_process:
-            (partial / "eval.json").write_text(json.dumps(entry) + "\n")
-            ckpt.commit(partial, folder)
-
-    def elapsed(self) -> float:
-        return self.seconds_before + time.perf_counter() - self.clock
-
-    def load_checkpoint(self, folder: Path) -> None:
+    def load_model(self, checkpoint: Path) -> None:
+        if weights_sharded(self.accelerator):
+            return  # accelerate's load_state read them
         from safetensors.torch import load_file
 
-        state = ckpt.load_state(folder, self.accelerator.process_index)
-        if "optimizer" in state:  # format 2: the optimizer in trainer_state.pt
-            self.optimizer.load_state_dict(state["optimizer"])
+        model_dir = checkpoint / "model"
+        if self.config.use_lora:
+            from peft import set_peft_model_state_dict
+
+            set_peft_model_state_dict(self.unwrapped, load_file(model_dir / "adapter_model.safetensors"))
         else:
-            self.accelerator.load_state(folder)  # the optimizer; sharded weights too (FSDP, DeepSpeed)
-        if not weights_sharded(self.accelerator):
-            model_dir = folder / "model"
-            if self.config.use_lora:
-                from peft import set_peft_model_state_dict
+            self.unwrapped.load_state_dict(load_file(model_dir / "model.safetensors"), strict=False)
+            self.unwrapped.tie_weights()
 
-                set_peft_model_state_dict(self.unwrapped, load_file(model_dir / "adapter_model.safetensors"))
-            else:
-                self.unwrapped.load_state_dict(load_file(model_dir / "model.safetensors"), strict=False)
-                self.unwrapped.tie_weights()
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.update, self.cursor, self.history = state["update"], state["cursor"], state["history"]
-        self.seconds_before = state.get("wall_seconds", 0.0)
-        if state["rank"] is not None:
-            ckpt.set_rng_state(state["rank"]["rng"])
-            self.load_method_state(state["rank"]["method"])
+    def run_state(self) -> dict:
+        return {"cursor": self.cursor}
 
-    # ----- the loop --------------------------------------------------------------------------------------------
-    def train(self) -> dict:
-        """Runs to ``max_updates`` and returns the summary (also written to ``summary.json``), holding the run
-        folder's lock (one writer per folder: dopsd.trainers.lock) from before its first write to its end."""
-        with hold_run_folder(self.output_dir, self.accelerator):
-            return self.run_loop()
+    def load_run_state(self, state: dict) -> None:
+        self.cursor = state["cursor"]
 
-    def run_loop(self) -> dict:
-        config, accelerator = self.config, self.accelerator
-        self.clock = time.perf_counter()
-        self.warn_if_not_held_out()
-        if accelerator.is_main_process:
-            if not self.continues_own_run and config.overwrite_output_dir:
-                ckpt.clear_run(self.output_dir)
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            save_config(config, self.output_dir / "config.yaml")
-        self.logger = MetricsLogger(self.output_dir, enabled=accelerator.is_main_process, report_to=config.report_to,
-                                    run_config=dataclasses.asdict(config))
-        if self.resume_folder is not None:
-            self.load_checkpoint(self.resume_folder)
-            self.logger.truncate_after(self.update)
-        if not self.history:
-            self.record_eval(self.evaluate())
-        bar = tqdm(total=config.max_updates, initial=self.update, desc=f"{type(self).__name__} {self.task.name}",
-                   disable=not (config.progress and accelerator.is_main_process), unit="upd")
-        while self.update < config.max_updates:
-            metrics = self.step()
-            if self.update % config.log_every == 0:
-                self.logger.log(self.update, metrics)
-            last = self.update == config.max_updates
-            if self.update % config.eval_every == 0 or last:
-                metrics.update({f"eval_{k}": v for k, v in self.record_eval(self.evaluate()).items() if k != "update"})
-            if self.update % config.save_every == 0 or last:
-                self.save_checkpoint()
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.3g}" for k, v in metrics.items() if k in self.progress_keys})
-        bar.close()
-        self.logger.close()
-        summary = self.summary(self.elapsed())
-        if accelerator.is_main_process:
-            summary["plot"] = str(plot_run(self.output_dir, f"{type(self).__name__} on {self.task.name}"))
-            (self.output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        return summary
-
-    progress_keys = ("loss", "solved", "eval_accuracy")
-
-    def step(self) -> dict:
-        """One optimizer update: the method's backward passes, clipping, the step, the schedule."""
-        began = time.perf_counter()
-        metrics = self.compute_update()
-        if self.config.max_grad_norm is not None:
-            norm = self.accelerator.clip_grad_norm_(self.trainable_parameters(), self.config.max_grad_norm)
-            if norm is not None:  # DeepSpeed clips by its own config's gradient_clipping, and may not say
-                metrics["grad_norm"] = float(norm)
-        stop_if_not_finite(self, metrics)  # before the step: the weights stay those of the last finite update
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.after_optimizer_step()
-        self.update += 1
-        metrics["learning_rate"] = self.scheduler.get_last_lr()[0]
-        metrics["update_seconds"] = time.perf_counter() - began - metrics.get("rollout_seconds", 0.0)
-        if torch.cuda.is_available():
-            metrics["peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
-        return metrics
-
-    def record_eval(self, result: dict) -> dict:
-        entry = {"update": self.update, **result}
-        improved = all(entry["accuracy"] > earlier["accuracy"] for earlier in self.history)
-        self.history.append(entry)
-        if self.accelerator.is_main_process:
-            self.logger.log(self.update, {f"eval_{k}": v for k, v in result.items()})
-        if improved and self.update > 0 and self.config.keep_best:
-            self.save_best(entry)
-        return entry
-
+    # ----- the summary -----------------------------------------------------------------------------------------
     def summary(self, seconds: float) -> dict:
-        best = max(self.history, key=lambda e: (e["accuracy"], -e["update"]))
-        best_folder = ckpt.checkpoint_folder(self.output_dir, best["update"]) / "model"
-        kept = self.output_dir / ckpt.BEST
-        if (kept / "eval.json").is_file() and json.loads((kept / "eval.json").read_text())["update"] == best["update"]:
-            best_folder = kept
         return {
             "trainer": type(self).__name__,
             "task": self.task.name,
@@ -591,9 +388,7 @@ class Trainer:
             "updates": self.update,
             "eval_before": self.history[0],
             "eval_after": self.history[-1],
-            "best_eval": best,
-            "best_update": best["update"],
-            "best_checkpoint": str(best_folder) if best_folder.exists() else None,
+            **self.best_fields(),
             "wall_seconds": seconds,
             "output_dir": str(self.output_dir),
         }

@@ -1,5 +1,6 @@
-"""What every dopsd trainer's config shares. Every default is the paper's (NOTES sections 2-4) unless its help says
-otherwise; each method's own config lives beside its trainer and adds the method's fields."""
+"""What every dopsd run's config shares (:class:`RunConfig`), and every language trainer's (:class:`TrainingConfig`).
+Every default is the paper's (NOTES sections 2-4) unless its help says otherwise; each method's own config lives
+beside its trainer and adds the method's fields."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 from dopsd.config import ConfigError, check_finite_fields, option
 from dopsd.sampling import SamplerConfig
 from dopsd.trainers.schedule import SCHEDULES
+
 
 def check(condition: bool, name: str, value, requirement: str) -> None:
     """Raises the one-line ConfigError naming ``name`` unless ``condition`` holds."""
@@ -21,8 +23,57 @@ def check_at_least_one(config, *names: str) -> None:
 
 
 @dataclass
-class TrainingConfig:
-    """What every dopsd trainer shares: model, data, optimisation, evaluation, logging and checkpoints.
+class RunConfig:
+    """What every run shares, language or image: the weights it trains, optimisation, how often it evaluates, and its
+    folder (metrics, checkpoints, best weights, resume). Each method family's config extends it with its own fields
+    (:class:`TrainingConfig`; ``dopsd.image.config.ImageTrainingConfig``); :class:`~dopsd.trainers.run.TrainingRun`
+    reads these. Defaults are the paper's (NOTES sections 2-4); a subclass changes one by redeclaring the field plainly.
+    """
+
+    # ----- model -----
+    model: str | None = option(None, "the weights to train: a checkpoint folder or hub name", "model")
+    # ----- optimisation -----
+    max_updates: int = option(500, "optimizer updates to run", "optimization")
+    learning_rate: float = option(5e-6, "AdamW learning rate", "optimization")
+    weight_decay: float = option(0.1, "AdamW weight decay", "optimization")
+    warmup_steps: int = option(0, "warmup updates: the rate times (update + 1) / warmup_steps", "optimization")
+    lr_scheduler: str = option("constant", "after warmup: constant, linear (to 0 at max_updates) or cosine (to 0)",
+                               "optimization")
+    max_grad_norm: float | None = option(0.2, "gradient clipping norm; null disables", "optimization")
+    # ----- evaluation -----
+    eval_every: int = option(25, "evaluate every N updates (and before the first and after the last)", "evaluation")
+    # ----- the run -----
+    output_dir: str = option("runs/dopsd", "where config.yaml, metrics.jsonl, TensorBoard logs, checkpoints, best "
+                             "weights and summary.json go", "run")
+    seed: int = option(0, "seeds every random stream of the run: data order, sampling, noise, dropout", "run")
+    save_every: int = option(25, "write a resumable checkpoint every N updates (and after the last)", "run")
+    log_every: int = option(1, "write metrics every N updates", "run")
+    resume_from: str | None = option(None, "a checkpoint folder to continue from, or 'latest' (newest in output_dir)",
+                                     "run")
+    overwrite_output_dir: bool = option(False, "start over in an output_dir that holds an earlier run, deleting its "
+                                        "logs, checkpoints and best weights (otherwise such a folder is refused)",
+                                        "run")
+    keep_best: bool = option(True, "copy the weights to output_dir/best whenever an evaluation beats every earlier "
+                             "one", "run")
+    progress: bool = option(True, "show progress bars", "run")
+    report_to: list[str] = option(None, "where metrics go besides metrics.jsonl: tensorboard, wandb (needs the wandb "
+                                  "package), none; comma-separated", "run", factory=lambda: ["tensorboard"])
+
+    def __post_init__(self):
+        check_finite_fields(self)  # every float field of every method's config, subclasses' included
+        check_at_least_one(self, "max_updates", "eval_every", "save_every", "log_every")
+        check(self.learning_rate > 0, "learning_rate", self.learning_rate, "must be > 0")
+        check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "must be >= 0")
+        check(self.warmup_steps >= 0, "warmup_steps", self.warmup_steps, "must be >= 0")
+        check(self.max_grad_norm is None or self.max_grad_norm > 0, "max_grad_norm", self.max_grad_norm, "must be > 0")
+        check(self.lr_scheduler in SCHEDULES, "lr_scheduler", self.lr_scheduler, f"must be {', '.join(SCHEDULES)}")
+        check(set(self.report_to) <= {"tensorboard", "wandb", "none"}, "report_to", self.report_to,
+              "must list tensorboard, wandb or none")
+
+
+@dataclass
+class TrainingConfig(RunConfig):
+    """What every language trainer shares: the model, data, decoding, and the run's fields (:class:`RunConfig`).
 
     Each field's meaning is in its ``help`` (``dopsd train --help`` lists them all, grouped).
     """
@@ -66,14 +117,6 @@ class TrainingConfig:
     # ----- decoding, shared by rollouts and evaluation -----
     gen_length: int = option(SamplerConfig.gen_length, "response length in tokens", "rollout")
     block_length: int = option(SamplerConfig.block_length, "tokens per block of block-diffusion decoding", "rollout")
-    # ----- optimisation -----
-    max_updates: int = option(500, "optimizer updates to run (the authors evaluate up to 500)", "optimization")
-    learning_rate: float = option(5e-6, "AdamW learning rate", "optimization")
-    weight_decay: float = option(0.1, "AdamW weight decay", "optimization")
-    warmup_steps: int = option(0, "warmup updates: the rate times (update + 1) / warmup_steps", "optimization")
-    lr_scheduler: str = option("constant", "after warmup: constant, linear (to 0 at max_updates) or cosine (to 0)",
-                               "optimization")
-    max_grad_norm: float | None = option(0.2, "gradient clipping norm; null disables", "optimization")
     # ----- evaluation -----
     eval_every: int = option(25, "evaluate on the held-out set every N updates (and before the first and after the "
                              "last)", "evaluation")
@@ -81,44 +124,22 @@ class TrainingConfig:
     eval_gen_length: int | None = option(None, "generation length of evaluation; null: gen_length", "evaluation")
     eval_batch_size: int = option(16, "prompts per evaluation batch", "evaluation")
     # ----- the run -----
-    output_dir: str = option("runs/dopsd", "where config.yaml, metrics.jsonl, TensorBoard logs, checkpoints and "
-                             "summary.json go", "run")
-    seed: int = option(0, "seeds prompt order, sampling, teacher reveals and dropout", "run")
-    save_every: int = option(25, "write a resumable checkpoint every N updates (and after the last)", "run")
-    log_every: int = option(1, "write metrics every N updates", "run")
-    resume_from: str | None = option(None, "a checkpoint folder to continue from, or 'latest' (newest in output_dir)",
-                                     "run")
-    overwrite_output_dir: bool = option(False, "start over in an output_dir that holds an earlier run, deleting its "
-                                        "logs, checkpoints and best weights (otherwise such a folder is refused)",
-                                        "run")
-    keep_best: bool = option(True, "copy the weights to output_dir/best whenever an evaluation beats every earlier "
-                             "one", "run")
-    progress: bool = option(True, "show progress bars", "run")
-    report_to: list[str] = option(None, "where metrics go besides metrics.jsonl: tensorboard, wandb (needs the wandb "
-                                  "package), none; comma-separated", "run", factory=lambda: ["tensorboard"])
     lockstep: str = option("auto", "keep every process's forward passes in step, idle ones on a dummy input, as "
                            "weights sharded over processes need: auto (under FSDP), on, off",
                            "run")
 
     def __post_init__(self):
-        check_finite_fields(self)  # every float field of every method's config, subclasses' included
-        check_at_least_one(self, "max_updates", "lora_r", "eval_every", "save_every", "log_every", "eval_batch_size")
+        super().__post_init__()
+        check_at_least_one(self, "lora_r", "eval_batch_size")
         check(0.0 <= self.lora_dropout < 1.0, "lora_dropout", self.lora_dropout, "must be in [0, 1)")
         check(self.block_size is None or self.block_size >= 1, "block_size", self.block_size, "must be at least 1")
         check(self.validation_size >= 0, "validation_size", self.validation_size, "must be >= 0")
-        check(self.learning_rate > 0, "learning_rate", self.learning_rate, "must be > 0")
-        check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "must be >= 0")
-        check(self.warmup_steps >= 0, "warmup_steps", self.warmup_steps, "must be >= 0")
-        check(self.max_grad_norm is None or self.max_grad_norm > 0, "max_grad_norm", self.max_grad_norm, "must be > 0")
         check(self.mixed_precision in ("auto", "no", "bf16", "fp16"), "mixed_precision", self.mixed_precision,
               "must be auto, no, bf16 or fp16")
         check(self.eval_limit is None or self.eval_limit >= 1, "eval_limit", self.eval_limit, "must be at least 1")
         check(self.prompt_style in (None, "instruct", "compact"), "prompt_style", self.prompt_style,
               "must be instruct or compact")
-        check(self.lr_scheduler in SCHEDULES, "lr_scheduler", self.lr_scheduler, f"must be {', '.join(SCHEDULES)}")
         check(self.lockstep in ("auto", "on", "off"), "lockstep", self.lockstep, "must be auto, on or off")
-        check(set(self.report_to) <= {"tensorboard", "wandb", "none"}, "report_to", self.report_to,
-              "must list tensorboard, wandb or none")
         self.eval_sampler_config()  # validates gen_length, block_length and eval_gen_length
 
     def eval_sampler_config(self) -> SamplerConfig:

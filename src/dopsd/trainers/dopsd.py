@@ -102,7 +102,7 @@ def split_into_chunks(prepared: list[PreparedTrajectory], chunks: int) -> list[l
 
 
 class DOPSDTrainer(SelfRollouts, Trainer):
-    """``DOPSDTrainer(model, tokenizer, task, DOPSDConfig(...)).train()``; see :class:`DOPSDConfig`."""
+    """``DOPSDTrainer(model=..., task=..., config=DOPSDConfig(...)).train()``; see :class:`DOPSDConfig`."""
 
     config_class = DOPSDConfig
     block_attention_refusal = (
@@ -110,8 +110,8 @@ class DOPSDTrainer(SelfRollouts, Trainer):
         "attention never reads, so the teacher would equal the student and the loss would be zero; train a block "
         "model with rft, sft, grpo or opdlm")
 
-    def __init__(self, model=None, tokenizer=None, task=None, config: DOPSDConfig | None = None):
-        super().__init__(model, tokenizer, task, config)
+    def __init__(self, *, model=None, tokenizer=None, task=None, config: DOPSDConfig | None = None):
+        super().__init__(model=model, tokenizer=tokenizer, task=task, config=config)
         self.sample_generator = self.generator(7919)
         self.teacher_generator = self.generator(104729, on_device=False)
         self.prepared: list[PreparedTrajectory] = []

@@ -90,13 +90,13 @@ class RolloutBatch:
 
 
 class GRPOTrainer(Trainer):
-    """``GRPOTrainer(model, tokenizer, task, GRPOConfig(...)).train()``; see :class:`GRPOConfig`."""
+    """``GRPOTrainer(model=..., task=..., config=GRPOConfig(...)).train()``; see :class:`GRPOConfig`."""
 
     config_class = GRPOConfig
     progress_keys = ("loss", "reward_mean", "eval_accuracy")
 
-    def __init__(self, model=None, tokenizer=None, task=None, config: GRPOConfig | None = None):
-        super().__init__(model, tokenizer, task, config)
+    def __init__(self, *, model=None, tokenizer=None, task=None, config: GRPOConfig | None = None):
+        super().__init__(model=model, tokenizer=tokenizer, task=task, config=config)
         self.sample_generator = self.generator(7919)
         self.mask_generator = self.generator(104729)
         self.batch: RolloutBatch | None = None

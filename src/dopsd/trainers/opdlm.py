@@ -176,13 +176,14 @@ def load_student(config: OPDLMConfig) -> DiffusionLM:
 
 
 class OPDLMTrainer(Trainer):
-    """``OPDLMTrainer(config=OPDLMConfig(model=..., ...)).train()``; from Python also ``OPDLMTrainer(student_lm,
-    task=..., config=..., teacher=(causal_model, tokenizer))``."""
+    """``OPDLMTrainer(config=OPDLMConfig(model=..., ...)).train()``; from Python also
+    ``OPDLMTrainer(model=student_lm, task=..., config=..., teacher=(causal_model, tokenizer))``."""
 
     config_class = OPDLMConfig
     progress_keys = ("loss", "teacher_nll", "eval_accuracy")
 
-    def __init__(self, model=None, tokenizer=None, task=None, config: OPDLMConfig | None = None, teacher=None):
+    def __init__(self, *, model=None, tokenizer=None, task=None, config: OPDLMConfig | None = None,
+                 teacher=None):
         config = config or self.config_class()
         if teacher is None:
             teacher = load_causal_lm(config.teacher_model or config.model, dtype=config.dtype,
@@ -196,7 +197,7 @@ class OPDLMTrainer(Trainer):
                              "(causal) LM: give the causal LM the student was converted from")
         mask = model.tokens.mask if isinstance(model, DiffusionLM) else student_tokenizer.mask_token_id
         check_same_tokenizer(student_tokenizer, teacher_tokenizer, mask)
-        super().__init__(model, tokenizer, task, config)
+        super().__init__(model=model, tokenizer=tokenizer, task=task, config=config)
         teacher_model.to(self.accelerator.device).eval()
         for parameter in teacher_model.parameters():
             parameter.requires_grad_(False)

@@ -31,13 +31,13 @@ class RFTConfig(PassKConfig):
 
 
 class RFTTrainer(SelfRollouts, Trainer):
-    """``RFTTrainer(model, tokenizer, task, RFTConfig(...)).train()``: one rollout and one update at a time."""
+    """``RFTTrainer(model=..., task=..., config=RFTConfig(...)).train()``: one rollout and one update at a time."""
 
     config_class = RFTConfig
     progress_keys = ("loss", "solved", "eval_accuracy")
 
-    def __init__(self, model=None, tokenizer=None, task=None, config: RFTConfig | None = None):
-        super().__init__(model, tokenizer, task, config)
+    def __init__(self, *, model=None, tokenizer=None, task=None, config: RFTConfig | None = None):
+        super().__init__(model=model, tokenizer=tokenizer, task=task, config=config)
         self.sample_generator = self.generator(7919)
         self.mask_generator = self.generator(104729)
 

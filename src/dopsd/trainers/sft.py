@@ -38,13 +38,13 @@ class SFTConfig(TrainingConfig):
 
 
 class SFTTrainer(Trainer):
-    """``SFTTrainer(model, tokenizer, task, SFTConfig(...)).train()``."""
+    """``SFTTrainer(model=..., task=..., config=SFTConfig(...)).train()``."""
 
     config_class = SFTConfig
     progress_keys = ("loss", "eval_accuracy")
 
-    def __init__(self, model=None, tokenizer=None, task=None, config: SFTConfig | None = None):
-        super().__init__(model, tokenizer, task, config)
+    def __init__(self, *, model=None, tokenizer=None, task=None, config: SFTConfig | None = None):
+        super().__init__(model=model, tokenizer=tokenizer, task=task, config=config)
         self.mask_generator = self.generator(7919)
 
     def encode_batch(self, examples) -> tuple[torch.Tensor, torch.Tensor, int]:
