@@ -2,10 +2,10 @@
 
 Per rollout: ``prompts_per_rollout`` prompts, each sampled ``num_generations`` times in one batched sampler call, are
 rewarded by the task's verifier (plus format credit); advantages are rewards minus their group's mean. The rollout
-then serves ``inner_updates`` optimizer updates (its chunks are their indices). Their prompt masks, and the old-policy and reference log-probs under
-each mask, are fixed at rollout time, so an update only runs the policy's one forward pass per completion (in
-micro-batches) and the clipped surrogate plus beta times the k3 KL, averaged over each completion's tokens up to its
-first stop token, then over completions.
+then serves ``inner_updates`` optimizer updates (its chunks are their indices). Their prompt masks, and the
+old-policy and reference log-probs under each mask, are fixed at rollout time, so an update only runs the policy's
+one forward pass per completion (in micro-batches) and the clipped surrogate plus beta times the k3 KL, averaged over
+each completion's tokens up to its first stop token, then over completions.
 """
 
 from __future__ import annotations
@@ -228,6 +228,5 @@ class GRPOTrainer(RolloutTrainer):
 
     def load_method_state(self, state: dict) -> None:
         super().load_method_state(state)
-        if "inner_index" in state:  # a checkpoint from before GRPO's inner updates were its rollout's chunks
-            done = state["inner_index"] if state["batch"] is not None else self.config.inner_updates
-            self.pending = list(range(done, self.config.inner_updates))
+        if "inner_index" in state and self.rollout_data is not None:  # from before inner updates were chunks
+            self.pending = list(range(state["inner_index"], self.config.inner_updates))
