@@ -17,8 +17,6 @@ import json
 import time
 from pathlib import Path
 
-import torch
-
 from dopsd.image.build import distill_few_step, train_base
 from dopsd.image.classifier import train_classifier
 from dopsd.image.data import BASE_STYLES, NEW_STYLES, STYLES, digit_set, target_images

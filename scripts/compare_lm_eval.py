@@ -3,7 +3,7 @@ the first LIMIT held-out puzzles (all without LIMIT): accuracies, times, identic
 
     python scripts/compare_lm_eval.py [LIMIT [TASK_FOLDER]]
 """
-import sys, time, json
+import sys, time
 import dopsd.lmeval
 from dopsd.lmeval_tasks import write_task
 from lm_eval import simple_evaluate

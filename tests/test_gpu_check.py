@@ -130,7 +130,7 @@ def test_the_micro_batch_search_stops_at_the_first_out_of_memory(tmp_path):
             raise torch.OutOfMemoryError("CUDA out of memory")
 
     trainer = SimpleNamespace(
-        prepared=[SimpleNamespace(num_steps=128)], config=SimpleNamespace(micro_batch_size=16),
+        rollout_data=[SimpleNamespace(num_steps=128)], config=SimpleNamespace(micro_batch_size=16),
         chunk_backward=chunk_backward, trainable_parameters=lambda: [torch.zeros(3)],
         optimizer=SimpleNamespace(zero_grad=lambda set_to_none: None, state={}),
         accelerator=SimpleNamespace(gradient_state=SimpleNamespace(_set_sync_gradients=lambda value: None)))

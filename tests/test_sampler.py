@@ -10,7 +10,7 @@ from dopsd.sampling import BlockDiffusionSampler, SamplerConfig, plan_blocks
 
 PROMPTS = ["12+3=", "7=", "1000-999=", "3102200002100320="]
 
-# Every sampler option, each at temperature 0 and above 0 (NOTES section 7).
+# Every sampler option, each at temperature 0 and above 0.
 OPTIONS = [
     dict(temperature=0.0),
     dict(temperature=0.8),

@@ -1,4 +1,5 @@
-"""Held-out evaluation: batched greedy generation, the task's verifier, one summary per generation length."""
+"""Held-out evaluation: batched greedy generation, the task's verifier, one summary per generation length; and a
+causal LM's own accuracy (OPDLM's ceiling: the teacher it distils from)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from tqdm.auto import tqdm
 
 from dopsd.errors import DopsdError
 from dopsd.models import DiffusionLM
+from dopsd.models.causal import greedy_decode
 from dopsd.sampling import BlockDiffusionSampler, SamplerConfig
 from dopsd.tasks import PROMPT_STYLES, Example, Task, default_prompt_style, encode_prompts
 from dopsd.tasks.extraction import HEDGED, NO_ANSWER, UNPARSABLE
@@ -126,6 +128,17 @@ def evaluate(
     summary = summarize(task, rows, sampler_config.gen_length, seconds, len(examples) * sampler_config.gen_length,
                         scoring)
     return rows, summary
+
+
+def causal_accuracy(causal: DiffusionLM, task: Task, examples: list[Example], style: str, gen_length: int,
+                    batch_size: int = 64) -> dict:
+    """``{"accuracy", "mean_score", "n"}`` of a causal LM (a :func:`~dopsd.models.causal.causal_view`) completing
+    each example greedily, left to right, for ``gen_length`` tokens."""
+    prompts = encode_prompts(causal, task, examples, style)
+    outputs = greedy_decode(causal, prompts, gen_length, batch_size)
+    scores = [task.score(example, causal.decode(output)) for example, output in zip(examples, outputs)]
+    n = len(scores)
+    return {"accuracy": sum(s.correct for s in scores) / n, "mean_score": sum(s.value for s in scores) / n, "n": n}
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:

@@ -4,7 +4,7 @@ import torch
 from dopsd import DopsdError
 from dopsd.cli import main
 from dopsd.trainers import DOPSDConfig, DOPSDTrainer
-from dopsd.trainers.dopsd import split_into_chunks
+from dopsd.trainers.rollouts import split_into_chunks
 from toy import ToyTask, tiny_lm, toy_config
 
 
@@ -23,16 +23,16 @@ def test_dropped_trajectories_cost_no_forward_pass(tmp_path):
         lambda module, args, kwargs: rows.append(kwargs["input_ids"].shape[0]), with_kwargs=True
     )
     trainer.rollout()
-    assert len(trainer.prepared) == 4  # rows 1 and 4 are rejected by the verifier
+    assert len(trainer.rollout_data) == 4  # rows 1 and 4 are rejected by the verifier
     assert all(len(chunk) > 0 for chunk in trainer.pending)
     rows.clear()
     for chunk in list(trainer.pending):
         trainer.chunk_backward(chunk)
-    kept_states = sum(item.num_steps for item in trainer.prepared)
+    kept_states = sum(item.num_steps for item in trainer.rollout_data)
     assert sum(rows) == 2 * kept_states  # one teacher and one student row per kept state, nothing else
     everything = make_trainer(tmp_path, prompts_per_rollout=6, correct_only=False)
     everything.rollout()
-    assert len(everything.prepared) == 6
+    assert len(everything.rollout_data) == 6
 
 
 def test_one_update_changes_the_adapter_and_leaves_the_fixed_teacher_unchanged(tmp_path):
@@ -63,7 +63,7 @@ def test_repeated_updates_on_a_fixed_rollout_lower_the_loss(tmp_path, selection,
     trainer = make_trainer(tmp_path, kt_selection=selection, learning_rate=3e-3, max_grad_norm=None, clip=clip,
                            teacher_input=teacher_input)
     trainer.rollout()
-    everything = split_into_chunks(trainer.prepared, 1)[0]
+    everything = split_into_chunks(trainer.rollout_data, 1)[0]
     losses = []
     for _ in range(12):
         losses.append(trainer.chunk_backward(everything)["loss"])
@@ -188,7 +188,7 @@ def test_passk_resamples_only_unsolved_prompts_together(tmp_path):
 def test_revealed_selection_uses_the_positions_the_student_revealed(tmp_path):
     trainer = make_trainer(tmp_path, kt_selection="revealed")
     trainer.rollout()
-    item = trainer.prepared[0]
+    item = trainer.rollout_data[0]
     for step in range(item.num_steps):
         offsets = trainer.revealed_offsets(item, step, int(item.counts.max()))
         expected = item.trajectory.revealed_at(step) - item.block_starts[step]
@@ -223,14 +223,14 @@ def test_reference_teacher_sees_the_reference_prompt_before_the_unchanged_state(
     calls = []
     trainer.base_lm.model.get_base_model().register_forward_pre_hook(
         lambda module, args, kwargs: calls.append((kwargs["input_ids"], kwargs.get("attention_mask"))), with_kwargs=True)
-    pairs = split_into_chunks(trainer.prepared, 1)[0]
+    pairs = split_into_chunks(trainer.rollout_data, 1)[0]
     batch = [pairs[0], pairs[-1], pairs[len(pairs) // 2]]  # states of different trajectories, prompt lengths differ
     trainer.states_loss(batch)
     assert calls[0][1] is not None and calls[1][1] is not None  # prompts of different lengths: padded rows
     (teacher_ids, teacher_attention), (student_ids, student_attention) = calls[0], calls[1]
     tokenizer = trainer.base_lm.tokenizer
     for row, (i, step) in enumerate(batch):
-        item = trainer.prepared[i]
+        item = trainer.rollout_data[i]
         state = item.student_states[step].tolist()
         teacher_row = teacher_ids[row][teacher_attention[row].bool()].tolist()
         student_row = student_ids[row][student_attention[row].bool()].tolist()
@@ -251,11 +251,11 @@ def test_a_model_ignoring_the_attention_mask_never_gets_padded_rows(tmp_path):
                                                                prompts_per_rollout=6, teacher_input="reference"))
     assert not trainer.base_lm.handles_padding
     trainer.rollout()
-    assert len({len(item.trajectory.prompt_ids) for item in trainer.prepared}) > 1
+    assert len({len(item.trajectory.prompt_ids) for item in trainer.rollout_data}) > 1
     widths = []
     inner.model.register_forward_pre_hook(
         lambda module, args, kwargs: widths.append(kwargs["input_ids"].shape), with_kwargs=True)
-    everything = split_into_chunks(trainer.prepared, 1)[0]
+    everything = split_into_chunks(trainer.rollout_data, 1)[0]
     trainer.chunk_backward(everything)
     pad = trainer.base_lm.tokens.pad
     batches = trainer.micro_batches(everything)
@@ -296,8 +296,8 @@ def test_all_passk_rounds_keep_the_best_when_told_not_to_stop(tmp_path):
 def test_skipping_uninformed_states_trains_on_the_informed_ones_only(tmp_path):
     trainer = make_trainer(tmp_path, skip_uninformed_states=True, kt_selection="revealed", teacher_retain_ratio=0.5)
     trainer.rollout()
-    assert trainer.prepared
-    for item in trainer.prepared:
+    assert trainer.rollout_data
+    for item in trainer.rollout_data:
         assert all(not torch.equal(item.teacher_states[r], item.student_states[r]) for r in range(item.num_steps))
         assert item.num_steps < item.trajectory.num_recorded_steps  # the last block's states are gone
         for row in range(item.num_steps):

@@ -150,7 +150,7 @@ def test_rollout_samples_each_prompt_g_times_in_one_sampler_call(tmp_path, monke
                         or original(self, prompts, **kw))
     trainer = make_trainer(tmp_path, prompts_per_rollout=2, num_generations=3, inner_updates=3)
     metrics = trainer.step()
-    batch = trainer.batch
+    batch = trainer.rollout_data
     assert calls == [6] and metrics["rollout_samples"] == 6
     prompts = batch.ids[:, : batch.width]
     assert torch.equal(prompts[0], prompts[2]) and torch.equal(prompts[3], prompts[5])
@@ -166,17 +166,17 @@ def test_one_update_changes_the_trainable_weights_and_never_the_reference(tmp_pa
     trainer = make_trainer(tmp_path, use_lora=use_lora, learning_rate=1e-2 if use_lora else 1e-3)
     before = snapshot(trainer.unwrapped)
     trainer.step()
-    assert bool(trainer.batch.advantages.abs().sum() > 0)
-    reference_before = trainer.frozen_logprobs(reference=True)
-    assert torch.equal(reference_before, trainer.batch.ref_logps)
+    assert bool(trainer.rollout_data.advantages.abs().sum() > 0)
+    reference_before = trainer.frozen_logprobs(trainer.rollout_data, reference=True)
+    assert torch.equal(reference_before, trainer.rollout_data.ref_logps)
     trainer.step()
     after = snapshot(trainer.unwrapped)
     trainable = [n for n, p in trainer.unwrapped.named_parameters() if p.requires_grad]
     assert any(not torch.equal(before[n], after[n]) for n in trainable)
     if use_lora:
         assert all(torch.equal(before[n], after[n]) for n in before if "lora_" not in n)
-    assert torch.equal(trainer.frozen_logprobs(reference=True), reference_before)
-    assert not torch.equal(trainer.frozen_logprobs(reference=False), trainer.batch.old_logps)
+    assert torch.equal(trainer.frozen_logprobs(trainer.rollout_data, reference=True), reference_before)
+    assert not torch.equal(trainer.frozen_logprobs(trainer.rollout_data, reference=False), trainer.rollout_data.old_logps)
 
 
 @pytest.mark.parametrize("use_lora", [True, False], ids=["lora", "full"])
@@ -187,10 +187,10 @@ def test_the_kl_term_sends_gradient_to_the_policy_only(tmp_path, use_lora):
         for name, parameter in trainer.unwrapped.named_parameters():
             if parameter.requires_grad:
                 parameter.add_(0.05 * torch.randn_like(parameter))
-    trainer.batch.advantages.zero_()  # the loss is beta * k3 alone
+    trainer.rollout_data.advantages.zero_()  # the loss is beta * k3 alone
     metrics = trainer.inner_update_backward(1)
     assert metrics["kl"] > 0 and metrics["loss"] > 0 and metrics["clip_ratio"] == 0.0
-    assert not trainer.batch.ref_logps.requires_grad
+    assert not trainer.rollout_data.ref_logps.requires_grad
     grads = [p.grad for p in trainer.unwrapped.parameters() if p.requires_grad]
     assert any(g is not None and bool(g.abs().sum() > 0) for g in grads)
     assert all(p.grad is None for p in trainer.unwrapped.parameters() if not p.requires_grad)
@@ -243,11 +243,11 @@ def test_a_model_ignoring_the_attention_mask_gets_unpadded_rows_and_the_same_log
     trainer = GRPOTrainer(model=lm, task=DigitShareTask(), config=grpo_config(tmp_path, use_lora=False, prompts_per_rollout=3))
     assert not trainer.base_lm.handles_padding
     trainer.rollout()
-    batch = trainer.batch
+    batch = trainer.rollout_data
     assert not bool(batch.attention.all())  # the stored rollout is padded: prompts of different lengths
     seen = []
     inner.model.register_forward_pre_hook(lambda module, args, kwargs: seen.append(kwargs["input_ids"]), with_kwargs=True)
-    grouped = trainer.frozen_logprobs(reference=False)
+    grouped = trainer.frozen_logprobs(trainer.rollout_data, reference=False)
     assert seen and all(bool((ids[:, 0] != inner.tokens.pad).all()) for ids in seen)  # no row starts with padding
     padded = torch.stack([completion_logprobs(inner, batch.ids, batch.attention, batch.width, masks).float()
                           for masks in batch.prompt_masks])  # the inner model honours the mask: padding is fine

@@ -68,15 +68,15 @@ def test_the_teacher_never_changes_and_an_update_changes_the_student(trainer):
     assert not any(p.requires_grad for p in trainer.teacher_lm.model.parameters())
     assert any(not torch.equal(p, student_before[n]) for n, p in trainer.unwrapped.named_parameters())
     # every trajectory contributes its sampled states: min(states_per_trajectory, recorded steps), sorted
-    for item in trainer.rollouts:
+    for item in trainer.rollout_data:
         assert item.steps.numel() == min(4, item.trajectory.num_recorded_steps)
         assert torch.equal(item.steps, item.steps.sort().values)
 
 
 def test_the_loss_and_its_gradient_come_only_from_masked_positions(trainer):
     trainer.rollout()
-    index, step = 0, int(trainer.rollouts[0].steps[1])
-    item = trainer.rollouts[index]
+    index, step = 0, int(trainer.rollout_data[0].steps[1])
+    item = trainer.rollout_data[index]
     state, positions = trainer.loss_positions(item, step)
     masked = torch.nonzero(state == trainer.base_lm.tokens.mask).flatten()
     masked = masked[masked < item.limit]  # through the first stop token (train_after_stop false)
@@ -110,9 +110,9 @@ def test_top16_forward_kl_is_its_closed_form_and_survives_the_top_k_storage(tmp_
     # step_divergence computes in float32
     close = dict(rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(target_divergence(student, teacher, config).double(), expected, **close)
-    from dopsd.trainers.opdlm import Rollout
+    from dopsd.trainers.opdlm import TrajectoryTargets
 
-    stored = Rollout(None, torch.arange(1), teacher.topk(16, -1).values, top, 8, 40)
+    stored = TrajectoryTargets(None, torch.arange(1), teacher.topk(16, -1).values, top, 8, 40)
     rebuilt = stored.targets_at(torch.arange(3))
     torch.testing.assert_close(target_divergence(student, rebuilt, config).double(), expected, **close)
     full = OPDLMConfig(model="unused", gen_length=8, block_length=4, top_k_loss=0)
@@ -126,7 +126,7 @@ def test_positions_after_the_first_stop_are_trained_only_on_request(tmp_path, af
     trainer = make(tmp_path, train_after_stop=after_stop, states_per_trajectory=None)
     trainer.rollout()
     eos = trainer.base_lm.tokens.eos
-    item = trainer.rollouts[0]
+    item = trainer.rollout_data[0]
     item.trajectory.tokens[5] = eos  # a stop at position 5: later positions are after it
     item.limit = 6
     assert item.steps.numel() == item.trajectory.num_recorded_steps
@@ -244,13 +244,13 @@ def test_block_student_loss_is_the_block_by_block_divergence(tmp_path):
     trainer = make(tmp_path, layout=BLOCK)
     assert trainer.base_lm.layout == BLOCK
     trainer.rollout()
-    assert all(item.steps.shape == (1, 5) for item in trainer.rollouts)  # one stitched row per trajectory
+    assert all(item.steps.shape == (1, 5) for item in trainer.rollout_data)  # one stitched row per trajectory
     chunk = [(0, 0), (1, 0), (2, 0)]
-    inputs = [trainer.loss_positions(trainer.rollouts[i], trainer.rollouts[i].steps[k]) for i, k in chunk]
+    inputs = [trainer.loss_positions(trainer.rollout_data[i], trainer.rollout_data[i].steps[k]) for i, k in chunk]
     together = trainer.batch_divergence(chunk, inputs)
     lm, expected = trainer.lm, []
     for (i, _), (state, positions) in zip(chunk, inputs):
-        item = trainer.rollouts[i]
+        item = trainer.rollout_data[i]
         prompt, clean = item.trajectory.prompt_ids, item.trajectory.tokens
         for position in positions.tolist():  # the state's block, the finished blocks before it, nothing after
             start = position - position % 4
@@ -268,7 +268,7 @@ def test_block_student_trains_and_counts_both_copies(tmp_path):
     before = {n: p.clone() for n, p in trainer.unwrapped.named_parameters()}
     metrics = trainer.step()
     assert metrics["loss"] > 0 and metrics["states"] == 3
-    assert metrics["tokens"] == sum(len(item.trajectory.prompt_ids) + 2 * 20 for item in trainer.rollouts)
+    assert metrics["tokens"] == sum(len(item.trajectory.prompt_ids) + 2 * 20 for item in trainer.rollout_data)
     assert any(not torch.equal(p, before[n]) for n, p in trainer.unwrapped.named_parameters())
 
 

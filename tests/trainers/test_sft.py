@@ -5,6 +5,7 @@ import torch
 
 from dopsd.cli import main
 from dopsd.models import create_builtin_model
+from dopsd.sampling.padding import left_pad_with_responses
 from dopsd.tasks import sample_data_path
 from dopsd.trainers import SFTConfig, SFTTrainer
 
@@ -22,7 +23,8 @@ def make(tmp_path, **overrides):
 def test_batches_are_prompt_then_eos_padded_reference(tmp_path):
     trainer = make(tmp_path)
     example = trainer.train_examples[0]
-    ids, attention, width = trainer.encode_batch([example])
+    ids, attention, width = left_pad_with_responses(trainer.encode_prompts([example]),
+                                                    trainer.encode_responses([example]), trainer.base_lm.tokens.pad)
     tokenizer = trainer.base_lm.tokenizer
     assert tokenizer.decode(ids[0, :width]) == example.prompt + "="
     response = ids[0, width:].tolist()

@@ -23,7 +23,7 @@ class _LossHost:
 
     def __init__(self, lm: DiffusionLM, config: DOPSDConfig, prepared: list[PreparedTrajectory]):
         self.lm = self.base_lm = lm
-        self.config, self.prepared = config, prepared
+        self.config, self.rollout_data = config, prepared
         self.accelerator = SimpleNamespace(device=lm.device)
 
     def teacher_context(self):

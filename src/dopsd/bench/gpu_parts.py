@@ -323,7 +323,7 @@ def update_rollout(state: dict):
         synchronize(device)
         seconds = time.perf_counter() - began
     metrics = trainer.rollout_metrics
-    states = sum(item.num_steps for item in trainer.prepared)
+    states = sum(item.num_steps for item in trainer.rollout_data)
     state["states"], state["rollout_s"] = states, seconds
     peak = peak_flops(device)
     mfu = flops.flops / seconds / peak if peak else None
@@ -378,7 +378,7 @@ def largest_micro_batch(record: PartRecord, plan: Plan, state: dict):
     then dropped) until one runs out of memory. Before the first update AdamW holds no state yet: on a GPU as much
     memory as its two moments will take is held aside during the search, so that what fits here fits in an update."""
     trainer, device = state["trainer"], state["device"]
-    pairs = [(i, step) for i, item in enumerate(trainer.prepared) for step in range(item.num_steps)]
+    pairs = [(i, step) for i, item in enumerate(trainer.rollout_data) for step in range(item.num_steps)]
     sizes = [size for size in plan.update_ladder if size <= len(pairs)]
     trials, stopped = [], None
     moments = 2 * sum(p.numel() for p in trainer.trainable_parameters()) if not trainer.optimizer.state else 0

@@ -1,5 +1,5 @@
-"""The naive procedure dopsd is measured against, written from the description of the authors' code (NOTES
-section 7): one prompt at a time; every denoising step computes full-vocabulary logits at every position of the
+"""The naive procedure dopsd is measured against, written from a description of the d-OPSD
+authors' code: one prompt at a time; every denoising step computes full-vocabulary logits at every position of the
 sequence, a float64 softmax over all of them, and keeps the most confident masked positions of the current block;
 the loss stacks every recorded state of a trajectory, splits the stack into chunks and runs each chunk's teacher and
 student passes with full logits, summing the divergence over K_t, and an incorrect trajectory is run all the same with

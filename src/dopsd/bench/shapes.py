@@ -75,7 +75,7 @@ def build_model(shape: str, *, layers: int | None = None, dtype: torch.dtype = t
 def _build(spec: Shape, depth: int, max_positions: int, layout: AttentionLayout):
     tokens = special_tokens(spec.vocab)
     if spec.family == "builtin":
-        from dopsd.models.tiny import MaskedDiffusionConfig, MaskedDiffusionTransformer
+        from dopsd.models.builtin import MaskedDiffusionConfig, MaskedDiffusionTransformer
 
         config = MaskedDiffusionConfig(vocab_size=spec.vocab, hidden_size=spec.hidden, num_hidden_layers=depth,
                                        num_attention_heads=spec.heads, intermediate_size=spec.intermediate,

@@ -2,13 +2,11 @@
 the built-in family, conversion, LoRA targets and gradient checkpointing for any architecture."""
 
 from dopsd.models.adapter import DiffusionLM, SpecialTokens, resolve_special_tokens
-from dopsd.models.builtin import create_builtin_model
+from dopsd.models.builtin import MaskedDiffusionConfig, MaskedDiffusionTransformer
 from dopsd.models.checkpointing import enable_gradient_checkpointing
 from dopsd.models.convert import convert_causal_lm
-from dopsd.models.loading import default_device, load_diffusion_lm
+from dopsd.models.loading import create_builtin_model, default_device, load_diffusion_lm, register_builtin_models
 from dopsd.models.lora import lora_target_modules
-from dopsd.models.registry import register_builtin_models
-from dopsd.models.tiny import MaskedDiffusionConfig, MaskedDiffusionTransformer
 from dopsd.models.tokenizer import build_char_tokenizer
 
 register_builtin_models()  # AutoConfig / AutoModel / AutoModelForMaskedLM know the built-in family from here on

@@ -2,7 +2,7 @@
 ``save_pretrained`` form, with its tokenizer, its decoding settings and a model card; optionally uploaded to the hub.
 
 An export loads without dopsd. A model of the built-in family gets its modeling code written into the folder
-(``modeling_dopsd_mdm.py``, a copy of :mod:`dopsd.models.tiny`, which imports only torch and transformers) and an
+(``modeling_dopsd_mdm.py``, a copy of :mod:`dopsd.models.builtin`, which imports only torch and transformers) and an
 ``auto_map`` in ``config.json``, as remote-code models ship theirs: ``transformers.AutoModel.from_pretrained(folder,
 trust_remote_code=True)`` loads it in a plain transformers install. A remote-code model (LLaDA, Dream) carries its
 code along as it came (``save_pretrained`` copies it). The model card gives the loading line.
@@ -40,23 +40,24 @@ BUILTIN_AUTO_MAP = {
 
 
 def builtin_source() -> str:
-    """The built-in family's modeling code as shipped in an export: :mod:`dopsd.models.tiny`, which must import
+    """The built-in family's modeling code as shipped in an export: :mod:`dopsd.models.builtin`, which must import
     nothing of dopsd (checked: the copy runs where dopsd is not installed)."""
-    from dopsd.models import tiny
+    from dopsd.models import builtin
 
-    source = inspect.getsource(tiny)
+    source = inspect.getsource(builtin)
     if re.search(r"^\s*(from|import)\s+dopsd\b", source, re.MULTILINE):
-        raise RuntimeError("dopsd/models/tiny.py imports dopsd: its copy in an export would not load without dopsd")
+        raise RuntimeError("dopsd/models/builtin.py imports dopsd: its copy in an export would not load without "
+                           "dopsd")
     header = ("# The dopsd built-in masked diffusion LM (model_type dopsd_mdm), shipped with this model so that it loads\n"
               "# with transformers alone: AutoModel.from_pretrained(folder, trust_remote_code=True).\n"
-              "# A copy of dopsd/models/tiny.py; it needs torch and transformers only.\n")
+              "# A copy of dopsd/models/builtin.py; it needs torch and transformers only.\n")
     return header + source
 
 
 def ship_builtin_code(model, folder: Path) -> bool:
     """Writes the built-in family's code and its ``auto_map`` into a ``save_pretrained`` folder of ``model``;
     ``False`` (nothing written) for any other model."""
-    from dopsd.models.tiny import MaskedDiffusionTransformer
+    from dopsd.models.builtin import MaskedDiffusionTransformer
 
     if type(model) is not MaskedDiffusionTransformer:
         return False

@@ -1,4 +1,5 @@
-"""Loading any Hugging Face masked diffusion LM (or a dopsd-converted one) as a :class:`DiffusionLM`."""
+"""Loading any Hugging Face masked diffusion LM (or a dopsd-converted one) as a :class:`DiffusionLM`; creating a new
+model of the built-in family, and registering that family with the transformers Auto classes."""
 
 from __future__ import annotations
 
@@ -20,12 +21,14 @@ from dopsd.errors import DopsdError
 from dopsd.hub import cached_on_disk, hub_unreachable
 from dopsd.models import compat
 from dopsd.models.adapter import DiffusionLM, resolve_special_tokens
+from dopsd.models.builtin import MaskedDiffusionConfig, MaskedDiffusionTransformer
 from dopsd.models.convert import diffusion_settings, disable_causal_attention
 from dopsd.models.layout import BLOCK_MODEL_FAMILIES, FULL, AttentionLayout, layout_from_config
+from dopsd.models.tokenizer import build_char_tokenizer
 
 logger = logging.getLogger(__name__)
 
-# The built-in family's model type (dopsd.models.tiny): always loaded with dopsd's own code.
+# The built-in family's model type (dopsd.models.builtin): always loaded with dopsd's own code.
 BUILTIN_MODEL_TYPE = "dopsd_mdm"
 
 # Remote-code models known to read their logits one position to the left (Dream).
@@ -38,6 +41,29 @@ REMOTE_AUTO_CLASSES = ("AutoModelForMaskedLM", "AutoModelForCausalLM", "AutoMode
 # Names a mask token goes by in tokenizers that do not declare it as their ``mask_token`` (LLaDA's: ``<|mdm_mask|>``,
 # SDAR's and TraDo's: ``<|MASK|>``).
 MASK_TOKEN_NAMES = ("<|mdm_mask|>", "<|mask|>", "<|MASK|>", "[MASK]", "<mask>")
+
+
+def register_builtin_models() -> None:
+    """Registers the built-in family with the transformers Auto classes (done once, on ``import dopsd``)."""
+    AutoConfig.register(MaskedDiffusionConfig.model_type, MaskedDiffusionConfig, exist_ok=True)
+    AutoModel.register(MaskedDiffusionConfig, MaskedDiffusionTransformer, exist_ok=True)
+    AutoModelForMaskedLM.register(MaskedDiffusionConfig, MaskedDiffusionTransformer, exist_ok=True)
+
+
+def create_builtin_model(seed: int = 0, **config_overrides) -> DiffusionLM:
+    """A fresh, randomly initialised :class:`MaskedDiffusionTransformer` (defaults of :class:`MaskedDiffusionConfig`)
+    with the char tokenizer."""
+    tokenizer = build_char_tokenizer()
+    config = MaskedDiffusionConfig(
+        vocab_size=len(tokenizer),
+        mask_token_id=tokenizer.mask_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        **config_overrides,
+    )
+    torch.manual_seed(seed)
+    model = MaskedDiffusionTransformer(config).eval()
+    return DiffusionLM(model, tokenizer, handles_padding=True)
 
 
 def default_device() -> str:

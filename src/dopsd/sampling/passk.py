@@ -4,7 +4,7 @@ scored by the task's verifier (d-OPSD's rollouts and the self-teacher verificati
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -15,11 +15,12 @@ from dopsd.tasks import Example, Task
 
 
 @dataclass
-class RolloutResult:
-    """The kept trajectory of each prompt, its score, and how many rounds it took.
+class PassKResult:
+    """What pass@k sampling kept for each prompt: its trajectory, its score, whether it was solved, and how many rounds
+    it took.
 
-    A prompt keeps the best-scoring trajectory seen (the first at that score); it stops being resampled once one is
-    correct by the task's accuracy rule.
+    A prompt keeps the best-scoring trajectory seen (the first at that score). ``solved`` is the task's accuracy rule
+    (``Score.correct``) on a trajectory of any round; a prompt stops being resampled once it is solved.
     """
 
     examples: list[Example]
@@ -30,7 +31,6 @@ class RolloutResult:
     rounds: list[int]
     samples: int = 0
     decoded_tokens: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 def passk_rollout(
@@ -44,7 +44,7 @@ def passk_rollout(
     passk: int,
     generator: torch.Generator,
     stop_when_solved: bool = True,
-) -> RolloutResult:
+) -> PassKResult:
     """Up to ``passk`` rounds; round 1 uses ``first``, later rounds ``resample`` (the pass@k temperature). A prompt
     stops being resampled once it is solved, unless ``stop_when_solved`` is off: then every prompt is drawn in all
     ``passk`` rounds and keeps its best-scoring trajectory (as the authors' code does for Sudoku)."""
@@ -67,7 +67,7 @@ def passk_rollout(
             if best[i] is None or score.value > best[i][0]:
                 best[i] = (score.value, trajectory, completion)
             solved[i] = solved[i] or score.correct
-    return RolloutResult(
+    return PassKResult(
         examples=list(examples),
         trajectories=[entry[1] for entry in best],
         completions=[entry[2] for entry in best],

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from dopsd.errors import DopsdError
 from dopsd.tasks.answers import PHRASE
 from dopsd.tasks.extraction import ANSWERED, HEDGED, NO_ANSWER, UNPARSABLE, Extraction, extract
 from dopsd.tasks.loading import DataError, load_hub_rows, read_rows

@@ -5,7 +5,8 @@ metrics, resumable checkpoints, ``summary.json``) is :class:`~dopsd.trainers.run
 trainers. This class supplies a language run's parts: accelerate (DDP/FSDP/DeepSpeed via ``accelerate launch``),
 LoRA or full fine-tuning, the prompt stream (the task's training split; evaluation reads its test split) and
 held-out evaluation. It also holds the pieces methods share: a frozen copy of the initial weights, no-grad passes of
-the initial or current policy, and micro-batched backward passes.
+a frozen copy or of the initial or current policy, and micro-batched backward passes. What the methods that sample
+their own data share is in :mod:`dopsd.trainers.rollouts`.
 """
 
 from __future__ import annotations
@@ -242,13 +243,9 @@ class Trainer(TrainingRun):
         return self.base_lm.rewrap(frozen)
 
     @contextlib.contextmanager
-    def frozen_pass(self, frozen: DiffusionLM | None = None, initial: bool = False):
-        """Yields the LM for a no-grad, dropout-off pass: ``frozen`` when given; else the training model, as the
-        initial policy (LoRA adapter switched off) when ``initial``, as the current policy otherwise."""
-        if frozen is not None:
-            with torch.no_grad(), self.accelerator.autocast():
-                yield frozen
-            return
+    def policy_pass(self, initial: bool = False):
+        """Yields the training model for a no-grad, dropout-off pass: as the current policy, or as the initial policy
+        (LoRA adapter switched off) when ``initial``."""
         self.model.eval()
         try:
             with torch.no_grad(), self.unwrapped.disable_adapter() if initial else contextlib.nullcontext(), \
@@ -256,6 +253,13 @@ class Trainer(TrainingRun):
                 yield self.base_lm
         finally:
             self.model.train()
+
+    @contextlib.contextmanager
+    def frozen_pass(self, frozen: DiffusionLM):
+        """Yields ``frozen``, a model that never trains (a :meth:`frozen_copy`, OPDLM's causal teacher), for a
+        no-grad pass."""
+        with torch.no_grad(), self.accelerator.autocast():
+            yield frozen
 
     def backward_micro_batches(self, batches: Sequence, loss_of: Callable) -> list:
         """``loss_of(batch) -> (loss, stats)`` and a backward pass for each micro-batch, gradients accumulating;
@@ -286,21 +290,6 @@ class Trainer(TrainingRun):
                 self.accelerator.backward(loss)
         state._set_sync_gradients(True)
         return results
-
-    # Statistics of a rollout that count its samples: logged on the update that drew it only, so that summing them
-    # over updates counts every sample once (its other statistics describe each of its updates).
-    ONCE_PER_ROLLOUT = ("rollout_samples", "data_tokens")
-
-    def next_chunk(self) -> tuple[list, dict]:
-        """For methods that split each rollout over several updates (``self.pending`` chunks, ``self.rollout()``
-        returning its seconds and setting ``self.rollout_metrics``): the next chunk, sampling a new rollout when
-        none is pending, and the rollout's metrics for this update."""
-        metrics = {}
-        sampled = not self.pending
-        if sampled:
-            metrics["rollout_seconds"] = self.rollout()
-        metrics.update({k: v for k, v in self.rollout_metrics.items() if sampled or k not in self.ONCE_PER_ROLLOUT})
-        return self.pending.pop(0), metrics
 
     def zero_loss(self, padding: bool = False) -> torch.Tensor:
         """A loss of 0 from a real forward pass through the wrapper, so a process with nothing to learn still joins

@@ -1,12 +1,13 @@
 """What every dopsd run's config shares (:class:`RunConfig`), and every language trainer's (:class:`TrainingConfig`).
-Every default is the paper's (NOTES sections 2-4) unless its help says otherwise; each method's own config lives
-beside its trainer and adds the method's fields."""
+Every default is the d-OPSD paper's unless its help says otherwise; each method's own config lives beside its
+trainer and adds the method's fields."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from dopsd.config import ConfigError, check_finite_fields, option
+from dopsd.distill import DIVERGENCES
 from dopsd.sampling import SamplerConfig
 from dopsd.trainers.schedule import SCHEDULES
 
@@ -170,3 +171,26 @@ class RolloutConfig(TrainingConfig):
         return SamplerConfig(gen_length=self.gen_length, block_length=self.block_length, steps=self.steps,
                              temperature=self.temperature if temperature is None else temperature,
                              remasking=self.remasking, cache=self.rollout_cache)
+
+
+@dataclass
+class DivergenceConfig(RolloutConfig):
+    """A trainer that distils from a teacher on its own rollouts (d-OPSD, OPDLM): the divergence between the student
+    and the teacher. A method whose default differs redeclares the field plainly (its help is found here); d-OPSD
+    lists it before PassKConfig (``class DOPSDConfig(DivergenceConfig, PassKConfig)``)."""
+
+    divergence: str = option("reverse_kl", "reverse_kl (student || teacher), forward_kl (teacher || student) or jsd",
+                             "method")
+    jsd_beta: float = option(0.5, "mixture weight of the generalized JSD", "method")
+    top_k_loss: int = option(20, "restrict both distributions to the teacher's top-k tokens, renormalised "
+                             "(0: the full vocabulary)", "method")
+
+    def __post_init__(self):
+        super().__post_init__()
+        check(self.divergence in DIVERGENCES, "divergence", self.divergence, f"must be {', '.join(DIVERGENCES[:-1])} or {DIVERGENCES[-1]}")
+        check(0.0 <= self.jsd_beta <= 1.0, "jsd_beta", self.jsd_beta, "must be in [0, 1]")
+        check(self.top_k_loss >= 0, "top_k_loss", self.top_k_loss, "must be >= 0")
+
+    def divergence_options(self) -> dict:
+        """The keywords of :func:`dopsd.distill.step_divergence` these fields set."""
+        return dict(kind=self.divergence, top_k=self.top_k_loss, beta=self.jsd_beta)

@@ -9,7 +9,6 @@ one student pass projecting only K_t, and the divergence averaged over K_t, then
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import torch
@@ -27,13 +26,14 @@ from dopsd.distill import (
 from dopsd.models import DiffusionLM
 from dopsd.sampling.padding import group_by_length, left_pad_with_responses, micro_batches
 from dopsd.tasks import encode_prompts
-from dopsd.trainers.base import Trainer
-from dopsd.trainers.config import check, check_at_least_one
+from dopsd.trainers.config import DivergenceConfig, check, check_at_least_one
+from dopsd.trainers.rollouts import RolloutTrainer, split_into_chunks
+from dopsd.trainers.salts import TEACHER_REVEAL_SALT
 from dopsd.trainers.self_rollouts import PassKConfig, SelfRollouts
 
 
 @dataclass
-class DOPSDConfig(PassKConfig):
+class DOPSDConfig(DivergenceConfig, PassKConfig):
     """d-OPSD: on-policy self-distillation from the self-future (paper section 3 and appendix C). Every default is
     the paper's; each field's meaning is in its help (``dopsd train --help``)."""
 
@@ -47,10 +47,6 @@ class DOPSDConfig(PassKConfig):
         "later blocks) or reference (AR-style OPSD: a prompt that also carries the task's worked solution)", "method")
     teacher_retain_ratio: float = option(0.25, "rho: share of later-block masked positions the teacher sees filled",
                                          "method")
-    divergence: str = option("reverse_kl", "reverse_kl (student || teacher), forward_kl or jsd", "method")
-    jsd_beta: float = option(0.5, "mixture weight of the generalized JSD", "method")
-    top_k_loss: int = option(20, "restrict both distributions to the teacher's top-k tokens, renormalised "
-                             "(0: the full vocabulary)", "method")
     # The paper's clip. The bundled models' CPU preset turns it off: under the protocol (docs/results.md) it kept a
     # gradient cosine of 0.33 with the unclipped loss and the unclipped runs did better on validation; untested at 8B.
     clip: float | None = option(0.05, "pointwise clip on each vocabulary entry's contribution (null: off; the "
@@ -77,10 +73,6 @@ class DOPSDConfig(PassKConfig):
               "must be future or reference")
         check(0.0 <= self.teacher_retain_ratio <= 1.0, "teacher_retain_ratio", self.teacher_retain_ratio,
               "must be in [0, 1]")
-        check(self.divergence in ("reverse_kl", "forward_kl", "jsd"), "divergence", self.divergence,
-              "must be reverse_kl, forward_kl or jsd")
-        check(0.0 <= self.jsd_beta <= 1.0, "jsd_beta", self.jsd_beta, "must be in [0, 1]")
-        check(self.top_k_loss >= 0, "top_k_loss", self.top_k_loss, "must be >= 0")
         check(self.clip is None or self.clip > 0, "clip", self.clip, "must be > 0 (or null for no clipping)")
         check(self.clip_mode in CLIP_MODES, "clip_mode", self.clip_mode, f"must be {' or '.join(CLIP_MODES)}")
         check(self.kt_selection in ("teacher", "student", "revealed"), "kt_selection", self.kt_selection,
@@ -89,19 +81,7 @@ class DOPSDConfig(PassKConfig):
         check(0.0 < self.ema_decay < 1.0, "ema_decay", self.ema_decay, "must be in (0, 1)")
 
 
-def split_into_chunks(prepared: list[PreparedTrajectory], chunks: int) -> list[list[tuple[int, int]]]:
-    """All (trajectory, step) pairs in order, cut into ``chunks`` contiguous pieces of near-equal size."""
-    pairs = [(i, step) for i, item in enumerate(prepared) for step in range(item.num_steps)]
-    size, extra = divmod(len(pairs), chunks)
-    pieces, start = [], 0
-    for index in range(chunks):
-        end = start + size + (1 if index < extra else 0)
-        pieces.append(pairs[start:end])
-        start = end
-    return pieces
-
-
-class DOPSDTrainer(SelfRollouts, Trainer):
+class DOPSDTrainer(SelfRollouts, RolloutTrainer):
     """``DOPSDTrainer(model=..., task=..., config=DOPSDConfig(...)).train()``; see :class:`DOPSDConfig`."""
 
     config_class = DOPSDConfig
@@ -112,11 +92,8 @@ class DOPSDTrainer(SelfRollouts, Trainer):
 
     def __init__(self, *, model=None, tokenizer=None, task=None, config: DOPSDConfig | None = None):
         super().__init__(model=model, tokenizer=tokenizer, task=task, config=config)
-        self.sample_generator = self.generator(7919)
-        self.teacher_generator = self.generator(104729, on_device=False)
-        self.prepared: list[PreparedTrajectory] = []
-        self.pending: list[list[tuple[int, int]]] = []
-        self.rollout_metrics: dict = {}
+        self.teacher_generator = self.generator(TEACHER_REVEAL_SALT, on_device=False)
+        self.rollout_data: list[PreparedTrajectory] = []  # the kept trajectories' states, ready for the loss
         self.teacher_lm = self.build_teacher()
 
     # ----- teacher ---------------------------------------------------------------------------------------------
@@ -130,7 +107,9 @@ class DOPSDTrainer(SelfRollouts, Trainer):
 
     def teacher_context(self):
         """Yields the LM to run the teacher pass with: no gradients, dropout off."""
-        return self.frozen_pass(self.teacher_lm, initial=self.config.teacher == "fixed")
+        if self.teacher_lm is not None:
+            return self.frozen_pass(self.teacher_lm)
+        return self.policy_pass(initial=self.config.teacher == "fixed")
 
     @torch.no_grad()
     def after_optimizer_step(self) -> None:
@@ -143,22 +122,21 @@ class DOPSDTrainer(SelfRollouts, Trainer):
                 parameter.mul_(decay).add_(live[name].detach(), alpha=1 - decay)
 
     # ----- rollout ---------------------------------------------------------------------------------------------
-    def rollout(self) -> float:
-        """Samples this process's prompts with pass@k, prepares the kept trajectories' states; returns seconds."""
+    def draw_rollout(self) -> tuple[list[PreparedTrajectory], list[list[tuple[int, int]]], dict]:
+        """Samples this process's prompts with pass@k and prepares the kept trajectories' states, split into
+        ``updates_per_rollout`` chunks of (trajectory, step) pairs."""
         config = self.config
         examples, _, result, seconds = self.sample_own()
-        began = time.perf_counter()
-        keep = self.solved(result) if config.correct_only else list(range(len(examples)))
+        keep = self.reaching_score_threshold(result) if config.correct_only else list(range(len(examples)))
         references = [None] * len(examples)
         if config.teacher_input == "reference":
             references = encode_prompts(self.base_lm, self.task, examples, config.prompt_style, reference=True)
         skip = config.skip_uninformed_states and config.teacher_input == "future"
         prepared = [prepare_trajectory(result.trajectories[i], config.teacher_retain_ratio, self.teacher_generator,
                                        references[i], skip_uninformed=skip) for i in keep]
-        self.prepared = [item for item in prepared if item.num_steps > 0]
-        self.pending = split_into_chunks(self.prepared, config.updates_per_rollout)
-        self.rollout_metrics = self.rollout_summary(result, len(keep), seconds)
-        return seconds + time.perf_counter() - began
+        prepared = [item for item in prepared if item.num_steps > 0]
+        return (prepared, split_into_chunks(prepared, config.updates_per_rollout),
+                self.rollout_summary(result, len(keep), seconds))
 
     # ----- loss ------------------------------------------------------------------------------------------------
     def compute_update(self) -> dict:
@@ -170,14 +148,14 @@ class DOPSDTrainer(SelfRollouts, Trainer):
         if not chunk:
             self.backward_micro_batches([], None)  # joins the others' synchronisation
             return {"loss": 0.0, "states": 0}
-        total_weight = sum(1.0 / self.prepared[i].num_steps for i, _ in chunk)
+        total_weight = sum(1.0 / self.rollout_data[i].num_steps for i, _ in chunk)
 
         batches = self.micro_batches(chunk)
 
         def loss_of(batch):
             # the clip diagnostic's two extra divergence gradients on the first micro-batch only: a sample per update
             per_state, stats = self.states_loss(batch, diagnose=batch is batches[0])
-            weights = torch.tensor([1.0 / self.prepared[i].num_steps for i, _ in batch], device=per_state.device)
+            weights = torch.tensor([1.0 / self.rollout_data[i].num_steps for i, _ in batch], device=per_state.device)
             return (per_state * weights).sum() / total_weight, stats
 
         results = self.backward_micro_batches(batches, loss_of)
@@ -194,14 +172,14 @@ class DOPSDTrainer(SelfRollouts, Trainer):
         gets states whose student and teacher prompts have one length each, so no row is ever padded."""
         groups = [chunk]
         if not self.base_lm.handles_padding:
-            items = [self.prepared[i] for i, _ in chunk]
+            items = [self.rollout_data[i] for i, _ in chunk]
             keys = [(len(item.trajectory.prompt_ids), len(item.teacher_prompt)) for item in items]
             groups = [[chunk[j] for j in group] for group in group_by_length(keys)]
         return micro_batches(groups, self.config.micro_batch_size)
 
     def stack_inputs(self, batch):
         """Left-padded (prompt + state) inputs, attention masks and prompt widths of the student and the teacher."""
-        items = [self.prepared[i] for i, _ in batch]
+        items = [self.rollout_data[i] for i, _ in batch]
         device, pad = self.accelerator.device, self.base_lm.tokens.pad
         student = torch.stack([item.student_states[step] for item, (_, step) in zip(items, batch)]).to(device)
         teacher = torch.stack([item.teacher_states[step] for item, (_, step) in zip(items, batch)]).to(device)
@@ -212,7 +190,7 @@ class DOPSDTrainer(SelfRollouts, Trainer):
     def states_loss(self, batch, diagnose: bool = False):
         """Per-state loss L_t (M,), and the micro-batch's clip ratio, Overlap Top-K and number of K_t positions."""
         config = self.config
-        items = [self.prepared[i] for i, _ in batch]
+        items = [self.rollout_data[i] for i, _ in batch]
         steps = [step for _, step in batch]
         (student_ids, attention, width), (teacher_ids, teacher_attention, teacher_width) = self.stack_inputs(batch)
         device = student_ids.device
@@ -242,8 +220,7 @@ class DOPSDTrainer(SelfRollouts, Trainer):
             student_k = student_block.gather(1, chosen[..., None].expand(-1, -1, student_block.shape[-1]))
         else:
             student_k = self.lm.logits_at(student_ids, width + block_positions.gather(1, chosen), attention)
-        options = dict(kind=config.divergence, top_k=config.top_k_loss, clip=config.clip, beta=config.jsd_beta,
-                       clip_mode=config.clip_mode)
+        options = dict(config.divergence_options(), clip=config.clip, clip_mode=config.clip_mode)
         result = step_divergence(student_k[valid], teacher_k[valid], **options)
         per_position = torch.zeros(valid.shape, dtype=result.per_position.dtype, device=device)
         per_position[valid] = result.per_position
@@ -263,18 +240,13 @@ class DOPSDTrainer(SelfRollouts, Trainer):
         return torch.cat([offsets, offsets[:1].expand(k_max - offsets.numel())])
 
     # ----- checkpoint state ------------------------------------------------------------------------------------
+    rollout_key = "prepared"
+
     def method_state(self) -> dict:
-        return {
-            **super().method_state(),
-            "prepared": self.prepared,
-            "pending": self.pending,
-            "rollout_metrics": self.rollout_metrics,
-            "teacher": None if self.config.teacher != "ema" else self.teacher_lm.model.state_dict(),
-        }
+        return {**super().method_state(),
+                "teacher": None if self.config.teacher != "ema" else self.teacher_lm.model.state_dict()}
 
     def load_method_state(self, state: dict) -> None:
         super().load_method_state(state)
-        self.prepared, self.pending = state["prepared"], state["pending"]
-        self.rollout_metrics = state["rollout_metrics"]
         if state["teacher"] is not None:
             self.teacher_lm.model.load_state_dict(state["teacher"])

@@ -1,11 +1,11 @@
-"""diffu-GRPO (d1), the RLVR baseline d-OPSD is compared with (NOTES section 6).
+"""diffu-GRPO (d1), the RLVR baseline the d-OPSD paper compares with.
 
 Per rollout: ``prompts_per_rollout`` prompts, each sampled ``num_generations`` times in one batched sampler call, are
 rewarded by the task's verifier (plus format credit); advantages are rewards minus their group's mean. The rollout
-then serves ``inner_updates`` optimizer updates. Their prompt masks, and the old-policy and reference log-probs under
-each mask, are fixed at rollout time, so an update only runs the policy's one forward pass per completion (in
-micro-batches) and the clipped surrogate plus beta times the k3 KL, averaged over each completion's tokens up to its
-first stop token, then over completions.
+then serves ``inner_updates`` optimizer updates (its chunks are their indices). Their prompt masks, and the
+old-policy and reference log-probs under each mask, are fixed at rollout time, so an update only runs the policy's
+one forward pass per completion (in micro-batches) and the clipped surrogate plus beta times the k3 KL, averaged over
+each completion's tokens up to its first stop token, then over completions.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from dopsd.models import DiffusionLM
 from dopsd.sampling import BlockDiffusionSampler
 from dopsd.sampling.padding import group_by_length, left_pad_with_responses, micro_batches
 from dopsd.tasks import default_prompt_style, encode_prompts
-from dopsd.trainers.base import Trainer
 from dopsd.trainers.config import RolloutConfig, check, check_at_least_one
 from dopsd.trainers.grpo_loss import (
     clipped_surrogate,
@@ -32,6 +31,8 @@ from dopsd.trainers.grpo_loss import (
     k3_kl,
 )
 from dopsd.trainers.grpo_rewards import correctness_scale, rollout_reward
+from dopsd.trainers.rollouts import RolloutTrainer
+from dopsd.trainers.salts import PROMPT_MASK_SALT
 
 
 @dataclass
@@ -40,7 +41,7 @@ class GRPOConfig(RolloutConfig):
 
     output_dir: str = "runs/grpo"
     learning_rate: float = option(3e-6, "AdamW learning rate (3e-6: d1's LoRA setting as scripts built on d1 use it; "
-                                  "NOTES gives none)", "optimization")
+                                  "the d-OPSD paper gives none)", "optimization")
     temperature: float = option(0.9, "sampling temperature of rollouts (the group needs varied completions)",
                                 "rollout")
     num_generations: int = option(6, "G: completions sampled per prompt, forming one advantage group", "rollout")
@@ -72,7 +73,7 @@ class GRPOConfig(RolloutConfig):
 
 
 @dataclass
-class RolloutBatch:
+class RewardedCompletions:
     """One rollout's completions and everything its inner updates need, fixed when it was sampled."""
 
     ids: torch.Tensor  # (N, W + L) left-padded prompt, then the sampled completion
@@ -89,7 +90,7 @@ class RolloutBatch:
         return self.ids.shape[0]
 
 
-class GRPOTrainer(Trainer):
+class GRPOTrainer(RolloutTrainer):
     """``GRPOTrainer(model=..., task=..., config=GRPOConfig(...)).train()``; see :class:`GRPOConfig`."""
 
     config_class = GRPOConfig
@@ -97,11 +98,8 @@ class GRPOTrainer(Trainer):
 
     def __init__(self, *, model=None, tokenizer=None, task=None, config: GRPOConfig | None = None):
         super().__init__(model=model, tokenizer=tokenizer, task=task, config=config)
-        self.sample_generator = self.generator(7919)
-        self.mask_generator = self.generator(104729)
-        self.batch: RolloutBatch | None = None
-        self.inner_index = 0
-        self.rollout_metrics: dict = {}
+        self.mask_generator = self.generator(PROMPT_MASK_SALT)
+        self.rollout_data: RewardedCompletions | None = None
         self.reference_lm = self.build_reference()
 
     # ----- reference -------------------------------------------------------------------------------------------
@@ -113,9 +111,9 @@ class GRPOTrainer(Trainer):
         return self.frozen_copy()
 
     # ----- rollout ---------------------------------------------------------------------------------------------
-    def rollout(self) -> float:
+    def draw_rollout(self) -> tuple[RewardedCompletions, list[int], dict]:
         """Samples G completions for each of this process's prompts, rewards them, fixes the inner updates' prompt
-        masks and their old-policy and reference log-probs; returns the seconds it took."""
+        masks and their old-policy and reference log-probs; its chunks are the inner updates' indices."""
         config, lm = self.config, self.base_lm
         began = time.perf_counter()
         examples = self.next_examples(config.prompts_per_rollout)
@@ -124,7 +122,7 @@ class GRPOTrainer(Trainer):
         group = config.num_generations
         repeated_examples = [example for example in examples for _ in range(group)]
         repeated_prompts = [prompt for prompt in prompts for _ in range(group)]
-        with self.frozen_pass() as policy:
+        with self.policy_pass() as policy:
             trajectories = BlockDiffusionSampler(policy, config.sampler_config()).sample(
                 repeated_prompts, generator=self.sample_generator)
         sampled = torch.stack([t.tokens for t in trajectories]).to(self.accelerator.device)
@@ -136,29 +134,29 @@ class GRPOTrainer(Trainer):
         ids, attention, width = left_pad_with_responses(repeated_prompts, sampled, lm.tokens.pad)
         masks = draw_prompt_masks(attention[:, :width], config.prompt_mask_ratio, config.inner_updates,
                                   self.mask_generator)
-        self.batch = RolloutBatch(ids, attention, width, completion_mask(sampled, lm.tokens.stop),
-                                  group_advantages(rewards, group).to(ids.device), masks, None, None)
+        batch = RewardedCompletions(ids, attention, width, completion_mask(sampled, lm.tokens.stop),
+                                    group_advantages(rewards, group).to(ids.device), masks, None, None)
         if config.inner_updates > 1:
-            self.batch.old_logps = self.frozen_logprobs(reference=False)
+            batch.old_logps = self.frozen_logprobs(batch, reference=False)
         if config.beta > 0:
-            self.batch.ref_logps = self.frozen_logprobs(reference=True)
-        self.inner_index = 0
+            batch.ref_logps = self.frozen_logprobs(batch, reference=True)
         seconds = time.perf_counter() - began
         stops = torch.isin(sampled, torch.tensor(lm.tokens.stop, device=sampled.device)).any(dim=1)
-        lengths = self.batch.completion_mask.sum(dim=1) - stops.long()
-        self.rollout_metrics = {
+        lengths = batch.completion_mask.sum(dim=1) - stops.long()
+        metrics = {
+            "rollout_samples": batch.size,
             "reward_mean": float(rewards.mean()),
             "reward_std": float(rewards.std()) if rewards.numel() > 1 else 0.0,
             "rollout_accuracy": sum(correct) / len(correct),
             "response_length": float(lengths.float().mean()),
             "tokens_per_second": sampled.numel() / seconds if seconds else 0.0,
         }
-        return seconds
+        return batch, list(range(config.inner_updates)), metrics
 
-    def row_batches(self) -> list[tuple[torch.Tensor, int]]:
+    def row_batches(self, batch: RewardedCompletions) -> list[tuple[torch.Tensor, int]]:
         """Micro-batches as (row indices, leading padding columns to drop). A model that ignores the attention mask
         (LLaDA's remote code) only gets rows of one prompt length, trimmed so that none is padded."""
-        batch, size = self.batch, self.config.micro_batch_size
+        size = self.config.micro_batch_size
         groups, trims = [list(range(batch.size))], [0]
         if not self.base_lm.handles_padding:
             lengths = batch.attention[:, : batch.width].sum(dim=1).tolist()
@@ -167,53 +165,51 @@ class GRPOTrainer(Trainer):
         return [(torch.tensor(rows, device=batch.ids.device), trim)
                 for group, trim in zip(groups, trims) for rows in micro_batches([group], size)]
 
-    def rows_logprobs(self, lm: DiffusionLM, rows: torch.Tensor, trim: int, index: int) -> torch.Tensor:
+    def rows_logprobs(self, lm: DiffusionLM, batch: RewardedCompletions, rows: torch.Tensor, trim: int,
+                      index: int) -> torch.Tensor:
         """(rows, L) log-probs of the chosen completions under inner update ``index``'s prompt mask."""
-        batch = self.batch
         return completion_logprobs(lm, batch.ids[rows, trim:], batch.attention[rows, trim:], batch.width - trim,
                                    batch.prompt_masks[index, rows, trim:])
 
-    def frozen_logprobs(self, reference: bool) -> torch.Tensor:
-        """(mu, N, L) no-grad log-probs of the rollout's completions under each inner update's prompt mask."""
-        batch = self.batch
+    def frozen_logprobs(self, batch: RewardedCompletions, reference: bool) -> torch.Tensor:
+        """(mu, N, L) no-grad log-probs of ``batch``'s completions under each inner update's prompt mask, by the
+        reference (the initial policy) or by the current policy."""
         passes = torch.zeros((batch.prompt_masks.shape[0], batch.size, batch.completion_mask.shape[1]),
                              device=batch.ids.device)
-        with self.frozen_pass(self.reference_lm if reference else None, initial=reference) as lm:
+        if reference and self.reference_lm is not None:
+            frozen = self.frozen_pass(self.reference_lm)
+        else:
+            frozen = self.policy_pass(initial=reference)
+        with frozen as lm:
             for index in range(passes.shape[0]):
-                for rows, trim in self.row_batches():
-                    passes[index, rows] = self.rows_logprobs(lm, rows, trim, index).float()
+                for rows, trim in self.row_batches(batch):
+                    passes[index, rows] = self.rows_logprobs(lm, batch, rows, trim, index).float()
         return passes
 
     # ----- loss ------------------------------------------------------------------------------------------------
     def compute_update(self) -> dict:
-        metrics = {}
-        if self.batch is None or self.inner_index >= self.config.inner_updates:
-            metrics["rollout_seconds"] = self.rollout()
-            metrics["rollout_samples"] = self.batch.size
-        metrics.update(self.rollout_metrics)
-        metrics.update(self.inner_update_backward(self.inner_index))
-        self.inner_index += 1
-        return metrics
+        index, metrics = self.next_chunk()
+        return {**metrics, **self.inner_update_backward(index)}
 
     def inner_update_backward(self, index: int) -> dict:
         """Backward passes of inner update ``index`` over every completion of the rollout, micro-batched; gradients
         are synchronised across processes on the last micro-batch only."""
-        batch = self.batch
+        batch = self.rollout_data
 
         def loss_of(micro_batch):
             rows, trim = micro_batch
             per_completion, kl, clipped, count = self.completions_loss(index, rows, trim)
             return per_completion.sum() / batch.size, (kl, clipped, count)
 
-        results = self.backward_micro_batches(self.row_batches(), loss_of)
+        results = self.backward_micro_batches(self.row_batches(batch), loss_of)
         tokens = sum(count for _, (_, _, count) in results)
         return {"loss": sum(loss for loss, _ in results), "clip_ratio": sum(c for _, (_, c, _) in results) / tokens,
                 "kl": sum(kl for _, (kl, _, _) in results) / tokens, "inner_update": index}
 
     def completions_loss(self, index: int, rows: torch.Tensor, trim: int = 0):
         """Per-completion loss (its tokens' mean), and the summed KL, number of clipped tokens and token count."""
-        config, batch = self.config, self.batch
-        logp = self.rows_logprobs(self.lm, rows, trim, index)
+        config, batch = self.config, self.rollout_data
+        logp = self.rows_logprobs(self.lm, batch, rows, trim, index)
         old = logp.detach() if batch.old_logps is None else batch.old_logps[index, rows]
         advantages = batch.advantages[rows, None]
         per_token = clipped_surrogate(logp, old, advantages, config.epsilon)
@@ -228,15 +224,9 @@ class GRPOTrainer(Trainer):
         return per_completion, kl_total, clipped, int(mask.sum())
 
     # ----- checkpoint state ------------------------------------------------------------------------------------
-    def method_state(self) -> dict:
-        return {
-            **super().method_state(),
-            "batch": self.batch,
-            "inner_index": self.inner_index,
-            "rollout_metrics": self.rollout_metrics,
-        }
+    rollout_key = "batch"
 
     def load_method_state(self, state: dict) -> None:
         super().load_method_state(state)
-        self.batch, self.inner_index = state["batch"], state["inner_index"]
-        self.rollout_metrics = state["rollout_metrics"]
+        if "inner_index" in state and self.rollout_data is not None:  # from before inner updates were chunks
+            self.pending = list(range(state["inner_index"], self.config.inner_updates))

@@ -1,4 +1,4 @@
-"""diffu-GRPO's rewards (NOTES section 6): the task's correctness reward, scaled per task, plus d1-style credit for
+"""diffu-GRPO's rewards: the task's correctness reward, scaled per task, plus d1-style credit for
 the ``<reasoning>``/``<answer>`` tags when the prompt asks for them.
 
 d1's format regexes had no DOTALL, so multi-line reasoning never earned the structure credit; these do.

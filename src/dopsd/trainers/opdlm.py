@@ -17,7 +17,6 @@ response positions through the teacher's.
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 from dopsd.config import option
 from dopsd.distill import step_divergence
 from dopsd.errors import DopsdError
+from dopsd.evaluation import causal_accuracy
 from dopsd.models import DiffusionLM, convert_causal_lm, load_diffusion_lm
 from dopsd.models.causal import causal_view, check_same_tokenizer, is_causal_config, load_causal_lm
 from dopsd.models.adapter import END_OF_TURN_TOKENS
@@ -33,10 +33,9 @@ from dopsd.models.layout import FULL, AttentionLayout
 from dopsd.sampling import BlockDiffusionSampler, Trajectory
 from dopsd.sampling.padding import group_by_length, left_pad_with_responses, micro_batches
 from dopsd.tasks import default_prompt_style, encode_prompts
-from dopsd.trainers.base import Trainer
-from dopsd.trainers.config import RolloutConfig, check, check_at_least_one
-from dopsd.trainers.dopsd import split_into_chunks
-from dopsd.trainers.opdlm_teacher import causal_accuracy
+from dopsd.trainers.config import DivergenceConfig, check, check_at_least_one
+from dopsd.trainers.rollouts import RolloutTrainer, split_into_chunks
+from dopsd.trainers.salts import STATE_CHOICE_SALT
 
 # End-of-turn tokens ``exclude_end_of_turn`` leaves out of the loss, looked up by name: the adapter's end-of-turn
 # names but a plain end-of-text, which ends a document rather than a turn.
@@ -44,7 +43,7 @@ END_OF_TURN_NAMES = tuple(name for name in END_OF_TURN_TOKENS if name != "<|endo
 
 
 @dataclass
-class OPDLMConfig(RolloutConfig):
+class OPDLMConfig(DivergenceConfig):
     """OPDLM (arXiv 2606.06712): self on-policy distillation of a converted causal LM from the original. The
     divergence and top-16 are the paper's; the other shared defaults are d-OPSD's (``dopsd opdlm --help``)."""
 
@@ -87,11 +86,8 @@ class OPDLMConfig(RolloutConfig):
         True, "leave positions holding an end-of-turn token (<|im_end|>, <|eot_id|>, <|end|>) out of the loss, as the "
         "paper does (exclude_im_end)", "method")
     micro_batch_size: int = option(16, "states per student forward pass, bounding memory", "method")
-    divergence: str = option("forward_kl", "forward_kl (teacher || student, the paper's), reverse_kl or jsd",
-                             "method")
-    top_k_loss: int = option(16, "restrict both distributions to the teacher's top-k tokens, renormalised "
-                             "(0: the full vocabulary)", "method")
-    jsd_beta: float = option(0.5, "mixture weight of the generalized JSD", "method")
+    divergence: str = "forward_kl"  # the paper's
+    top_k_loss: int = 16  # the paper's
     # false: with true, the bundled model's responses shrank from 14 to 0-6 tokens within 10 updates (teacher NLL
     # 8-11 nats/token, against 14-16 tokens and falling NLL with false):
     # after an early stop the teacher's targets are stops again, which outnumber the one target that says "no stop".
@@ -106,11 +102,7 @@ class OPDLMConfig(RolloutConfig):
         check_at_least_one(self, "prompts_per_rollout", "updates_per_rollout", "micro_batch_size")
         check(self.states_per_trajectory is None or self.states_per_trajectory >= 1, "states_per_trajectory",
               self.states_per_trajectory, "must be at least 1 (or null for all)")
-        check(self.divergence in ("reverse_kl", "forward_kl", "jsd"), "divergence", self.divergence,
-              "must be reverse_kl, forward_kl or jsd")
-        check(0.0 <= self.jsd_beta <= 1.0, "jsd_beta", self.jsd_beta, "must be in [0, 1]")
         check(self.attention in ("block", "full"), "attention", self.attention, "must be block or full")
-        check(self.top_k_loss >= 0, "top_k_loss", self.top_k_loss, "must be >= 0")
 
     def sampler_config(self, temperature: float | None = None, exact_cache: bool = False):
         """Rollout decoding: the shared settings plus the dynamic threshold; ``exact_cache``: a block student's exact
@@ -121,7 +113,7 @@ class OPDLMConfig(RolloutConfig):
 
 
 @dataclass
-class Rollout:
+class TrajectoryTargets:
     """One student trajectory, the states chosen from it, and the teacher's targets for its response positions:
     the top-k logits and their token ids (gen_length, k), or the full logits (gen_length, vocab) with ``ids`` None."""
 
@@ -149,8 +141,7 @@ def target_divergence(student_logits, teacher_logits, config: OPDLMConfig):
     """Per-position divergence between the student and the teacher's targets, (N,). The student is compared over the
     teacher's vocabulary (the mask token conversion added is not the teacher's); no pointwise clip."""
     student = student_logits[..., : teacher_logits.shape[-1]]
-    return step_divergence(student, teacher_logits, kind=config.divergence, top_k=config.top_k_loss, clip=None,
-                           beta=config.jsd_beta).per_position
+    return step_divergence(student, teacher_logits, clip=None, **config.divergence_options()).per_position
 
 
 def load_student(config: OPDLMConfig) -> DiffusionLM:
@@ -175,9 +166,9 @@ def load_student(config: OPDLMConfig) -> DiffusionLM:
     return DiffusionLM(model, tokenizer, shift_logits=config.shift_logits, bidirectional_mask=True)
 
 
-class OPDLMTrainer(Trainer):
-    """``OPDLMTrainer(config=OPDLMConfig(model=..., ...)).train()``; from Python also
-    ``OPDLMTrainer(model=student_lm, task=..., config=..., teacher=(causal_model, tokenizer))``."""
+class OPDLMTrainer(RolloutTrainer):
+    """``OPDLMTrainer(config=OPDLMConfig(model=..., ...)).train()``; from Python also ``OPDLMTrainer(model=student_lm,
+    task=..., config=..., teacher=(causal_model, tokenizer))``."""
 
     config_class = OPDLMConfig
     progress_keys = ("loss", "teacher_nll", "eval_accuracy")
@@ -202,11 +193,8 @@ class OPDLMTrainer(Trainer):
         for parameter in teacher_model.parameters():
             parameter.requires_grad_(False)
         self.teacher_lm = causal_view(teacher_model, teacher_tokenizer, self.base_lm.tokens)
-        self.sample_generator = self.generator(7919)
-        self.state_generator = self.generator(104729, on_device=False)
-        self.rollouts: list[Rollout] = []
-        self.pending: list[list[tuple[int, int]]] = []
-        self.rollout_metrics: dict = {}
+        self.state_generator = self.generator(STATE_CHOICE_SALT, on_device=False)
+        self.rollout_data: list[TrajectoryTargets] = []
         self.tokens_trained = 0
         self.teacher_eval: dict | None = None
         vocab = student_tokenizer.get_vocab() if student_tokenizer is not None else {}
@@ -228,28 +216,27 @@ class OPDLMTrainer(Trainer):
             return teacher.logits_at(ids, positions, attention)
 
     # ----- rollout ---------------------------------------------------------------------------------------------
-    def rollout(self) -> float:
+    def draw_rollout(self) -> tuple[list[TrajectoryTargets], list[list[tuple[int, int]]], dict]:
+        """The student's samples of this process's prompts with the teacher's targets, split into
+        ``updates_per_rollout`` chunks of (trajectory, training row) pairs."""
         config = self.config
-        began = time.perf_counter()
         examples = self.next_examples(config.prompts_per_rollout)
         prompts = encode_prompts(self.base_lm, self.task, examples, self.prompt_style())
-        with self.frozen_pass() as lm:
+        with self.policy_pass() as lm:
             sampling = config.sampler_config(exact_cache=self.exact_cache)
             trajectories = BlockDiffusionSampler(lm, sampling).sample(prompts, generator=self.sample_generator)
         responses = torch.stack([t.tokens for t in trajectories])
         targets = self.teacher_targets(prompts, responses).cpu()
         log_probs = F.log_softmax(targets.float(), dim=-1)
-        self.rollouts, nll, lengths = [], [], []
+        rollout, nll, lengths = [], [], []
         for row, trajectory in enumerate(trajectories):
             length = trajectory.response_length(self.base_lm.tokens.stop)
             limit = min(length + 1, trajectory.gen_length)  # through the first stop token
             token_nll = -log_probs[row, torch.arange(limit), trajectory.tokens[:limit]]
             nll.append(float(token_nll.mean()))
             lengths.append(length)
-            self.rollouts.append(self.make_rollout(trajectory, targets[row], limit))
-        self.pending = split_into_chunks(self.rollouts, config.updates_per_rollout)
-        seconds = time.perf_counter() - began
-        self.rollout_metrics = {
+            rollout.append(self.trajectory_targets(trajectory, targets[row], limit))
+        metrics = {
             "teacher_nll": sum(nll) / len(nll),
             "response_length": sum(lengths) / len(lengths),
             "rollout_samples": len(trajectories),
@@ -258,9 +245,9 @@ class OPDLMTrainer(Trainer):
             "rollout_accuracy": sum(self.task.score(e, self.base_lm.decode(t.tokens)).correct
                                     for e, t in zip(examples, trajectories)) / len(examples),
         }
-        return seconds
+        return rollout, split_into_chunks(rollout, config.updates_per_rollout), metrics
 
-    def make_rollout(self, trajectory: Trajectory, targets: torch.Tensor, limit: int) -> Rollout:
+    def trajectory_targets(self, trajectory: Trajectory, targets: torch.Tensor, limit: int) -> TrajectoryTargets:
         steps = self.block_rows(trajectory, limit) if self.base_lm.layout.is_block else \
             torch.arange(trajectory.num_recorded_steps)
         wanted = self.config.states_per_trajectory
@@ -269,8 +256,8 @@ class OPDLMTrainer(Trainer):
         k = self.config.top_k_loss
         if 0 < k < targets.shape[-1]:
             top = targets.topk(k, dim=-1)
-            return Rollout(trajectory, steps, top.values, top.indices, limit, targets.shape[-1])
-        return Rollout(trajectory, steps, targets, None, limit, targets.shape[-1])
+            return TrajectoryTargets(trajectory, steps, top.values, top.indices, limit, targets.shape[-1])
+        return TrajectoryTargets(trajectory, steps, targets, None, limit, targets.shape[-1])
 
     def block_rows(self, trajectory: Trajectory, limit: int) -> torch.Tensor:
         """A block student's training rows, (rows, blocks): for each row, the step before which each block's state
@@ -298,7 +285,7 @@ class OPDLMTrainer(Trainer):
         metrics["tokens_trained"] = self.tokens_trained
         return metrics
 
-    def loss_positions(self, item: Rollout, step: int | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss_positions(self, item: TrajectoryTargets, step: int | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The state before ``step`` (a block student: the row of one state per block) and the response positions its
         loss covers: its masked ones (through the first stop token unless ``train_after_stop``; never an end-of-turn
         token with ``exclude_end_of_turn``)."""
@@ -315,12 +302,12 @@ class OPDLMTrainer(Trainer):
         if not chunk:
             self.backward_micro_batches([], None)  # joins the others' synchronisation
             return {"loss": 0.0, "states": 0, "positions": 0, "tokens": 0}
-        inputs = [self.loss_positions(self.rollouts[i], self.rollouts[i].steps[k]) for i, k in chunk]
+        inputs = [self.loss_positions(self.rollout_data[i], self.rollout_data[i].steps[k]) for i, k in chunk]
         total = sum(positions.numel() for _, positions in inputs)
         rows = list(range(len(chunk)))
         groups = [rows]
         if not self.base_lm.handles_padding:
-            groups = group_by_length([len(self.rollouts[i].trajectory.prompt_ids) for i, _ in chunk])
+            groups = group_by_length([len(self.rollout_data[i].trajectory.prompt_ids) for i, _ in chunk])
 
         def loss_of(batch):
             per_position = self.batch_divergence([chunk[r] for r in batch], [inputs[r] for r in batch])
@@ -329,7 +316,7 @@ class OPDLMTrainer(Trainer):
         results = self.backward_micro_batches(micro_batches(groups, self.config.micro_batch_size), loss_of)
         # the length of every sequence the student ran (a block student's rows hold the response twice: clean, noisy)
         copies = 2 if self.base_lm.layout.is_block else 1
-        tokens = sum(len(self.rollouts[i].trajectory.prompt_ids) + copies * self.rollouts[i].trajectory.gen_length
+        tokens = sum(len(self.rollout_data[i].trajectory.prompt_ids) + copies * self.rollout_data[i].trajectory.gen_length
                      for i, _ in chunk)
         return {"loss": sum(loss for loss, _ in results), "states": len(chunk), "positions": total, "tokens": tokens}
 
@@ -337,7 +324,7 @@ class OPDLMTrainer(Trainer):
         """Divergence at every loss position of the micro-batch's states, (positions,); one student pass that
         projects only those positions (a block student: each block reads the finished blocks before it)."""
         device = self.accelerator.device
-        items = [self.rollouts[i] for i, _ in batch]
+        items = [self.rollout_data[i] for i, _ in batch]
         states = torch.stack([state for state, _ in inputs]).to(device)
         counts = [positions.numel() for _, positions in inputs]
         width_p = max(max(counts), 1)
@@ -374,11 +361,11 @@ class OPDLMTrainer(Trainer):
                   f"{summary['tokens_trained']:,} training tokens", flush=True)
         return summary
 
+    rollout_key = "rollouts"
+
     def method_state(self) -> dict:
-        return {**super().method_state(), "rollouts": self.rollouts, "pending": self.pending,
-                "rollout_metrics": self.rollout_metrics, "tokens_trained": self.tokens_trained}
+        return {**super().method_state(), "tokens_trained": self.tokens_trained}
 
     def load_method_state(self, state: dict) -> None:
         super().load_method_state(state)
-        self.rollouts, self.pending = state["rollouts"], state["pending"]
-        self.rollout_metrics, self.tokens_trained = state["rollout_metrics"], state["tokens_trained"]
+        self.tokens_trained = state["tokens_trained"]

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import torch
 
 from dopsd.config import option
-from dopsd.trainers.base import Trainer
 from dopsd.trainers.config import check
+from dopsd.trainers.rollouts import RolloutTrainer
+from dopsd.trainers.salts import RFT_MASKING_SALT
 from dopsd.trainers.self_rollouts import PassKConfig, SelfRollouts
 from dopsd.trainers.sft import masked_diffusion_backward
 
@@ -30,7 +31,7 @@ class RFTConfig(PassKConfig):
         check(0.0 < self.min_mask_ratio < 1.0, "min_mask_ratio", self.min_mask_ratio, "must be in (0, 1)")
 
 
-class RFTTrainer(SelfRollouts, Trainer):
+class RFTTrainer(SelfRollouts, RolloutTrainer):
     """``RFTTrainer(model=..., task=..., config=RFTConfig(...)).train()``: one rollout and one update at a time."""
 
     config_class = RFTConfig
@@ -38,16 +39,21 @@ class RFTTrainer(SelfRollouts, Trainer):
 
     def __init__(self, *, model=None, tokenizer=None, task=None, config: RFTConfig | None = None):
         super().__init__(model=model, tokenizer=tokenizer, task=task, config=config)
-        self.sample_generator = self.generator(7919)
-        self.mask_generator = self.generator(104729)
+        self.mask_generator = self.generator(RFT_MASKING_SALT)
+
+    def draw_rollout(self) -> tuple[tuple, list[list[int]], dict]:
+        """Samples this process's prompts with pass@k: the data is ``(prompt ids, result)``, its one chunk the indices
+        of the trajectories kept."""
+        _, prompts, result, seconds = self.sample_own()
+        kept = self.reaching_score_threshold(result)
+        return (prompts, result), [kept], self.rollout_summary(result, len(kept), seconds)
 
     def compute_update(self) -> dict:
-        _, prompts, result, seconds = self.sample_own()
-        kept = self.solved(result)
-        metrics = {"rollout_seconds": seconds, **self.rollout_summary(result, len(kept), seconds)}
+        kept, metrics = self.next_chunk()
         if not kept:  # nothing solved: still join the other processes' gradient all-reduce
-            self.backward_micro_batches([], None)  # joins the others' synchronisation
+            self.backward_micro_batches([], None)
             return {**metrics, "loss": 0.0, "trained": 0}
+        prompts, result = self.rollout_data
         responses = torch.stack([result.trajectories[i].tokens for i in kept]).to(self.accelerator.device)
         trained = masked_diffusion_backward(self, [prompts[i] for i in kept], responses, self.mask_generator,
                                             self.config.min_mask_ratio)

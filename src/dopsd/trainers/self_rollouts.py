@@ -1,16 +1,15 @@
 """What the methods that learn from the model's own solved trajectories share (d-OPSD, rejection-sampling
-fine-tuning): their pass@k settings, the rollout itself, which trajectories count as solved, and its metrics."""
+fine-tuning): their pass@k settings, the pass@k sampling itself, which trajectories reach the score threshold that
+training keeps, and the rollout's metrics."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 
-import torch
-
 from dopsd.config import option
-from dopsd.sampling import RolloutResult, passk_rollout
-from dopsd.tasks import default_prompt_style, encode_prompts
+from dopsd.sampling import PassKResult, passk_rollout
+from dopsd.tasks import encode_prompts
 from dopsd.trainers.config import RolloutConfig, check, check_at_least_one
 
 
@@ -37,33 +36,34 @@ class PassKConfig(RolloutConfig):
 
 
 class SelfRollouts:
-    """A mixin for :class:`~dopsd.trainers.base.Trainer` subclasses with a :class:`PassKConfig` and a
-    ``sample_generator``."""
+    """A mixin for :class:`~dopsd.trainers.rollouts.RolloutTrainer` subclasses with a :class:`PassKConfig`."""
 
     def score_threshold(self) -> float:
         if self.config.score_threshold is not None:
             return self.config.score_threshold
         return getattr(self.task, "filter_threshold", self.task.correct_threshold)
 
-    def sample_own(self) -> tuple[list, list[list[int]], RolloutResult, float]:
+    def sample_own(self) -> tuple[list, list[list[int]], PassKResult, float]:
         """This process's next prompts sampled with pass@k by the current policy: ``(examples, prompt ids, result,
         seconds)``."""
         config = self.config
         began = time.perf_counter()
         examples = self.next_examples(config.prompts_per_rollout)
         prompts = encode_prompts(self.base_lm, self.task, examples, config.prompt_style)
-        with self.frozen_pass() as lm:
+        with self.policy_pass() as lm:
             result = passk_rollout(lm, self.task, examples, prompts, first=config.sampler_config(),
                                    resample=config.sampler_config(config.passk_temperature), passk=config.passk,
                                    generator=self.sample_generator, stop_when_solved=config.passk_stop_when_solved)
         return examples, prompts, result, time.perf_counter() - began
 
-    def solved(self, result: RolloutResult) -> list[int]:
-        """Indices of the prompts whose kept trajectory reaches the score threshold."""
+    def reaching_score_threshold(self, result: PassKResult) -> list[int]:
+        """Indices of the prompts whose kept trajectory reaches :meth:`score_threshold` (the trajectories training
+        keeps). Not ``result.solved``, the task's accuracy rule, which the ``solved`` metric counts: Sudoku keeps a
+        trajectory from a score of 0.25 and counts a puzzle solved at 1.0."""
         threshold = self.score_threshold()
         return [i for i, score in enumerate(result.scores) if score >= threshold]
 
-    def rollout_summary(self, result: RolloutResult, kept: int, seconds: float) -> dict:
+    def rollout_summary(self, result: PassKResult, kept: int, seconds: float) -> dict:
         lengths = [trajectory.response_length(self.base_lm.tokens.stop) for trajectory in result.trajectories]
         return {
             "solved": sum(result.solved) / len(result.solved),

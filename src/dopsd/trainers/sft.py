@@ -18,6 +18,7 @@ from dopsd.sampling.padding import group_by_length, left_pad_with_responses
 from dopsd.tasks import default_prompt_style, encode_prompts
 from dopsd.trainers.base import Trainer
 from dopsd.trainers.config import TrainingConfig, check, check_at_least_one
+from dopsd.trainers.salts import SFT_MASKING_SALT
 
 
 @dataclass
@@ -45,12 +46,7 @@ class SFTTrainer(Trainer):
 
     def __init__(self, *, model=None, tokenizer=None, task=None, config: SFTConfig | None = None):
         super().__init__(model=model, tokenizer=tokenizer, task=task, config=config)
-        self.mask_generator = self.generator(7919)
-
-    def encode_batch(self, examples) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """Left-padded prompts followed by EOS-padded responses; returns ids, attention mask, prompt width."""
-        return left_pad_with_responses(self.encode_prompts(examples), self.encode_responses(examples),
-                                       self.base_lm.tokens.pad)
+        self.mask_generator = self.generator(SFT_MASKING_SALT)
 
     def encode_prompts(self, examples) -> list[list[int]]:
         return encode_prompts(self.base_lm, self.task, examples, self.config.prompt_style)
