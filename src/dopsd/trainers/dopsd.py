@@ -51,10 +51,9 @@ class DOPSDConfig(PassKConfig):
     jsd_beta: float = option(0.5, "mixture weight of the generalized JSD", "method")
     top_k_loss: int = option(20, "restrict both distributions to the teacher's top-k tokens, renormalised "
                              "(0: the full vocabulary)", "method")
-    # The paper's clip. The bundled models' CPU preset turns it off: under the protocol (docs/results.md) it kept a
-    # gradient cosine of 0.33 with the unclipped loss and the unclipped runs did better on validation; untested at 8B.
     clip: float | None = option(0.05, "pointwise clip on each vocabulary entry's contribution (null: off; the "
-                                "paper's 0.05, off in the bundled models' preset)", "method")
+                                "paper's 0.05, off in the bundled models' preset: see docs/presets.md#d-opsd-clip)",
+                                "method")
     clip_mode: str = option("all", "entries the clip may clamp: all, or overconfident (only where the student puts "
                             "more mass than the teacher, keeping the gradient where the teacher wants more)", "method")
     kt_selection: str = option(
