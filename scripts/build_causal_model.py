@@ -17,10 +17,11 @@ import torch
 import torch.nn.functional as F
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from dopsd.bundled import TASK_PRESETS, bundled_data_path
+from dopsd.bundled import bundled_data_path
 from dopsd.models import build_char_tokenizer
 from dopsd.models.adapter import SpecialTokens
 from dopsd.models.causal import causal_view, greedy_decode
+from dopsd.presets import TASK_PRESETS
 from dopsd.sampling.padding import left_pad_with_responses
 from dopsd.tasks import get_task, load_examples
 

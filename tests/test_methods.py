@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-from dopsd.bundled import SHARED_PRESET, TASK_PRESETS, cpu_preset
 from dopsd.cli import main
 from dopsd.cli.train import parse_fields
 from dopsd.config import GROUPS, field_help, option
-from dopsd.methods import METHODS, Method, get_method
+from dopsd.methods import METHODS, Method
+from dopsd.presets import METHOD_PRESETS, SHARED_PRESET, TASK_PRESETS, bundled_preset, cpu_preset
 from dopsd.trainers import DOPSDConfig, GRPOConfig, GRPOTrainer, SFTConfig, TrainingConfig
 
 
@@ -90,15 +90,16 @@ def test_command_line_mistakes_are_one_error_line(arguments, message, capsys, tm
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
-def test_presets_are_the_registry_entries_on_top_of_the_task():
+def test_presets_are_the_method_presets_on_top_of_the_task():
+    assert set(METHOD_PRESETS) <= set(METHODS)  # a preset names a registered method
     for method in METHODS.values():
         if method.modality != "text":  # the image methods start from the bundled image generator, without a task
-            assert method.bundled_preset({})["model"].endswith("image/model")
-            method.config_class()(**method.bundled_preset({}))
+            assert bundled_preset(method, {})["model"].endswith("image/model")
+            method.config_class()(**bundled_preset(method, {}))
             continue
-        assert method.bundled_preset({"task": "sudoku"}) == cpu_preset("sudoku", method.name)
+        assert bundled_preset(method, {"task": "sudoku"}) == cpu_preset("sudoku", method.name)
         preset = cpu_preset("sudoku", method.name)
-        expected = {**TASK_PRESETS["sudoku"], **SHARED_PRESET, **method.cpu_preset}
+        expected = {**TASK_PRESETS["sudoku"], **SHARED_PRESET, **METHOD_PRESETS.get(method.name, {})}
         assert {key: preset[key] for key in expected} == expected
         method.config_class()(**preset)  # every preset is a valid config of its method
 
@@ -125,7 +126,7 @@ class EchoTrainer:
 
 def test_a_new_method_is_one_registry_entry_away_from_the_command_line(monkeypatch, capsys):
     entry = Method(name="echo", command="echo", label="Echo", summary="an echo", description="Echo.",
-                   trainer=f"{__name__}:EchoTrainer", cpu_preset={})
+                   trainer=f"{__name__}:EchoTrainer")
     monkeypatch.setitem(METHODS, "echo", entry)
     assert "--loudness N" in help_text(capsys, "echo")
     assert main(["echo", "--model", "m", "--task", "sudoku", "--loudness", "7"]) == 0
@@ -148,6 +149,6 @@ def test_a_task_can_set_the_rate_its_protocol_chose_for_one_method():
     # d-OPSD on Countdown-steps takes the rate the protocol chose there; the other methods, and d-OPSD on Sudoku,
     # keep their own presets' rates.
     assert cpu_preset("countdown-steps", "dopsd")["learning_rate"] == 1.67e-5
-    assert cpu_preset("sudoku", "dopsd")["learning_rate"] == get_method("dopsd").cpu_preset["learning_rate"]
+    assert cpu_preset("sudoku", "dopsd")["learning_rate"] == METHOD_PRESETS["dopsd"]["learning_rate"]
     for name in ("rft", "grpo", "sft"):
-        assert cpu_preset("countdown-steps", name)["learning_rate"] == get_method(name).cpu_preset["learning_rate"]
+        assert cpu_preset("countdown-steps", name)["learning_rate"] == METHOD_PRESETS[name]["learning_rate"]

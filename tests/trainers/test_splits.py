@@ -6,9 +6,10 @@ import warnings
 
 import pytest
 
-from dopsd.bundled import BUNDLED_TASKS, cpu_preset
+from dopsd.bundled import BUNDLED_TASKS
 from dopsd.cli.evaluate import task_examples
 from dopsd.errors import DopsdError
+from dopsd.presets import cpu_preset
 from dopsd.sampling.padding import group_by_length, micro_batches
 from dopsd.tasks import TASKS, get_task, load_examples
 from dopsd.trainers import DOPSDTrainer

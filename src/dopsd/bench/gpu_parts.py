@@ -377,6 +377,8 @@ def largest_micro_batch(record: PartRecord, plan: Plan, state: dict):
     """Tries one micro-batch of each size of the ladder (forward and backward of that many states, the gradients
     then dropped) until one runs out of memory. Before the first update AdamW holds no state yet: on a GPU as much
     memory as its two moments will take is held aside during the search, so that what fits here fits in an update."""
+    from dopsd.trainers.gradient_sync import set_sync_gradients
+
     trainer, device = state["trainer"], state["device"]
     pairs = [(i, step) for i, item in enumerate(trainer.rollout_data) for step in range(item.num_steps)]
     sizes = [size for size in plan.update_ladder if size <= len(pairs)]
@@ -403,7 +405,7 @@ def largest_micro_batch(record: PartRecord, plan: Plan, state: dict):
             break
         finally:
             trainer.optimizer.zero_grad(set_to_none=True)
-            trainer.accelerator.gradient_state._set_sync_gradients(True)
+            set_sync_gradients(trainer.accelerator, True)
             free_memory()
     aside_held = held is not None
     del held

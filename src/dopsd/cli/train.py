@@ -16,6 +16,7 @@ from dopsd.cli.parser import CommandParser
 from dopsd.config import GROUPS, CommandLineText, field_help, load_config
 from dopsd.errors import DopsdError
 from dopsd.methods import METHODS, Method
+from dopsd.presets import bundled_preset, preset_note
 
 GROUP_TITLES = {
     "model": "model", "data": "data", "rollout": "rollout (how responses are sampled)", "method": "method",
@@ -38,7 +39,7 @@ def method_parser(method: Method) -> argparse.ArgumentParser:
         formatter_class=lambda prog: argparse.HelpFormatter(prog, max_help_position=40, width=120),
         description=f"{method.description} Every {config_class.__name__} field can be set in a YAML file (--config) "
         f"and overridden as --field value (--field-name or --field_name; null for none; lists comma-separated). "
-        f"{method.bundled_note}",
+        f"{preset_note(method)}",
     )
     parser.add_argument("--config", default=None, metavar="FILE.yaml",
                         help=f"YAML file of {config_class.__name__} fields, read before the flags")
@@ -102,7 +103,7 @@ def with_bundled_preset(method: Method, config_file: str | None, values: dict) -
     """The command line's values, on top of the bundled model's CPU preset when neither a config file nor --model
     names what to train."""
     if config_file is None and "model" not in values:
-        values = {**method.bundled_preset(values), **values}
+        values = {**bundled_preset(method, values), **values}
     return values
 
 

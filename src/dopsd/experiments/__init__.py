@@ -25,7 +25,7 @@ import json
 import statistics
 from pathlib import Path
 
-from dopsd.bundled import bundled_model_path, cpu_preset
+from dopsd.bundled import bundled_model_path
 from dopsd.experiments.image import image_table
 from dopsd.experiments.opdlm import opdlm_table
 from dopsd.experiments.parallel import fill_in_parallel
@@ -34,6 +34,7 @@ from dopsd.experiments.protocol import (PROTOCOL_METHODS, Choices, extend, proto
                                         window_gain, window_mean)
 from dopsd.experiments.runs import Run, RunSpec, best_model_path, evaluate_model, run, train_runs
 from dopsd.experiments.tables import markdown_table, mean_spread, updates_to_reach
+from dopsd.presets import cpu_preset
 
 # The second evaluation length, longer than the one trained at (the paper: 128 and 256 for planning tasks). Trained
 # checkpoints are evaluated there only where the base model solves any prompt at that length: on Sudoku it solves none

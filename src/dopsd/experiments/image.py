@@ -36,11 +36,12 @@ def image_run(root: Path, method: str, variant: str, changes: tuple, seed: int, 
     folder = run_folder(root, method, variant, seed)
     if not (folder / "summary.json").is_file():
         from dopsd.methods import get_method
+        from dopsd.presets import bundled_preset
         from dopsd.trainers import checkpoint as ckpt
 
         entry = get_method(method)
         trainer_class = entry.trainer_class()
-        values = {**entry.bundled_preset({}), **dict(changes), "seed": seed, "output_dir": str(folder), "progress": False,
+        values = {**bundled_preset(entry, {}), **dict(changes), "seed": seed, "output_dir": str(folder), "progress": False,
                   **overrides}
         if ckpt.latest_checkpoint(folder) is not None:
             values["resume_from"] = "latest"

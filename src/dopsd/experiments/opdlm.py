@@ -18,9 +18,10 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from dopsd.bundled import BUNDLED_TASKS, bundle_folder, cpu_preset
+from dopsd.bundled import BUNDLED_TASKS, bundle_folder
 from dopsd.experiments.runs import Run, RunSpec, train_runs
 from dopsd.experiments.tables import markdown_table, mean_spread
+from dopsd.presets import cpu_preset
 
 TEACHER_SHARE = 0.9
 LOWER_SHARE = 0.25  # a level both methods reach within the CPU budget

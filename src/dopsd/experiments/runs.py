@@ -12,12 +12,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from dopsd.bundled import bundled_data_path, bundled_model_path, cpu_preset
+from dopsd.bundled import bundled_data_path, bundled_model_path
 from dopsd.errors import DopsdError
 from dopsd.evaluation import evaluate
 from dopsd.experiments.parallel import fill_in_parallel
 from dopsd.methods import get_method
 from dopsd.models import default_device, load_diffusion_lm
+from dopsd.presets import cpu_preset
 from dopsd.sampling import SamplerConfig
 from dopsd.tasks import get_task, load_examples
 from dopsd.trainers import checkpoint as ckpt

@@ -12,9 +12,10 @@ import random
 
 import torch
 
-from dopsd.bundled import bundled_data_path, bundled_model_path, cpu_preset
+from dopsd.bundled import bundled_data_path, bundled_model_path
 from dopsd.distill import reveal_future
 from dopsd.models import default_device, load_diffusion_lm
+from dopsd.presets import cpu_preset
 from dopsd.sampling import BlockDiffusionSampler, SamplerConfig, passk_rollout
 from dopsd.tasks import default_prompt_style, encode_prompts, get_task, load_examples
 

@@ -19,9 +19,3 @@ def bundled_image_path(name: str = "model") -> str:
     if not (folder / "config.json").is_file():
         raise DopsdError(f"the bundled image {name} is missing from {folder}: run scripts/build_image_models.py")
     return str(folder)
-
-
-def cpu_preset_for(method, values: dict) -> dict:
-    """An image method's settings when neither a config file nor --model is given: the bundled 4-step generator
-    (the config's defaults are already sized for a laptop CPU), then the method's own preset."""
-    return {"model": bundled_image_path("model"), **method.cpu_preset}

@@ -47,10 +47,9 @@ class DOPSDConfig(DivergenceConfig, PassKConfig):
         "later blocks) or reference (AR-style OPSD: a prompt that also carries the task's worked solution)", "method")
     teacher_retain_ratio: float = option(0.25, "rho: share of later-block masked positions the teacher sees filled",
                                          "method")
-    # The paper's clip. The bundled models' CPU preset turns it off: under the protocol (docs/results.md) it kept a
-    # gradient cosine of 0.33 with the unclipped loss and the unclipped runs did better on validation; untested at 8B.
     clip: float | None = option(0.05, "pointwise clip on each vocabulary entry's contribution (null: off; the "
-                                "paper's 0.05, off in the bundled models' preset)", "method")
+                                "paper's 0.05, off in the bundled models' preset: see docs/presets.md#d-opsd-clip)",
+                                "method")
     clip_mode: str = option("all", "entries the clip may clamp: all, or overconfident (only where the student puts "
                             "more mass than the teacher, keeping the gradient where the teacher wants more)", "method")
     kt_selection: str = option(
