@@ -31,12 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
-from dopsd.bundled import bundled_data_path, bundled_model_path, cpu_preset
+from dopsd.bundled import bundled_data_path, bundled_model_path
 from dopsd.experiments import protocol
 from dopsd.experiments.parallel import fill_in_parallel
 from dopsd.experiments.protocol import PROTOCOL_METHODS, Arm, budget, named, sweep_spec, window_mean
 from dopsd.experiments.runs import Run, RunSpec, train_runs
 from dopsd.experiments.tables import markdown_table, mean_spread
+from dopsd.presets import cpu_preset
 
 RATE_SEEDS = 2
 GRID_FACTOR = 3.0

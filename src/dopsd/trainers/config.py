@@ -28,7 +28,7 @@ class RunConfig:
     """What every run shares, language or image: the weights it trains, optimisation, how often it evaluates, and its
     folder (metrics, checkpoints, best weights, resume). Each method family's config extends it with its own fields
     (:class:`TrainingConfig`; ``dopsd.image.config.ImageTrainingConfig``); :class:`~dopsd.trainers.run.TrainingRun`
-    reads these. Defaults are the paper's (NOTES sections 2-4); a subclass changes one by redeclaring the field plainly.
+    reads these. Defaults are the d-OPSD paper's; a subclass changes one by redeclaring the field plainly.
     """
 
     # ----- model -----
