@@ -33,6 +33,7 @@ from dopsd.sampling.defaults import save_sampling_defaults
 from dopsd.tasks import Example, Task, encode_prompts, get_task, load_examples
 from dopsd.tasks.loading import split_validation
 from dopsd.trainers.config import TrainingConfig
+from dopsd.trainers.gradient_sync import set_sync_gradients
 from dopsd.trainers.lockstep import Lockstep, lockstep_wanted, prepare_deepspeed, weights_sharded
 from dopsd.trainers.run import TrainingRun
 
@@ -275,10 +276,10 @@ class Trainer(TrainingRun):
         count = max(len(batches), 1)
         if self.lockstep is not None:
             count = self.lockstep.agree_count(count)
-        state, results = self.accelerator.gradient_state, []
+        results = []
         for index in range(count):
             last = index == count - 1
-            state._set_sync_gradients(last)
+            set_sync_gradients(self.accelerator, last)
             with contextlib.nullcontext() if last else self.accelerator.no_sync(self.model):
                 if index < len(batches):
                     loss, stats = loss_of(batches[index])
@@ -288,7 +289,7 @@ class Trainer(TrainingRun):
                 if self.lockstep is not None:
                     self.lockstep.finish()  # the micro-batch's no-grad passes, before the collective backward
                 self.accelerator.backward(loss)
-        state._set_sync_gradients(True)
+        set_sync_gradients(self.accelerator, True)
         return results
 
     def zero_loss(self, padding: bool = False) -> torch.Tensor:
