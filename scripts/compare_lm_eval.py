@@ -3,15 +3,18 @@ the first LIMIT held-out puzzles (all without LIMIT): accuracies, times, identic
 
     python scripts/compare_lm_eval.py [LIMIT [TASK_FOLDER]]
 """
-import sys, time
-import dopsd.lmeval
-from dopsd.lmeval_tasks import write_task
+import sys
+import time
+
 from lm_eval import simple_evaluate
 from lm_eval.tasks import TaskManager
-from dopsd.models import load_diffusion_lm
+
 from dopsd.evaluation import evaluate
+from dopsd.lmeval_tasks import write_task
+from dopsd.models import load_diffusion_lm
 from dopsd.sampling import SamplerConfig
 from dopsd.tasks import get_task, load_examples
+
 limit = int(sys.argv[1]) if len(sys.argv) > 1 else None
 name = write_task("sudoku", "bundled:sudoku", sys.argv[2] if len(sys.argv) > 2 else "lm_eval_tasks", gen_length=20, limit=limit)
 t=time.time()

@@ -5,8 +5,8 @@ import json
 
 import pytest
 import torch
-
 from conftest import tiny_builtin, tiny_converted_llama
+
 from dopsd.bench import naive_loss, naive_rollout
 from dopsd.bench.dopsd_side import dopsd_loss
 from dopsd.bench.run import BenchSettings, run_bench

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import tiny_llama
 
 from dopsd.errors import DopsdError
 from dopsd.models import DiffusionLM, convert_causal_lm, create_builtin_model, load_diffusion_lm
 from dopsd.models.layout import AttentionLayout, layout_from_config
 from dopsd.sampling import BlockDiffusionSampler
 from dopsd.sampling.sampler import SamplerConfig
-from conftest import tiny_llama
 
 BLOCK = AttentionLayout("block", 4)
 

@@ -6,10 +6,10 @@ import json
 
 import pytest
 import torch
+from doubles import SDAR_MASK, write_a2d_like, write_sdar_like
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
-from doubles import SDAR_MASK, write_a2d_like, write_sdar_like
 from dopsd import DopsdError
 from dopsd.cli import main
 from dopsd.models import DiffusionLM, load_diffusion_lm

@@ -1,8 +1,8 @@
 import re
 
 import pytest
-
 from conftest import tiny_llama
+
 from dopsd.cli import main
 
 

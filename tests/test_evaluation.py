@@ -2,8 +2,8 @@ import json
 
 import pytest
 import torch
-
 from conftest import fixed_logits_lm
+
 from dopsd.cli import main
 from dopsd.evaluation import evaluate, write_jsonl
 from dopsd.models import build_char_tokenizer

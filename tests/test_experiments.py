@@ -140,8 +140,15 @@ def test_the_protocol_chooses_options_and_rates_on_validation(tmp_path, small_pr
     """Step 0's best option becomes d-OPSD's row, each sweep's best validation accuracy picks the rate, and no run
     of an option that lost is trained further."""
     from dopsd.experiments import run_experiments
-    from dopsd.experiments.protocol import (DOPSD_OPTIONS, PROTOCOL_METHODS, SWEEPS, VALIDATION_SIZE, option_spec,
-                                            sweep_runs, sweep_spec)
+    from dopsd.experiments.protocol import (
+        DOPSD_OPTIONS,
+        PROTOCOL_METHODS,
+        SWEEPS,
+        VALIDATION_SIZE,
+        option_spec,
+        sweep_runs,
+        sweep_spec,
+    )
 
     options = list(DOPSD_OPTIONS)
     arms, rates = validation_runs(tmp_path, ["sudoku"])

@@ -4,9 +4,9 @@ import copy
 
 import pytest
 import torch
+from conftest import FixedLogits, tiny_builtin, tiny_llama
 from peft import LoraConfig, get_peft_model
 
-from conftest import FixedLogits, tiny_builtin, tiny_llama
 from dopsd import DopsdError
 from dopsd.models import load_diffusion_lm
 from dopsd.models.checkpointing import enable_gradient_checkpointing

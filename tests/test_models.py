@@ -1,8 +1,8 @@
 import pytest
 import torch
+from conftest import IgnoresAttentionMask, fixed_logits_lm, tiny_builtin, tiny_converted_llama, tiny_llama
 from transformers import AutoModel, AutoModelForMaskedLM
 
-from conftest import IgnoresAttentionMask, fixed_logits_lm, tiny_builtin, tiny_converted_llama, tiny_llama
 from dopsd import DopsdError
 from dopsd.models import DiffusionLM, MaskedDiffusionTransformer, load_diffusion_lm
 

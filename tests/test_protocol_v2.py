@@ -8,10 +8,19 @@ import numpy as np
 import pytest
 
 from dopsd.experiments import protocol, protocol_v2
-from dopsd.experiments.protocol import DOPSD_OPTIONS, PROTOCOL_METHODS, option_spec, sweep_spec
-from dopsd.experiments.protocol_v2 import (HeldoutRuns, RateChoice, best_rate, choose_rates, equal_budgets, grown,
-                                           heldout_spec, paired_bootstrap, within)
-from dopsd.experiments.runs import Run, run_spec
+from dopsd.experiments.protocol import DOPSD_OPTIONS, PROTOCOL_METHODS, sweep_spec
+from dopsd.experiments.protocol_v2 import (
+    HeldoutRuns,
+    RateChoice,
+    best_rate,
+    choose_rates,
+    equal_budgets,
+    grown,
+    heldout_spec,
+    paired_bootstrap,
+    within,
+)
+from dopsd.experiments.runs import run_spec
 
 
 @pytest.fixture

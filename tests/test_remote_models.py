@@ -4,10 +4,10 @@ import json
 
 import pytest
 import torch
+from doubles import LLADA_MASK, write_dream_like, write_llada_like
 from safetensors.torch import load_file, save_file
 from transformers import AutoModel
 
-from doubles import LLADA_MASK, write_dream_like, write_llada_like
 from dopsd import DopsdError
 from dopsd.cli import main
 from dopsd.models import build_char_tokenizer, load_diffusion_lm

@@ -2,8 +2,8 @@ import math
 
 import pytest
 import torch
-
 from conftest import IgnoresAttentionMask, fixed_logits_lm, tiny_builtin, tiny_converted_llama
+
 from dopsd.config import ConfigError
 from dopsd.models import DiffusionLM
 from dopsd.sampling import BlockDiffusionSampler, SamplerConfig, plan_blocks

@@ -3,8 +3,8 @@ to the full pass on an unchanged sequence, and a documented fallback for models 
 
 import pytest
 import torch
-
 from conftest import IgnoresAttentionMask, tiny_builtin, tiny_converted_llama
+
 from dopsd.config import ConfigError
 from dopsd.models import DiffusionLM
 from dopsd.models.cache import BlockCache, cache_supported

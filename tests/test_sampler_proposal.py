@@ -10,8 +10,8 @@ import dataclasses
 
 import pytest
 import torch
-
 from conftest import tiny_builtin
+
 from dopsd.sampling import BlockDiffusionSampler, SamplerConfig
 
 MASK = 7

@@ -12,7 +12,6 @@ import yaml
 
 from dopsd.errors import DopsdError
 
-
 GROUPS = ("model", "data", "rollout", "method", "optimization", "evaluation", "run")
 
 

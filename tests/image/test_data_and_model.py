@@ -2,13 +2,21 @@
 
 import pytest
 import torch
+from image_doubles import tiny_model
 
 from dopsd.errors import DopsdError
-from dopsd.image.data import (BASE_STYLES, NEW_STYLES, STYLES, digit_set, encode_prompt, reference_for,
-                              split_indices, stylise, target_images)
+from dopsd.image.data import (
+    BASE_STYLES,
+    NEW_STYLES,
+    STYLES,
+    digit_set,
+    encode_prompt,
+    reference_for,
+    split_indices,
+    stylise,
+    target_images,
+)
 from dopsd.image.model import InContextImageModel
-
-from image_doubles import tiny_model
 
 
 def test_splits_are_disjoint_fixed_and_cover_the_dataset():

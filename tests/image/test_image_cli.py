@@ -6,10 +6,9 @@ import subprocess
 import sys
 
 import pytest
+from image_doubles import classifier_folder, model_folder  # noqa: F401  (fixtures)
 
 from dopsd.cli import main
-
-from image_doubles import classifier_folder, model_folder  # noqa: F401  (fixtures)
 
 
 def test_the_image_commands_are_listed_without_importing_torch():

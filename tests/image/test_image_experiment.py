@@ -1,11 +1,10 @@
 """``dopsd experiment image`` end to end on tiny models: runs per method and seed, the table, the grid, read back."""
 
 import pytest
+from image_doubles import classifier_folder, model_folder  # noqa: F401  (fixtures)
 
 import dopsd.image.bundled
 import dopsd.image.trainer
-
-from image_doubles import classifier_folder, model_folder  # noqa: F401  (fixtures)
 
 
 @pytest.fixture

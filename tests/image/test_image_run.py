@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from image_doubles import small_config, tiny_classifier, tiny_model
 from safetensors.torch import load_file
 
 from dopsd.image.config import ImageFMConfig, ImageTrainingConfig
@@ -14,8 +15,6 @@ from dopsd.trainers.base import Trainer
 from dopsd.trainers.config import RunConfig, TrainingConfig
 from dopsd.trainers.run import TrainingRun
 from dopsd.trainers.schedule import lr_factor
-
-from image_doubles import small_config, tiny_classifier, tiny_model
 
 
 def fm(tmp_path, folder="run", **changes):

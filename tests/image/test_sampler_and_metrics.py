@@ -3,13 +3,12 @@
 import numpy as np
 import pytest
 import torch
+from image_doubles import tiny_classifier, tiny_model
 
 from dopsd.errors import DopsdError
 from dopsd.image.data import encode_prompts
 from dopsd.image.metrics import Judge, evaluate_generator, frechet_distance
 from dopsd.image.sampler import make_scheduler, sample_images
-
-from image_doubles import tiny_classifier, tiny_model
 
 
 def test_four_steps_are_four_equal_euler_steps_from_noise_to_image():

@@ -4,13 +4,12 @@ import json
 
 import pytest
 import torch
+from image_doubles import small_config, tiny_classifier, tiny_model
 
 from dopsd.errors import DopsdError
 from dopsd.image.config import ImageFMConfig, ImageOPSDConfig
 from dopsd.image.fm import ImageFMTrainer
 from dopsd.image.opsd import ImageOPSDTrainer
-
-from image_doubles import small_config, tiny_classifier, tiny_model
 
 
 def opsd(tmp_path, **changes):

@@ -3,11 +3,11 @@
 from collections import Counter
 
 import pytest
+from labelled import CORRECT, NO_CREDIT, WRONG, all_rows
 
 from dopsd.tasks import get_task
 from dopsd.tasks.equivalence import MathVerifier
 from dopsd.tasks.math500 import MATH500
-from labelled import CORRECT, NO_CREDIT, WRONG, all_rows
 
 ROWS = all_rows()
 

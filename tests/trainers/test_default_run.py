@@ -2,19 +2,15 @@
 
 import json
 
+import pytest
 from transformers import AutoModel
 
-from dopsd.bundled import bundled_data_path, bundled_model_path
+from dopsd.bundled import BUNDLED_TASKS, bundled_data_path, bundled_model_path
 from dopsd.cli import main
 from dopsd.evaluation import evaluate
 from dopsd.models import MaskedDiffusionTransformer, load_diffusion_lm
 from dopsd.sampling import SamplerConfig
 from dopsd.tasks import get_task
-
-
-import pytest
-
-from dopsd.bundled import BUNDLED_TASKS
 
 TASKS = sorted(BUNDLED_TASKS)
 GEN_LENGTH = {"sudoku": 20, "countdown": 16, "countdown-steps": 24}

@@ -1,11 +1,11 @@
 import pytest
 import torch
+from toy import ToyTask, tiny_lm, toy_config
 
 from dopsd import DopsdError
 from dopsd.cli import main
 from dopsd.trainers import DOPSDConfig, DOPSDTrainer
 from dopsd.trainers.rollouts import split_into_chunks
-from toy import ToyTask, tiny_lm, toy_config
 
 
 def make_trainer(tmp_path, **overrides):
@@ -243,6 +243,7 @@ def test_reference_teacher_sees_the_reference_prompt_before_the_unchanged_state(
 
 def test_a_model_ignoring_the_attention_mask_never_gets_padded_rows(tmp_path):
     from conftest import IgnoresAttentionMask
+
     from dopsd.models import DiffusionLM
 
     inner = tiny_lm()

@@ -3,8 +3,9 @@ import math
 
 import pytest
 import torch
-
 from conftest import tiny_builtin
+from toy import ToyTask, tiny_lm, toy_data
+
 from dopsd.cli import main
 from dopsd.config import ConfigError
 from dopsd.sampling import BlockDiffusionSampler
@@ -22,7 +23,6 @@ from dopsd.trainers.grpo_loss import (
     masked_input,
 )
 from dopsd.trainers.grpo_rewards import correctness_scale, format_reward, rollout_reward
-from toy import ToyTask, tiny_lm, toy_data
 
 
 class DigitShareTask(ToyTask):
@@ -234,6 +234,7 @@ def test_grpo_cli_writes_the_run_folder_and_rejects_bad_values_in_one_line(tmp_p
 
 def test_a_model_ignoring_the_attention_mask_gets_unpadded_rows_and_the_same_logprobs(tmp_path):
     from conftest import IgnoresAttentionMask
+
     from dopsd.models import DiffusionLM
     from dopsd.trainers.grpo_loss import completion_logprobs
 

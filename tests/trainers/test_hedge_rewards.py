@@ -2,14 +2,13 @@
 
 import pytest
 import torch
-
 from conftest import fixed_logits_lm
+
 from dopsd.models import build_char_tokenizer
-from dopsd.sampling import SamplerConfig
+from dopsd.sampling import SamplerConfig, passk_rollout
 from dopsd.tasks import get_task
 from dopsd.tasks.base import Example
 from dopsd.trainers.grpo_rewards import rollout_reward
-from dopsd.sampling import passk_rollout
 
 HEDGED = "<reasoning>\n20 - 2 = 18\n</reasoning>\n<answer>\n\\boxed{19} or \\boxed{18}\n</answer>"
 CORRECT = "<reasoning>\n20 - 2 = 18\n</reasoning>\n<answer>\n\\boxed{18}\n</answer>"

@@ -8,13 +8,13 @@ from types import SimpleNamespace
 import pytest
 from accelerate.commands.config.config_args import ClusterConfig
 from accelerate.utils import DistributedType
+from toy import ToyTask, tiny_lm, toy_config
 
 import dopsd.trainers.base
 from dopsd.errors import DopsdError
 from dopsd.trainers import DOPSDTrainer
 from dopsd.trainers.checkpoint import check_resumable
 from dopsd.trainers.lockstep import lockstep_wanted, prepare_deepspeed, weights_sharded
-from toy import ToyTask, tiny_lm, toy_config
 
 CONFIGS = Path(__file__).parents[2] / "configs" / "accelerate"
 

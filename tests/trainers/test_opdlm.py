@@ -5,8 +5,8 @@ import json
 
 import pytest
 import torch
-
 from conftest import tiny_llama
+
 from dopsd.cli import main
 from dopsd.models import DiffusionLM, build_char_tokenizer, convert_causal_lm, load_diffusion_lm
 from dopsd.models.layout import FULL, AttentionLayout

@@ -2,11 +2,11 @@
 
 import pytest
 import torch
+from toy import ToyTask, toy_config
 
 from dopsd.models import load_diffusion_lm
 from dopsd.models.lora import lora_target_modules
 from dopsd.trainers import DOPSDTrainer
-from toy import ToyTask, toy_config
 
 
 @pytest.mark.parametrize("double", ["llada", "dream"])

@@ -1,10 +1,10 @@
 """RFT: d-OPSD's rollouts and kept set, the masked-diffusion loss on the kept responses only."""
 
 import torch
+from toy import ToyTask, tiny_lm, toy_data
 
 from dopsd.trainers import RFTConfig, RFTTrainer
 from dopsd.trainers.sft import masked_diffusion_backward
-from toy import ToyTask, tiny_lm, toy_data
 
 
 def rft(folder, accept=(True, False, True, True, False, True), **overrides):

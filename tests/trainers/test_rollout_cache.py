@@ -1,7 +1,8 @@
 """rollout_cache: d-OPSD's rollouts decode with the block KV cache; the loss passes still see whole sequences."""
 
-from dopsd.trainers import DOPSDTrainer
 from toy import ToyTask, tiny_lm, toy_config
+
+from dopsd.trainers import DOPSDTrainer
 
 
 def test_rollouts_use_the_cache_and_loss_passes_stay_full(tmp_path):

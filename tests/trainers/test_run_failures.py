@@ -7,13 +7,13 @@ import math
 import pytest
 import torch
 from safetensors.torch import load_file
+from toy import ToyTask, tiny_lm, toy_config
 
 from dopsd.errors import DopsdError
 from dopsd.trainers import DOPSDTrainer
 from dopsd.trainers.finite import NonFiniteError
 from dopsd.trainers.lock import LOCK_NAME
 from dopsd.trainers.metrics import read_metrics
-from toy import ToyTask, tiny_lm, toy_config
 
 
 def trainer(folder, **overrides):

@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
+from toy import ToyTask, tiny_lm, toy_config
 
 from dopsd.errors import DopsdError
 from dopsd.trainers import DOPSDTrainer
 from dopsd.trainers.metrics import MetricsLogger, read_metrics
-from toy import ToyTask, tiny_lm, toy_config
 
 
 def trainer(folder, **overrides):

@@ -9,10 +9,10 @@ import subprocess
 import sys
 
 import pytest
+from toy import ToyTask, tiny_lm, toy_config
 
 from dopsd.trainers import DOPSDTrainer, lock
 from dopsd.trainers.lock import LOCK_NAME, RunFolderInUse, RunLock, check_free, hold_run_folder
-from toy import ToyTask, tiny_lm, toy_config
 
 
 def trainer(folder, **overrides):

@@ -5,12 +5,12 @@ import sys
 import types
 
 import pytest
+from toy import ToyTask, tiny_lm, toy_config
 
 from dopsd.config import ConfigError
 from dopsd.errors import DopsdError
 from dopsd.trainers import DOPSDTrainer
 from dopsd.trainers.schedule import lr_factor
-from toy import ToyTask, tiny_lm, toy_config
 
 
 def test_schedule_factors():

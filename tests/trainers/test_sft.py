@@ -57,6 +57,7 @@ def test_sft_cli_writes_the_run_folder_with_a_plot(tmp_path, capsys):
 
 def test_a_model_ignoring_the_attention_mask_trains_on_unpadded_rows_with_the_same_loss(tmp_path):
     from conftest import IgnoresAttentionMask
+
     from dopsd.models import DiffusionLM
 
     def trainer(wrap: bool):

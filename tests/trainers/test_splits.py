@@ -5,6 +5,7 @@ import types
 import warnings
 
 import pytest
+from toy import ToyTask, tiny_lm, toy_config
 
 from dopsd.bundled import BUNDLED_TASKS
 from dopsd.cli.evaluate import task_examples
@@ -13,7 +14,6 @@ from dopsd.presets import cpu_preset
 from dopsd.sampling.padding import group_by_length, micro_batches
 from dopsd.tasks import TASKS, get_task, load_examples
 from dopsd.trainers import DOPSDTrainer
-from toy import ToyTask, tiny_lm, toy_config
 
 
 def hub_row(task: str, split: str, i: int) -> dict:

@@ -22,7 +22,7 @@ from types import SimpleNamespace
 
 import torch
 
-from dopsd.bench.gpu_check import Plan, PartRecord, Skip, first_line, free_memory, is_out_of_memory
+from dopsd.bench.gpu_check import PartRecord, Plan, Skip, first_line, free_memory, is_out_of_memory
 from dopsd.bench.measure import PEAK_BF16, FlopCounter, synchronize
 from dopsd.tasks import GSM8K, Example
 

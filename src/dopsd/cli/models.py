@@ -71,10 +71,9 @@ def run_convert(args: argparse.Namespace) -> int:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from dopsd.models.convert import DEFAULT_MASK_TOKEN, convert_causal_lm
+    from dopsd.models.layout import AttentionLayout
     from dopsd.models.loading import parse_dtype
     from dopsd.paths import check_new_folder
-
-    from dopsd.models.layout import AttentionLayout
 
     layout = AttentionLayout("block", args.block_size) if args.attention == "block" else AttentionLayout()
     check_new_folder(args.output, "the model folder")

@@ -26,12 +26,20 @@ import statistics
 from pathlib import Path
 
 from dopsd.bundled import bundled_model_path
+from dopsd.experiments import protocol, protocol_v2
 from dopsd.experiments.image import image_table
 from dopsd.experiments.opdlm import opdlm_table
 from dopsd.experiments.parallel import fill_in_parallel
-from dopsd.experiments import protocol, protocol_v2
-from dopsd.experiments.protocol import (PROTOCOL_METHODS, Choices, extend, protocol_tables, sweep_runs, test_spec,
-                                        window_gain, window_mean)
+from dopsd.experiments.protocol import (
+    PROTOCOL_METHODS,
+    Choices,
+    extend,
+    protocol_tables,
+    sweep_runs,
+    test_spec,
+    window_gain,
+    window_mean,
+)
 from dopsd.experiments.runs import Run, RunSpec, best_model_path, evaluate_model, run, train_runs
 from dopsd.experiments.tables import markdown_table, mean_spread, updates_to_reach
 from dopsd.presets import cpu_preset

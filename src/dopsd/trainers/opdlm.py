@@ -27,8 +27,8 @@ from dopsd.distill import step_divergence
 from dopsd.errors import DopsdError
 from dopsd.evaluation import causal_accuracy
 from dopsd.models import DiffusionLM, convert_causal_lm, load_diffusion_lm
-from dopsd.models.causal import causal_view, check_same_tokenizer, is_causal_config, load_causal_lm
 from dopsd.models.adapter import END_OF_TURN_TOKENS
+from dopsd.models.causal import causal_view, check_same_tokenizer, is_causal_config, load_causal_lm
 from dopsd.models.layout import FULL, AttentionLayout
 from dopsd.sampling import BlockDiffusionSampler, Trajectory
 from dopsd.sampling.padding import group_by_length, left_pad_with_responses, micro_batches

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from dopsd.trainers.metrics import read_metrics
 
-
 LM_CURVES = (("eval_accuracy", "held-out accuracy"), ("eval_mean_score", "held-out mean score"))
 
 
