@@ -28,6 +28,7 @@ def test_image_opsd_help_lists_its_fields(capsys):
     assert "bundled 4-step digit generator" in text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["image-opsd", "image-fm"])
 def test_a_run_from_the_command_line(command, model_folder, classifier_folder, tmp_path, capsys):
     out = tmp_path / "run"
