@@ -59,6 +59,7 @@ def test_both_losses_agree_up_to_the_tokens_per_step(make_lm):
     assert float(gradients(lm).abs().max()) == 0.0
 
 
+@pytest.mark.slow
 def test_bench_runs_both_sides_at_a_toy_size():
     settings = BenchSettings(shape="tiny", layers=1, prompt_length=6, gen_length=8, block_length=4, steps=4,
                              repeats=2, warmup=1, naive_repeats=2, also_cache=("dual",))
@@ -79,6 +80,7 @@ def test_bench_runs_both_sides_at_a_toy_size():
     assert value["naive"] == pytest.approx(2 * value["dopsd"], rel=1e-3)
 
 
+@pytest.mark.slow
 def test_bench_command_prints_the_table_or_json(capsys):
     args = ["bench", "--layers", "1", "--prompt-length", "4", "--gen-length", "4", "--block-length", "4",
             "--steps", "2", "--repeats", "1", "--warmup", "0", "--device", "cpu"]
@@ -116,6 +118,7 @@ def test_bench_refuses_bad_settings_in_one_line(capsys):
     assert main(["bench", "--solved-round", "9", "--device", "cpu"]) == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", ["tiny", "smollm2-135m"], ids=["builtin", "converted-llama"])
 def test_block_bench_times_the_exact_cache_against_the_same_model_uncached(shape):
     """A block shape: the rollout with the exact block cache and without it, forwards and tokens per forward; the
@@ -162,6 +165,7 @@ def test_block_bench_decodes_what_the_uncached_sampler_decodes_at_temperature_ze
         assert torch.equal(ours.tokens, theirs.tokens) and torch.equal(ours.reveal_step, theirs.reveal_step)
 
 
+@pytest.mark.slow
 def test_bench_command_runs_a_block_shape(capsys, tmp_path):
     args = ["bench", "--attention", "block", "--block-size", "4", "--layers", "1", "--prompt-length", "4",
             "--gen-length", "4", "--steps", "2", "--repeats", "1", "--warmup", "0", "--device", "cpu"]
@@ -222,6 +226,7 @@ def test_with_lora_only_the_adapter_gets_gradients_on_both_sides(make_lm):
     assert {name.split(".lora_")[0].removeprefix("base_model.model.") for name in ours_held} == set(targets)
 
 
+@pytest.mark.slow
 def test_bench_with_lora_reports_what_it_trained():
     from dopsd.bench.report import format_table
 

@@ -54,6 +54,7 @@ def test_toy_teacher_context_reveals_rho_of_the_later_blocks_only():
     assert not torch.equal(context[0], context[1])  # drawn independently
 
 
+@pytest.mark.slow
 def test_in_parallel_keeps_order_and_raises_the_first_failure(capsys):
     import math
     import operator
@@ -336,6 +337,7 @@ def test_a_method_still_gaining_in_copies_without_checkpoints_is_reported_as_it_
     assert table1["| diffu-GRPO"] == "not evaluated (best checkpoint not kept) |"
 
 
+@pytest.mark.slow
 def test_a_run_asked_for_more_updates_continues_from_its_last_checkpoint(tmp_path):
     """The runner's `finished` counts updates: a finished run asked for more resumes in place; one whose
     checkpoints were not kept is refused with the folder left as it was."""

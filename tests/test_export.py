@@ -24,6 +24,7 @@ def completions(model: str, out) -> list[str]:
     return [json.loads(line)["completion"] for line in out.read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_a_lora_checkpoint_evaluates_like_its_exported_merge(lora_run, tmp_path, capsys):
     checkpoint = lora_run / "run" / "checkpoint-2"
     assert (checkpoint / "model" / "adapter_config.json").is_file()
@@ -110,6 +111,7 @@ def plain_transformers_logits(folder, text: str, ids, mask, tmp_path):
     return saved["logits"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["lora, full attention", "no lora, block attention"])
 def test_an_exported_builtin_model_loads_with_transformers_alone(kind, lora_run, block_run, tmp_path, capsys):
     """The export carries the built-in family's code (no dopsd import in it) and an auto_map: a fresh interpreter

@@ -3,6 +3,8 @@
 import io
 import json
 
+import pytest
+
 from dopsd.bundled import bundled_data_path, bundled_model_path
 from dopsd.cli import main
 from dopsd.models.loading import resolve_model_path
@@ -24,6 +26,7 @@ def test_a_training_checkpoint_folder_means_its_model(tmp_path):
     assert resolve_model_path(tmp_path) == str(tmp_path)  # a folder without model/ is itself
 
 
+@pytest.mark.slow
 def test_eval_of_a_bundled_model_uses_its_own_lengths(capsys):
     assert main(["eval", "--model", "bundled:sudoku", "--task", "sudoku", "--data", "bundled:sudoku", "--limit", "50",
                  "--no-progress"]) == 0

@@ -52,6 +52,7 @@ def evaluate(model_args, tasks, task, batch_size):
     return results["results"][task], [sample["resps"] for sample in samples]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", [{}, {"attention_layout": "block", "block_size": 4}], ids=["full", "block"])
 def test_generate_until_and_multiple_choice_run_and_batches_equal_rows(layout, tasks, tmp_path):
     model = save_model(tmp_path / "model", **layout)
@@ -141,6 +142,7 @@ def test_what_is_refused(tmp_path):
         DopsdLM(pretrained=folder).loglikelihood_rolling([])
 
 
+@pytest.mark.slow
 def test_the_command_line_wrapper_lists_the_dopsd_model(tmp_path, capsys):
     from dopsd.cli import main
 
@@ -154,6 +156,7 @@ def test_the_command_line_wrapper_lists_the_dopsd_model(tmp_path, capsys):
     assert "dopsd_toy_gen" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_the_bundled_sudoku_model_scores_in_lm_eval_as_in_dopsd_eval(tmp_path):
     from dopsd.evaluation import evaluate as dopsd_evaluate
     from dopsd.lmeval_tasks import write_task
@@ -175,6 +178,7 @@ def test_the_bundled_sudoku_model_scores_in_lm_eval_as_in_dopsd_eval(tmp_path):
     assert results["results"][name]["mean_score,none"] == pytest.approx(summary.mean_score)
 
 
+@pytest.mark.slow
 def test_two_processes_under_accelerate_give_the_single_process_results(tmp_path):
     """lm-eval's data-parallel launch: two CPU processes (gloo) share the requests; the gathered samples and
     metrics equal one process's."""

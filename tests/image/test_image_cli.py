@@ -29,6 +29,7 @@ def test_image_opsd_help_lists_its_fields(capsys):
     assert "--warmup-steps N" in text and "--lr-scheduler TEXT" in text and "--keep-best" in text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["image-opsd", "image-fm"])
 def test_a_run_from_the_command_line(command, model_folder, classifier_folder, tmp_path, capsys):
     out = tmp_path / "run"

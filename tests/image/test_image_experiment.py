@@ -14,6 +14,7 @@ def tiny_bundle(monkeypatch, model_folder, classifier_folder):
         monkeypatch.setattr(module, "bundled_image_path", lambda name="model": folders[name])
 
 
+@pytest.mark.slow
 def test_the_image_experiment_writes_its_table_and_grid_and_reads_runs_back(tiny_bundle, tmp_path):
     from dopsd.experiments import run_experiments
 

@@ -104,6 +104,7 @@ def test_fm_trains_on_the_target_images_from_the_text_alone(tmp_path):
     assert torch.equal(calls[0]["prompts"], batches[0][1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("trainer_class, config_class", [(ImageOPSDTrainer, ImageOPSDConfig),
                                                          (ImageFMTrainer, ImageFMConfig)])
 def test_resume_is_bit_exact(trainer_class, config_class, tmp_path):
@@ -136,6 +137,7 @@ def test_resume_is_bit_exact(trainer_class, config_class, tmp_path):
         assert (tmp_path / "resumed" / name).exists()
 
 
+@pytest.mark.slow
 def test_an_earlier_run_is_refused_and_a_bad_value_is_one_line(tmp_path):
     opsd(tmp_path).train()
     with pytest.raises(DopsdError, match="already holds a run"):

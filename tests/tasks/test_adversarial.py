@@ -49,7 +49,8 @@ def math_task():
     verifier.close()
 
 
-@pytest.mark.parametrize("name", ["gsm8k", "math500", "sudoku", "countdown"])
+@pytest.mark.parametrize("name", ["gsm8k", pytest.param("math500", marks=pytest.mark.slow), "sudoku",
+                                  "countdown"])
 def test_adversarial_completions_score_zero(name, math_task):
     task = math_task if name == "math500" else get_task(name)
     example = task.load(sample_data_path(name))[0]

@@ -92,6 +92,7 @@ def test_scoring_works_off_the_main_thread():
     assert results.count(True) == 3 and results.count(False) == 3
 
 
+@pytest.mark.slow
 def test_runaway_answers_are_cut_off_in_a_thread():
     """Inputs that keep sympy busy for minutes (some at parse time, some inside C big-int code) score 0 within
     the verifier's hard limit, and the verifier still works afterwards."""

@@ -31,6 +31,7 @@ def test_bundled_splits_never_overlap(name):
     assert len(heldout) == 1000 and not train & heldout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", TASKS)
 def test_default_run_writes_its_folder_and_reports_the_evaluated_numbers(tmp_path, capsys, name):
     out = tmp_path / "run"

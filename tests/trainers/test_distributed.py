@@ -10,6 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+pytestmark = pytest.mark.slow  # every test here launches two processes
+
 
 def launch(folder: Path, *arguments: str) -> None:
     """Two processes of ddp_run.py under accelerate's launcher."""

@@ -73,6 +73,7 @@ def test_repeated_updates_on_a_fixed_rollout_lower_the_loss(tmp_path, selection,
     assert losses[-1] < 0.5 * losses[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra", [dict(), dict(updates_per_rollout=3), dict(use_lora=False, learning_rate=1e-3)],
                          ids=["lora", "mid-rollout", "full"])
 def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(tmp_path, extra):
@@ -89,6 +90,7 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(tmp_path, ext
     assert [e["accuracy"] for e in summary_history(resumed)] == [e["accuracy"] for e in summary_history(whole)]
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_the_previous_format_still_resumes_exactly(tmp_path):
     """Format 2 kept the optimizer in trainer_state.pt; format 3 leaves it to accelerate's save_state."""
     import json

@@ -198,6 +198,7 @@ def test_the_kl_term_sends_gradient_to_the_policy_only(tmp_path, use_lora):
         assert all(p.grad is None for p in trainer.reference_lm.model.parameters())
 
 
+@pytest.mark.slow
 def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(tmp_path):
     extra = dict(inner_updates=3, max_grad_norm=None)
     whole = make_trainer(tmp_path / "a", max_updates=4, **extra)

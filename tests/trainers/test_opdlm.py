@@ -135,6 +135,7 @@ def test_positions_after_the_first_stop_are_trained_only_on_request(tmp_path, af
     assert torch.equal(positions, expected) and bool((state == trainer.base_lm.tokens.mask).all())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra", [dict(updates_per_rollout=2), dict(use_lora=True, lora_r=4, lora_alpha=8)],
                          ids=["mid-rollout", "lora-rollout-per-update"])
 def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(tmp_path, extra):
@@ -196,6 +197,7 @@ def test_a_wrong_teacher_is_one_error_line(tmp_path, capsys, case):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_the_default_run_converts_the_bundled_causal_model(tmp_path, capsys):
     from transformers import AutoModelForCausalLM, LlamaForCausalLM
 

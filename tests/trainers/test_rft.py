@@ -1,5 +1,6 @@
 """RFT: d-OPSD's rollouts and kept set, the masked-diffusion loss on the kept responses only."""
 
+import pytest
 import torch
 from toy import ToyTask, tiny_lm, toy_data
 
@@ -45,6 +46,7 @@ def test_nothing_solved_is_a_zero_update(tmp_path):
     assert all(torch.equal(before[n], p) for n, p in trainer.unwrapped.named_parameters())
 
 
+@pytest.mark.slow
 def test_a_resumed_rft_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path):
     whole = rft(tmp_path / "a", max_updates=4)
     whole.train()

@@ -104,6 +104,7 @@ def test_without_flock_the_holders_pid_decides(tmp_path, monkeypatch):
         check_free(tmp_path)
 
 
+@pytest.mark.slow
 def test_a_killed_dopsd_run_leaves_a_stale_lock_and_a_live_one_refuses(tmp_path):
     """The whole command in its own process: SFT on the bundled Sudoku model, killed while it runs."""
     import time

@@ -33,6 +33,7 @@ def test_batches_are_prompt_then_eos_padded_reference(tmp_path):
     assert bool(attention.all())
 
 
+@pytest.mark.slow
 def test_an_update_changes_parameters_and_training_lowers_the_loss(tmp_path):
     trainer = make(tmp_path)
     before = {n: p.detach().clone() for n, p in trainer.unwrapped.named_parameters()}
