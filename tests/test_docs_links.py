@@ -14,10 +14,6 @@ DOCS = ROOT / "docs"
 PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
 README_LIMIT = 250
 
-# Guides written on another branch of issue 32, linked from the README before they land; once they exist they are
-# checked like every other link. Remove an entry when its guide is merged.
-PENDING = {DOCS / "presets.md", DOCS / "testing.md"}
-
 FENCE = re.compile(r"^(```|~~~).*?^\1[^\n]*$", re.M | re.S)
 CODE_SPAN = re.compile(r"(`+)(?!`).*?(?<!`)\1(?!`)", re.S)
 LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
@@ -77,8 +73,6 @@ def test_links_resolve(page: Path):
     for target in links(page):
         file_part, _, anchor = target.partition("#")
         path = (page.parent / file_part).resolve() if file_part else page
-        if path in PENDING and not path.exists():
-            continue
         if not path.exists():
             broken.append(f"{target}: no file {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
         elif anchor and path.suffix == ".md" and anchor not in anchors(path):
