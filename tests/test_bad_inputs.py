@@ -272,8 +272,9 @@ def test_an_unwritable_output_folder_is_refused_before_a_model_loads(tmp_path, m
     locked = tmp_path / "readonly"
     locked.mkdir()
     real_access = os.access
-    monkeypatch.setattr(paths.os, "access", lambda path, mode: not str(os.path.abspath(path)).startswith(str(locked)) and
-                        real_access(path, mode))
+    monkeypatch.setattr(paths.os, "access",
+                        lambda path, mode: not str(os.path.abspath(path)).startswith(str(locked))
+                        and real_access(path, mode))
     for arguments in (["convert", "--model", "/nonexistent/lm", "--output", "readonly/converted"],
                       ["create-model", "readonly/new"],
                       ["experiment", "toy", "--output", "readonly/results"],

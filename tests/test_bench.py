@@ -50,7 +50,8 @@ def test_both_losses_agree_up_to_the_tokens_per_step(make_lm):
     theirs = naive_loss(lm, prepared, chunks=4)
     theirs_grad = gradients(lm)
     assert ours > 1e-4
-    assert theirs == pytest.approx(2 * ours, rel=1e-6)  # float32 divergence; 12 tokens in 6 steps: |K_t| = 2 at every step
+    # float32 divergence; 12 tokens in 6 steps: |K_t| = 2 at every step
+    assert theirs == pytest.approx(2 * ours, rel=1e-6)
     # same direction, twice the length (the divergence runs in float32, so equal to float32 precision)
     assert float(torch.nn.functional.cosine_similarity(theirs_grad, ours_grad, dim=0)) > 1 - 1e-9
     assert float(theirs_grad.norm() / ours_grad.norm()) == pytest.approx(2.0, rel=1e-5)

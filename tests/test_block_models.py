@@ -91,7 +91,8 @@ def test_cached_decoding_equals_uncached(name, temperature):
     for cache in (None, "prefix", "dual"):
         config = SamplerConfig(gen_length=12, block_length=4, steps=6, temperature=temperature, cache=cache)
         trajectories = BlockDiffusionSampler(lm, config).sample(PROMPTS, seed=3)
-        results.append((torch.stack([t.tokens for t in trajectories]), torch.stack([t.reveal_step for t in trajectories])))
+        results.append((torch.stack([t.tokens for t in trajectories]),
+                        torch.stack([t.reveal_step for t in trajectories])))
     assert lm._checks["kv_cache"] is True
     for tokens, reveal in results[1:]:
         assert torch.equal(tokens, results[0][0]) and torch.equal(reveal, results[0][1])
@@ -245,7 +246,8 @@ def test_qwen_families_convert_to_exact_block_models(family, tmp_path):
     from dopsd.models import build_char_tokenizer
 
     tokenizer = build_char_tokenizer(with_mask=False)
-    config_class, model_class = {"qwen2": (Qwen2Config, Qwen2ForCausalLM), "qwen3": (Qwen3Config, Qwen3ForCausalLM)}[family]
+    config_class, model_class = {"qwen2": (Qwen2Config, Qwen2ForCausalLM),
+                                 "qwen3": (Qwen3Config, Qwen3ForCausalLM)}[family]
     torch.manual_seed(0)
     causal = model_class(config_class(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
                                       num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=8,

@@ -8,7 +8,8 @@ from dopsd.trainers import DOPSDConfig
 def test_defaults_are_the_papers():
     config = DOPSDConfig()
     assert (config.passk, config.passk_temperature, config.teacher_retain_ratio) == (8, 0.9, 0.25)
-    assert (config.divergence, config.top_k_loss, config.clip, config.kt_selection) == ("reverse_kl", 20, 0.05, "teacher")
+    assert (config.divergence, config.top_k_loss, config.clip, config.kt_selection) == (
+        "reverse_kl", 20, 0.05, "teacher")
     assert (config.lora_r, config.lora_alpha, config.lora_dropout) == (128, 64, 0.05)
     assert (config.learning_rate, config.weight_decay, config.max_grad_norm) == (5e-6, 0.1, 0.2)
     assert (config.gen_length, config.block_length, config.updates_per_rollout) == (256, 32, 4)
@@ -18,7 +19,8 @@ def test_defaults_are_the_papers():
 def test_yaml_then_overrides(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("task: sudoku\npassk: 4\nclip: null\nlearning_rate: 1\n")
-    config = load_config(DOPSDConfig, path, ["--passk", "2", "--teacher-retain-ratio=0.5", "--lora-target-modules", "a,b"])
+    config = load_config(DOPSDConfig, path,
+                         ["--passk", "2", "--teacher-retain-ratio=0.5", "--lora-target-modules", "a,b"])
     assert (config.task, config.passk, config.teacher_retain_ratio, config.clip) == ("sudoku", 2, 0.5, None)
     assert config.learning_rate == 1.0 and isinstance(config.learning_rate, float)
     assert config.lora_target_modules == ["a", "b"]
@@ -48,7 +50,8 @@ def test_override_syntax_errors():
 def test_command_line_text_is_read_by_the_field_type():
     config = load_config(DOPSDConfig, None, ["--mixed-precision", "no", "--clip", "null", "--use-lora", "no",
                                              "--steps", "12", "--model", "123"])
-    assert (config.mixed_precision, config.clip, config.use_lora, config.steps, config.model) == ("no", None, False, 12, "123")
+    assert (config.mixed_precision, config.clip, config.use_lora, config.steps, config.model) == (
+        "no", None, False, 12, "123")
     with pytest.raises(DopsdError, match="'passk'"):
         load_config(DOPSDConfig, None, ["--passk", "many"])
 

@@ -50,7 +50,8 @@ def test_eval_scores_the_decoded_completion_and_score_agrees(tmp_path, capsys):
     lm, length = spelling_model(examples[0].answer, tokenizer, prompt_width=17)
     lm.tokenizer = tokenizer
     with pytest.warns(UserWarning):
-        rows, summary = evaluate(lm, task, examples, SamplerConfig(gen_length=length, block_length=length, steps=length),
+        rows, summary = evaluate(lm, task, examples,
+                                 SamplerConfig(gen_length=length, block_length=length, steps=length),
                                  style="compact", progress=False)
     assert rows[0]["completion"] == examples[0].answer and rows[0]["correct"]
     assert summary.accuracy >= 1 / len(examples) and 0 < summary.mean_score < 1
@@ -65,8 +66,9 @@ def test_score_accepts_bare_answers_and_rejects_bad_lines(tmp_path, capsys):
     examples = get_task("countdown").load(sample_data_path("countdown"))
     task = get_task("countdown")
     completions = tmp_path / "c.jsonl"
-    completions.write_text("".join(json.dumps({"index": e.index, "completion": task.reference_completion(e, "compact")}) + "\n"
-                                   for e in examples))
+    completions.write_text("".join(
+        json.dumps({"index": e.index, "completion": task.reference_completion(e, "compact")}) + "\n"
+        for e in examples))
     assert main(["score", "--task", "countdown", "--data", "sample", "--completions", str(completions)]) == 0
     assert last_json(capsys.readouterr().out)["accuracy"] == 1.0
     completions.write_text('{"index": 0, "completion": "1+2"}\nnot json\n')

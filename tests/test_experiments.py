@@ -125,7 +125,8 @@ def validation_runs(root, tasks, option=2):
             folder = finished_run(root, option_spec(name, task, 0), [0.2, 0.28 if index == option else 0.26, 0.25])
             if dict(option_spec(name, task, 0).changes)["clip"] is not None:  # the clip's diagnostic, 0.4 then 0.6
                 with open(folder / "metrics.jsonl", "a") as log:
-                    log.write("".join(json.dumps({"update": u, "clip_grad_cosine": c}) + "\n" for u, c in ((1, 0.4), (2, 0.6))))
+                    log.write("".join(json.dumps({"update": u, "clip_grad_cosine": c}) + "\n"
+                                      for u, c in ((1, 0.4), (2, 0.6))))
         for label, arm in arms.items():
             for index, rate in enumerate(SWEEPS[arm[0]]):
                 if not sweep_spec(arm, task, 0, rate).folder(root).exists():
@@ -234,7 +235,8 @@ def test_ablations_and_overlap_change_one_thing_from_the_protocol_row(tmp_path, 
         changed = {k: v for k, v in spec.changes if dict(row.changes).get(k, "unset") != v}
         assert changed == {k: v for k, v in ABLATIONS[name].items() if dict(row.changes).get(k, "unset") != v}, name
         assert changed or name == "no clip"
-    assert specs["clip 0.05 on all entries"].folder(tmp_path).name == "dopsd-no-clip-clip-005-on-all-entries-test-lr5e-05-seed0"
+    assert specs["clip 0.05 on all entries"].folder(tmp_path).name == (
+        "dopsd-no-clip-clip-005-on-all-entries-test-lr5e-05-seed0")
 
 
 def test_ablation_table_and_overlap_figure_read_the_protocol_rows_runs(tmp_path, small_protocol, monkeypatch):
@@ -280,7 +282,8 @@ def test_the_plateau_rule_continues_only_the_methods_still_gaining(tmp_path, sma
     ran = {label: [r.summary["updates"] for r in results["sudoku", label]] for label in curves}
     assert ran == {"d-OPSD": [4, 4], "RFT": [2, 2], "diffu-GRPO": [4, 4], "SFT": [2, 2]}
     rft = results["sudoku", "RFT"][0]
-    assert [e["update"] for e in rft.evals] == [0, 1, 2] and rft.best == {"update": 1, "accuracy": 0.3, "mean_score": 0.5}
+    assert [e["update"] for e in rft.evals] == [0, 1, 2]
+    assert rft.best == {"update": 1, "accuracy": 0.3, "mean_score": 0.5}
     assert window_gain(results["sudoku", "d-OPSD"][0]) == 0.0 and plateaued(results["sudoku", "d-OPSD"])
     assert window_gain(results["sudoku", "diffu-GRPO"][0]) == pytest.approx(0.1)
     assert not plateaued(results["sudoku", "diffu-GRPO"])
@@ -294,8 +297,8 @@ def test_the_plateau_rule_continues_only_the_methods_still_gaining(tmp_path, sma
 
     rows = {line.split(" | ")[1]: line.split(" | ")[3:5] for line in main_tables(tmp_path, ["sudoku"], [0, 1], runs)
             .splitlines() if line.startswith("| sudoku |")}
-    assert rows == {"d-OPSD": ["4", "+0.000"], "RFT": ["2", "+0.000"], "diffu-GRPO": ["4 (cap; still gaining)", "+0.100"],
-                    "SFT": ["2", "+0.005"]}
+    assert rows == {"d-OPSD": ["4", "+0.000"], "RFT": ["2", "+0.000"],
+                    "diffu-GRPO": ["4 (cap; still gaining)", "+0.100"], "SFT": ["2", "+0.005"]}
     monkeypatch.setattr(small_protocol, "PLATEAU_WINDOW", 2)  # updates 3-4 against 1-2
     dopsd = results["sudoku", "d-OPSD"][0]
     assert small_protocol.window_mean(dopsd) == pytest.approx(0.45)

@@ -49,10 +49,12 @@ def test_export_pushes_the_folder_to_the_hub(lora_run, tmp_path, monkeypatch, ca
 
     calls = []
     monkeypatch.setattr("dopsd.hub.hub_unreachable", lambda: None)
-    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda self, repo, exist_ok: calls.append(("create", repo)))
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo",
+                        lambda self, repo, exist_ok: calls.append(("create", repo)))
     monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder",
                         lambda self, repo_id, folder_path, commit_message: calls.append(
-                            ("upload", repo_id, sorted(p.name for p in __import__("pathlib").Path(folder_path).iterdir()))))
+                            ("upload", repo_id,
+                             sorted(p.name for p in __import__("pathlib").Path(folder_path).iterdir()))))
     out = tmp_path / "pushed"
     assert main(["export", str(lora_run / "run" / "checkpoint-2"), str(out), "--push-to-hub", "me/sudoku-sft"]) == 0
     assert calls[0] == ("create", "me/sudoku-sft")

@@ -98,7 +98,8 @@ def test_a_read_only_output_place_is_refused_before_any_work(tmp_path, monkeypat
     import os
 
     real_access = os.access
-    monkeypatch.setattr(os, "access", lambda path, mode: False if str(path) == str(tmp_path) else real_access(path, mode))
+    monkeypatch.setattr(os, "access",
+                        lambda path, mode: False if str(path) == str(tmp_path) else real_access(path, mode))
     for arguments in (["train", "--output-dir", str(tmp_path / "run")],
                       ["eval", "--model", "bundled:sudoku", "--task", "sudoku", "--data", "sample", "--output",
                        str(tmp_path / "rows.jsonl")]):

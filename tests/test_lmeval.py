@@ -198,7 +198,8 @@ def test_two_processes_under_accelerate_give_the_single_process_results(tmp_path
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
     result = subprocess.run(
         [launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-         "--dynamo_backend", "no", "-m", "dopsd.lmeval", "--model", "dopsd", "--model_args", model_args, "--tasks", task, "--include_path", str(folder), "--device", "cpu",
+         "--dynamo_backend", "no", "-m", "dopsd.lmeval", "--model", "dopsd", "--model_args", model_args,
+         "--tasks", task, "--include_path", str(folder), "--device", "cpu",
          "--batch_size", "2", "--output_path", str(tmp_path / "out"), "--log_samples"],
         capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]

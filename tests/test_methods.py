@@ -41,7 +41,8 @@ def test_the_help_of_train_and_grpo_names_the_method_fields(capsys):
     train = help_text(capsys, "train")
     for flag, default in [("--teacher-retain-ratio", "0.25"), ("--passk", "8"), ("--top-k-loss", "20"),
                           ("--updates-per-rollout", "4")]:
-        assert any(line.strip().startswith(flag + " ") and f"(default {default})" in line for line in train.splitlines())
+        assert any(line.strip().startswith(flag + " ") and f"(default {default})" in line
+                   for line in train.splitlines())
     grpo = help_text(capsys, "grpo")
     for flag, default in [("--num-generations", "6"), ("--inner-updates", "12"), ("--beta", "0.04")]:
         assert any(line.strip().startswith(flag + " ") and f"(default {default})" in line for line in grpo.splitlines())

@@ -24,7 +24,8 @@ def test_selected_positions_equal_rows_of_full_logits(make_lm):
     ids, attention = random_batch(lm)
     full = lm.logits(ids, attention)
     per_row = torch.tensor([[0, 5, 11, 5], [3, 4, 6, 10], [11, 0, 1, 2]])
-    assert torch.allclose(lm.logits_at(ids, per_row, attention), full.gather(1, per_row[..., None].expand(-1, -1, full.shape[-1])))
+    assert torch.allclose(lm.logits_at(ids, per_row, attention),
+                          full.gather(1, per_row[..., None].expand(-1, -1, full.shape[-1])))
     shared = torch.arange(6, 12)
     assert torch.allclose(lm.logits_at(ids, shared, attention), full[:, 6:12])
     assert lm._checks["selection"] is True

@@ -36,7 +36,8 @@ def test_curve_counts_tokens_through_each_evaluation_and_finds_the_first_crossin
 def test_table_reports_tokens_to_shares_of_the_teacher(tmp_path, monkeypatch):
     runs = {("block", 0): fake_run([0.0, 0.5, 0.75], 1000, 250), ("block", 1): fake_run([0.0, 0.73, 0.74], 1000, 250),
             ("full", 0): fake_run([0.0, 0.1, 0.75], 400, 50), ("full", 1): fake_run([0.0, 0.1, 0.5], 400, 50),
-            ("from-converted", 0): fake_run([0.0, 0.1, 0.2], 100), ("from-converted", 1): fake_run([0.0, 0.2, 0.3], 100)}
+            ("from-converted", 0): fake_run([0.0, 0.1, 0.2], 100),
+            ("from-converted", 1): fake_run([0.0, 0.2, 0.3], 100)}
     monkeypatch.setattr(experiment, "converted_start", lambda root, task: "converted")
     monkeypatch.setattr(experiment, "train_runs", lambda root, specs, jobs: {s: runs[s.variant, s.seed] for s in specs})
     text = experiment.opdlm_table(tmp_path, ["sudoku", "countdown"], [0, 1], {})

@@ -120,7 +120,8 @@ def test_gumbel_max_samples_from_the_tempered_softmax():
     logits = torch.tensor([[0.0, math.log(3.0), -1e9, 50.0]] * 2)  # prompt row, response row
     lm = fixed_logits_lm(logits, mask=3, eos=2)
     for temperature, expected_b in ((1.0, 0.75), (2.0, math.sqrt(3) / (1 + math.sqrt(3)))):
-        sampler = BlockDiffusionSampler(lm, SamplerConfig(gen_length=1, block_length=1, steps=1, temperature=temperature))
+        sampler = BlockDiffusionSampler(
+            lm, SamplerConfig(gen_length=1, block_length=1, steps=1, temperature=temperature))
         draws = torch.cat([t.tokens for t in sampler.sample([[0]] * 4000, seed=0)])
         assert set(draws.tolist()) <= {0, 1}
         assert abs(float((draws == 1).double().mean()) - expected_b) < 0.03

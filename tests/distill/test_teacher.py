@@ -31,9 +31,12 @@ def test_draws_are_independent_per_step_and_seeded():
     final = torch.arange(40) + 20
     states = torch.full((6, 40), MASK)
     block_ends = torch.full((6,), 8)
-    make = lambda seed: reveal_future(
-        states, final, block_ends, mask_id=MASK, retain_ratio=0.25, generator=torch.Generator().manual_seed(seed)
-    )
+
+    def make(seed):
+        return reveal_future(
+            states, final, block_ends, mask_id=MASK, retain_ratio=0.25, generator=torch.Generator().manual_seed(seed)
+        )
+
     first = make(1)
     assert torch.equal(first, make(1))
     assert not torch.equal(first, make(2))

@@ -28,16 +28,18 @@ def small_config(config_class, tmp_path, **changes):
     return config_class(**{**values, **changes})
 
 
-# Fixtures (a test module imports the ones it uses: a conftest.py here would shadow tests/conftest.py's helpers)
-@pytest.fixture
-def model_folder(tmp_path):
+# Fixtures (a test module imports the ones it uses: a conftest.py here would shadow tests/conftest.py's helpers).
+# Each is registered under its short name but defined under another, so that a test's parameter of that name does
+# not redefine the imported function.
+@pytest.fixture(name="model_folder")
+def model_folder_fixture(tmp_path):
     folder = tmp_path / "tiny-model"
     tiny_model().save_pretrained(folder)
     return folder
 
 
-@pytest.fixture
-def classifier_folder(tmp_path):
+@pytest.fixture(name="classifier_folder")
+def classifier_folder_fixture(tmp_path):
     folder = tmp_path / "tiny-classifier"
     tiny_classifier().save_pretrained(folder)
     return folder

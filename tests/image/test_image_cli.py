@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from image_doubles import classifier_folder, model_folder  # noqa: F401  (fixtures)
+from image_doubles import classifier_folder_fixture, model_folder_fixture  # noqa: F401  (fixtures)
 
 from dopsd.cli import main
 

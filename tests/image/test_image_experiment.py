@@ -1,7 +1,7 @@
 """``dopsd experiment image`` end to end on tiny models: runs per method and seed, the table, the grid, read back."""
 
 import pytest
-from image_doubles import classifier_folder, model_folder  # noqa: F401  (fixtures)
+from image_doubles import classifier_folder_fixture, model_folder_fixture  # noqa: F401  (fixtures)
 
 import dopsd.image.bundled
 import dopsd.image.trainer

@@ -86,7 +86,8 @@ def test_the_teacher_is_an_ema_of_the_student_and_gets_no_gradient(tmp_path):
 @pytest.mark.parametrize("trainer_class, config_class", [(ImageOPSDTrainer, ImageOPSDConfig),
                                                          (ImageFMTrainer, ImageFMConfig)])
 def test_an_update_changes_the_student(trainer_class, config_class, tmp_path):
-    trainer = trainer_class(config=small_config(config_class, tmp_path), model=tiny_model(), classifier=tiny_classifier())
+    trainer = trainer_class(config=small_config(config_class, tmp_path), model=tiny_model(),
+                            classifier=tiny_classifier())
     before = [p.detach().clone() for p in trainer.model.parameters()]
     metrics = trainer.step()
     assert metrics["loss"] > 0 and trainer.update == 1

@@ -26,7 +26,8 @@ def test_gsm8k_errors_name_the_file_and_line(tmp_path, bad, problem):
 
 
 def test_math_rows_need_a_problem_and_an_answer(tmp_path):
-    path = write_jsonl(tmp_path / "math.jsonl", [{"problem": "p", "answer": "1"}, {"problem": "p", "solution": "no box"}])
+    path = write_jsonl(tmp_path / "math.jsonl",
+                       [{"problem": "p", "answer": "1"}, {"problem": "p", "solution": "no box"}])
     with pytest.raises(DataError, match=r"math\.jsonl:2.*boxed"):
         get_task("math500").load(path)
     path = write_jsonl(tmp_path / "math2.jsonl", [{"problem": "p", "solution": "so \\boxed{\\frac{1}{2}}"}])

@@ -104,7 +104,8 @@ def test_runaway_answers_are_cut_off_in_a_thread():
     def score_all():
         for answer in runaway:
             start = time.perf_counter()
-            results.append((task.score(Example(0, "p", "2"), f"\\boxed{{{answer}}}").value, time.perf_counter() - start))
+            value = task.score(Example(0, "p", "2"), f"\\boxed{{{answer}}}").value
+            results.append((value, time.perf_counter() - start))
         results.append((task.score(Example(0, "p", "2"), r"\boxed{2}").value, 0.0))
 
     thread = threading.Thread(target=score_all)

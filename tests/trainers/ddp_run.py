@@ -1,6 +1,6 @@
-"""Run under ``accelerate launch --multi_gpu --num_processes 2`` (gloo on the CPU): updates of a method, then each process
-saves the full weights it ends with. Arguments: FOLDER [MAX_UPDATES [resume]] [--fsdp] [--lockstep on/off/auto]
-[--method dopsd/grpo/sft] [--set key=value ...]."""
+"""Run under ``accelerate launch --multi_gpu --num_processes 2`` (gloo on the CPU): updates of a method, then each
+process saves the full weights it ends with. Arguments: FOLDER [MAX_UPDATES [resume]] [--fsdp]
+[--lockstep on/off/auto] [--method dopsd/grpo/sft] [--set key=value ...]."""
 
 import argparse
 import ast

@@ -224,7 +224,8 @@ def test_reference_teacher_sees_the_reference_prompt_before_the_unchanged_state(
     trainer.rollout()
     calls = []
     trainer.base_lm.model.get_base_model().register_forward_pre_hook(
-        lambda module, args, kwargs: calls.append((kwargs["input_ids"], kwargs.get("attention_mask"))), with_kwargs=True)
+        lambda module, args, kwargs: calls.append((kwargs["input_ids"], kwargs.get("attention_mask"))),
+        with_kwargs=True)
     pairs = split_into_chunks(trainer.rollout_data, 1)[0]
     batch = [pairs[0], pairs[-1], pairs[len(pairs) // 2]]  # states of different trajectories, prompt lengths differ
     trainer.states_loss(batch)
@@ -260,7 +261,6 @@ def test_a_model_ignoring_the_attention_mask_never_gets_padded_rows(tmp_path):
         lambda module, args, kwargs: widths.append(kwargs["input_ids"].shape), with_kwargs=True)
     everything = split_into_chunks(trainer.rollout_data, 1)[0]
     trainer.chunk_backward(everything)
-    pad = trainer.base_lm.tokens.pad
     batches = trainer.micro_batches(everything)
     assert sorted(len(b) for b in batches) != [len(everything)]
     for batch in batches:

@@ -176,7 +176,8 @@ def test_one_update_changes_the_trainable_weights_and_never_the_reference(tmp_pa
     if use_lora:
         assert all(torch.equal(before[n], after[n]) for n in before if "lora_" not in n)
     assert torch.equal(trainer.frozen_logprobs(trainer.rollout_data, reference=True), reference_before)
-    assert not torch.equal(trainer.frozen_logprobs(trainer.rollout_data, reference=False), trainer.rollout_data.old_logps)
+    assert not torch.equal(trainer.frozen_logprobs(trainer.rollout_data, reference=False),
+                           trainer.rollout_data.old_logps)
 
 
 @pytest.mark.parametrize("use_lora", [True, False], ids=["lora", "full"])
@@ -242,13 +243,15 @@ def test_a_model_ignoring_the_attention_mask_gets_unpadded_rows_and_the_same_log
     inner = tiny_lm()
     inner.model.double()
     lm = DiffusionLM(IgnoresAttentionMask(inner.model), inner.tokenizer, tokens=inner.tokens)
-    trainer = GRPOTrainer(model=lm, task=DigitShareTask(), config=grpo_config(tmp_path, use_lora=False, prompts_per_rollout=3))
+    trainer = GRPOTrainer(model=lm, task=DigitShareTask(),
+                          config=grpo_config(tmp_path, use_lora=False, prompts_per_rollout=3))
     assert not trainer.base_lm.handles_padding
     trainer.rollout()
     batch = trainer.rollout_data
     assert not bool(batch.attention.all())  # the stored rollout is padded: prompts of different lengths
     seen = []
-    inner.model.register_forward_pre_hook(lambda module, args, kwargs: seen.append(kwargs["input_ids"]), with_kwargs=True)
+    inner.model.register_forward_pre_hook(lambda module, args, kwargs: seen.append(kwargs["input_ids"]),
+                                          with_kwargs=True)
     grouped = trainer.frozen_logprobs(trainer.rollout_data, reference=False)
     assert seen and all(bool((ids[:, 0] != inner.tokens.pad).all()) for ids in seen)  # no row starts with padding
     padded = torch.stack([completion_logprobs(inner, batch.ids, batch.attention, batch.width, masks).float()

@@ -21,11 +21,13 @@ CONFIGS = Path(__file__).parents[2] / "configs" / "accelerate"
 
 def accelerator(kind, processes=2, zero_stage=None):
     plugin = SimpleNamespace(zero_stage=zero_stage)
-    return SimpleNamespace(distributed_type=kind, num_processes=processes, state=SimpleNamespace(deepspeed_plugin=plugin))
+    return SimpleNamespace(distributed_type=kind, num_processes=processes,
+                           state=SimpleNamespace(deepspeed_plugin=plugin))
 
 
 @pytest.mark.parametrize("kind, zero_stage, sharded", [
-    (DistributedType.MULTI_GPU, None, False), (DistributedType.MULTI_CPU, None, False), (DistributedType.FSDP, None, True),
+    (DistributedType.MULTI_GPU, None, False), (DistributedType.MULTI_CPU, None, False),
+    (DistributedType.FSDP, None, True),
     (DistributedType.DEEPSPEED, 2, False), (DistributedType.DEEPSPEED, 3, True)])
 def test_lockstep_auto_is_on_exactly_when_weights_are_sharded(kind, zero_stage, sharded):
     setup = accelerator(kind, zero_stage=zero_stage)

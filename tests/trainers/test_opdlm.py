@@ -239,7 +239,8 @@ def test_block_rows_and_states_by_hand(tmp_path):
                        torch.tensor([99, 11, 99, 13, 14, 99, 99, 99]))
     one = make(tmp_path / "one", layout=BLOCK)  # the default: one state per block, drawn from the block's own steps
     rows = torch.cat([one.block_rows(trajectory, limit=8) for _ in range(40)])
-    assert rows.shape == (40, 2) and set(rows[:, 0].tolist()) == {0, 1, 2, 3} and set(rows[:, 1].tolist()) == {4, 5, 6, 7}
+    assert rows.shape == (40, 2)
+    assert set(rows[:, 0].tolist()) == {0, 1, 2, 3} and set(rows[:, 1].tolist()) == {4, 5, 6, 7}
 
 
 def test_block_student_loss_is_the_block_by_block_divergence(tmp_path):

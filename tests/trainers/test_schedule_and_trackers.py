@@ -45,7 +45,8 @@ def test_metrics_reach_weights_and_biases(tmp_path, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "wandb", types.SimpleNamespace(init=init))
     monkeypatch.setattr("dopsd.trainers.run.package_missing", lambda name: False)
-    DOPSDTrainer(model=tiny_lm(), task=ToyTask(), config=toy_config(tmp_path, use_lora=False, report_to=["wandb"])).train()
+    DOPSDTrainer(model=tiny_lm(), task=ToyTask(),
+                 config=toy_config(tmp_path, use_lora=False, report_to=["wandb"])).train()
     assert calls[0] == ("init", "dopsd", "run", "toy") and calls[-1] == ("finish",)
     logged = [c for c in calls if c[0] == "log"]
     assert [c[1] for c in logged if "loss" in c[2]] == [1, 2] and any("eval_accuracy" in c[2] for c in logged)
@@ -53,7 +54,8 @@ def test_metrics_reach_weights_and_biases(tmp_path, monkeypatch):
 
 
 def test_report_to_none_keeps_only_the_jsonl_and_bad_values_are_refused(tmp_path, monkeypatch):
-    DOPSDTrainer(model=tiny_lm(), task=ToyTask(), config=toy_config(tmp_path, use_lora=False, report_to=["none"])).train()
+    DOPSDTrainer(model=tiny_lm(), task=ToyTask(),
+                 config=toy_config(tmp_path, use_lora=False, report_to=["none"])).train()
     assert (tmp_path / "run" / "metrics.jsonl").is_file() and not (tmp_path / "run" / "tensorboard").exists()
     with pytest.raises(ConfigError, match="report_to"):
         toy_config(tmp_path, report_to=["mlflow"])

@@ -11,7 +11,8 @@ from dopsd.trainers import SFTConfig, SFTTrainer
 
 
 def make(tmp_path, **overrides):
-    values = dict(model="unused", task="sudoku", train_data=sample_data_path("sudoku"), eval_data=sample_data_path("sudoku"),
+    values = dict(model="unused", task="sudoku", train_data=sample_data_path("sudoku"),
+                  eval_data=sample_data_path("sudoku"),
                   eval_limit=8, output_dir=str(tmp_path / "sft"), max_updates=2, use_lora=False, learning_rate=3e-3,
                   gen_length=20, block_length=4, batch_size=8, eval_every=2, save_every=2, progress=False,
                   mixed_precision="no")
@@ -66,7 +67,8 @@ def test_a_model_ignoring_the_attention_mask_trains_on_unpadded_rows_with_the_sa
         lm.model.double()
         if wrap:
             lm = DiffusionLM(IgnoresAttentionMask(lm.model), lm.tokenizer, tokens=lm.tokens)
-        values = dict(task="countdown", train_data=sample_data_path("countdown"), eval_data=sample_data_path("countdown"),
+        values = dict(task="countdown", train_data=sample_data_path("countdown"),
+                      eval_data=sample_data_path("countdown"),
                       gen_length=16, output_dir=str(tmp_path / f"sft{wrap}"))
         return make(tmp_path, **values) if not wrap else SFTTrainer(model=lm, config=SFTConfig(**{
             **dict(model="unused", eval_limit=8, max_updates=2, use_lora=False, learning_rate=3e-3, block_length=4,

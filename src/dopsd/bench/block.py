@@ -4,7 +4,8 @@ Same model, prompts and sampler settings on both sides; the only difference is `
 prompt runs once and each block's first step runs the block before it (now finished) with the block itself, its
 later steps the block alone (:mod:`dopsd.models.block_cache`); uncached, every step runs the whole sequence with the
 block-causal mask. Per trajectory: seconds (min / median), the forwards of one rollout and the token positions each
-runs (per row), the FLOPs counted from the shapes each forward sees (MFU on a GPU), and peak memory. No loss and no naive side: d-OPSD refuses block models.
+runs (per row), the FLOPs counted from the shapes each forward sees (MFU on a GPU), and peak memory. No loss and no
+naive side: d-OPSD refuses block models.
 
 Before anything is timed, both sides decode the bench's prompts once at temperature 0 and their tokens are compared
 (the exact cache promises the uncached tokens); that pass also runs the one-off probes (selection, cache), so they are

@@ -554,7 +554,8 @@ def e2e_model(record: PartRecord, plan: Plan, workdir: Path, state: dict):
     example = ShortArithmetic().render_prompt(Example(0, "What is 17 + 8?", "25"), state["style"], tokenizer)
     text = (f"{label}: {count(parameters)} parameters, loaded in {loaded:.1f} s and converted (full attention, "
             f"logits shifted as Dream's, a mask token added). Task: short arithmetic, {plan.e2e_train} training and "
-            f"{plan.e2e_eval} held-out questions (a + b, a - b, a * b; a reply's number after its last '=', or its only "
+            f"{plan.e2e_eval} held-out questions (a + b, a - b, a * b; a reply's number after its last '=', "
+            "or its only "
             f"number, against the GSM8K-format answer); {state['style']} prompts, "
             f"e.g. `{example!r}`.")
     return data, text, f"{label}, {count(parameters)} parameters"

@@ -23,7 +23,8 @@ def format_table(results: dict) -> str:
         f"dopsd bench: shape {s['shape']} (hidden {m['hidden']}, {m['layers']} layers, vocab {m['vocab']}, "
         f"{params:.1f}M parameters), {s['device']} {s['dtype']}, {results.get('threads', '?')} threads",
         f"prompt {s['prompt_length']}, response {s['gen_length']} in blocks of {s['block_length']}, {s['steps']} "
-        f"steps, temperature {s['temperature']}, dopsd batch {s['batch']}, cache {s.get('cache') or 'none'}, {results['states']} states per trajectory; "
+        f"steps, temperature {s['temperature']}, dopsd batch {s['batch']}, cache {s.get('cache') or 'none'}, "
+        f"{results['states']} states per trajectory; "
         f"dopsd {s['warmup']} warm-up + {s['repeats']} runs, naive {s.get('naive_warmup', 0)} + "
         f"{s.get('naive_repeats', s['repeats'])} (min / median)",
         _trained_line(results),
@@ -48,7 +49,8 @@ def format_table(results: dict) -> str:
     for phase in ("rollout", "loss"):
         peak = [results[phase][side]["peak_bytes"] / MIB for side in sides]
         ratio = _ratio(peak[1], peak[0]) if naive else ""
-        lines.append(f"{'peak memory ' + phase + ' (MiB)':<{W}}" + "".join(f"{v:>20.0f}" for v in peak) + f"{ratio:>13}")
+        lines.append(f"{'peak memory ' + phase + ' (MiB)':<{W}}" + "".join(f"{v:>20.0f}" for v in peak)
+                     + f"{ratio:>13}")
     if results.get("peak_flops"):
         for phase in ("rollout", "loss"):
             mfu = [results[phase][side]["flops"] / results[phase][side]["seconds"]["min"] / results["peak_flops"]

@@ -44,7 +44,7 @@ class BenchSettings:
     dtype: str = "float32"
     seed: int = 0
     peak_tflops: float | None = None
-    cache: str | None = None  # dopsd's rollouts with the block KV cache (prefix or dual); None is a d-OPSD run's default
+    cache: str | None = None  # dopsd's rollouts with the block KV cache (prefix or dual); None: a d-OPSD run's default
     also_cache: tuple[str, ...] = ()  # more cache modes ("none", "prefix", "dual") for dopsd's rollout, same process
     solved_round: int = 5  # the derived per-prompt row: solved at this pass@k round (the default run averages 5.3)
     naive: bool = True  # False: dopsd's side only (to measure a change to it quickly)
@@ -121,9 +121,9 @@ def run_bench(settings: BenchSettings, log=lambda message: None) -> dict:
                             device=device)
     sampler = BlockDiffusionSampler(lm, settings.sampler_config())
     config = SamplerConfig(**{**asdict(settings.sampler_config()), "cache": None})  # the naive side has none
-    results: dict = {"settings": asdict(settings), "model": {"body_parameters": body, "head_parameters": head,
-                                                             "vocab": vocab, "layers": lm.model.config.num_hidden_layers,
-                                                             "hidden": lm.model.config.hidden_size}}
+    results: dict = {"settings": asdict(settings),
+                     "model": {"body_parameters": body, "head_parameters": head, "vocab": vocab,
+                               "layers": lm.model.config.num_hidden_layers, "hidden": lm.model.config.hidden_size}}
 
     def measure(name, function, per):
         side = name.split()[0]

@@ -6,7 +6,8 @@ import argparse
 
 from dopsd.cli.parser import finite_float
 
-SHAPE_NAMES = ("tiny", "smollm2-135m", "llada-8b", "llama-toy")  # dopsd.bench.shapes.SHAPES, named here to keep --help light
+# dopsd.bench.shapes.SHAPES, named here to keep --help light
+SHAPE_NAMES = ("tiny", "smollm2-135m", "llada-8b", "llama-toy")
 
 
 def register(subparsers) -> None:
@@ -28,7 +29,8 @@ def register(subparsers) -> None:
     parser.add_argument("--block-length", type=int, default=None,
                         help="tokens per decoding block (default 32; with --attention block: the block size)")
     parser.add_argument("--steps", type=int, default=32)
-    parser.add_argument("--temperature", type=finite_float, default=0.9, help="rollout temperature (pass@k resampling's)")
+    parser.add_argument("--temperature", type=finite_float, default=0.9,
+                        help="rollout temperature (pass@k resampling's)")
     parser.add_argument("--batch", type=int, default=1, help="prompts dopsd samples together (naive: always one)")
     parser.add_argument("--micro-batch-size", type=int, default=16, help="dopsd's stacked states per pass")
     parser.add_argument("--chunks", type=int, default=4, help="chunks the naive loss splits the states into")

@@ -43,8 +43,8 @@ def register(subparsers) -> None:
 def add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", required=True, choices=TASK_NAMES)
     parser.add_argument("--data", default=None,
-                        help=f"local CSV/JSONL/Parquet file, '{SAMPLE}' for the package's small sample, or bundled:NAME "
-                        "for a bundled model's own held-out set (bundled:sudoku, bundled:countdown, "
+                        help=f"local CSV/JSONL/Parquet file, '{SAMPLE}' for the package's small sample, or "
+                        "bundled:NAME for a bundled model's own held-out set (bundled:sudoku, bundled:countdown, "
                         "bundled:countdown-steps) (default: the task's test split on the hub)")
     parser.add_argument("--limit", type=int, default=None, help="first N examples only")
     parser.add_argument("--scoring", choices=SCORING_MODES, default="dopsd",

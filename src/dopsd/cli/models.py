@@ -25,7 +25,8 @@ def register(subparsers) -> None:
     convert.add_argument("--gguf-file", default=None, help="GGUF file name inside --model")
     convert.add_argument("--output", required=True, help="folder to write")
     convert.add_argument("--mask-token", default=None, help="mask token text (default <|mdm_mask|> if none exists)")
-    convert.add_argument("--no-shift", action="store_true", help="predict position i from hidden state i (no Dream shift)")
+    convert.add_argument("--no-shift", action="store_true",
+                         help="predict position i from hidden state i (no Dream shift)")
     convert.add_argument("--attention", choices=("full", "block"), default="full",
                          help="full: bidirectional over the whole sequence (LLaDA/Dream style); block: bidirectional "
                          "inside blocks of --block-size tokens, causal across blocks (BD3LM, OPDLM's student)")
@@ -36,7 +37,8 @@ def register(subparsers) -> None:
     export = subparsers.add_parser("export", help="a trained checkpoint as a full model folder with a model card "
                                    "(LoRA merged in)")
     export.add_argument("source", help="a run's checkpoint-N, checkpoint-N/model or best folder (or any model folder)")
-    export.add_argument("output", help="new folder to write (save_pretrained form, tokenizer, sampling.json, README.md)")
+    export.add_argument("output",
+                        help="new folder to write (save_pretrained form, tokenizer, sampling.json, README.md)")
     export.add_argument("--base", default=None, help="base model of a LoRA adapter (default: the one it names)")
     export.add_argument("--trust-remote-code", action="store_true", help="run code shipped with the base model")
     export.add_argument("--push-to-hub", default=None, metavar="REPO_ID", help="also upload the folder to this repo")

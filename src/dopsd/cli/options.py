@@ -10,8 +10,8 @@ from dopsd.cli.parser import finite_float
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", required=True,
-                       help="model folder, hub name, training checkpoint folder, or bundled:sudoku / bundled:countdown / "
-                       "bundled:countdown-steps")
+                       help="model folder, hub name, training checkpoint folder, or bundled:sudoku / "
+                       "bundled:countdown / bundled:countdown-steps")
     group.add_argument("--trust-remote-code", action="store_true", help="run code shipped with the checkpoint")
     group.add_argument("--base", default=None,
                        help="base model of a LoRA adapter folder (default: the one the adapter names)")

@@ -16,8 +16,9 @@ def task_prompt_help() -> str:
     return "; ".join(f"{name}: {task.prompt_format}" for name, task in TASKS.items())
 
 
-EPILOG = ("A task's prompt: --task T takes the bare question ({formats}) and writes the prompt as `dopsd eval --task T` "
-          "does: the compact style for the built-in models (the question plus the task's suffix, e.g. sudoku's "
+EPILOG = ("A task's prompt: --task T takes the bare question ({formats}) and writes the prompt as "
+          "`dopsd eval --task T` does: the compact style for the built-in models "
+          "(the question plus the task's suffix, e.g. sudoku's "
           "'PUZZLE=', countdown's 'NUMBERS>TARGET='), the instruct style (d1's system prompt and the question, through "
           "the chat template) for other models; --prompt-style picks one. Held-out questions to try: `dopsd eval "
           "--task T --data bundled:T` (a bundled model's own held-out set: bundled:sudoku, bundled:countdown, "
@@ -81,7 +82,8 @@ def encode_prompt(lm, text: str, chat: bool) -> list[int]:
             from dopsd.errors import DopsdError
 
             raise DopsdError("--chat: this tokenizer has no chat template")
-        text = tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True)
+        text = tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                             add_generation_prompt=True)
         return tokenizer(text, add_special_tokens=False)["input_ids"]
     return tokenizer(text)["input_ids"]
 

@@ -59,7 +59,8 @@ def divergence_terms(student_log_probs, teacher_log_probs, kind: str, beta: floa
         if beta >= 1.0:
             return _kl_terms(teacher_log_probs, student_log_probs)
         log_mixture = torch.logsumexp(
-            torch.stack([teacher_log_probs + torch.log(torch.tensor(beta)), student_log_probs + torch.log(torch.tensor(1 - beta))]),
+            torch.stack([teacher_log_probs + torch.log(torch.tensor(beta)),
+                         student_log_probs + torch.log(torch.tensor(1 - beta))]),
             dim=0,
         )
         # Per entry, beta*t*log(t/m) + (1-beta)*s*log(s/m) >= 0 by convexity of x log x (the -p + q parts cancel).
@@ -99,7 +100,8 @@ def clip_gradient_cosine(student_logits: torch.Tensor, teacher_logits: torch.Ten
     direction, lower the more of the signal it removes. A diagnostic: no gradient reaches the model through it."""
     with torch.enable_grad():
         student = student_logits.detach().float().requires_grad_(True)
-        clipped = torch.autograd.grad(step_divergence(student, teacher_logits, **options).per_position.sum(), student)[0]
+        clipped = torch.autograd.grad(step_divergence(student, teacher_logits, **options).per_position.sum(),
+                                      student)[0]
         plain = torch.autograd.grad(step_divergence(student, teacher_logits, **{**options, "clip": None})
                                     .per_position.sum(), student)[0]
     return F.cosine_similarity(clipped.flatten(), plain.flatten(), dim=0, eps=1e-12)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 
 
-def most_confident(logits: torch.Tensor, masked: torch.Tensor, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def most_confident(
+    logits: torch.Tensor, masked: torch.Tensor, counts: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``counts[i]`` masked block positions of row i where ``logits`` are most confident (highest max-probability).
 
     Args:

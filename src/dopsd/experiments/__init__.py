@@ -138,11 +138,13 @@ def main_tables(root: Path, tasks: list[str], seeds: list[int], runs: dict[RunSp
             rows.append([task, label, f"{choices.rates[task, label]:g}", f"{ran}{plateau}",
                          f"{statistics.fmean(window_gain(r) for r in members):+.3f}",
                          mean_spread([r.best["accuracy"] for r in members]),
-                         mean_spread([r.best["update"] for r in members], 0) + (f" ({at_end} at the end)" if at_end else ""),
+                         mean_spread([r.best["update"] for r in members], 0)
+                         + (f" ({at_end} at the end)" if at_end else ""),
                          updates_to_reach(members, target), mean_spread(samples, 0), mean_spread(per_update, 0),
                          mean_spread(seconds, 0)])
     table2 = markdown_table(["task", "method", "learning rate", "updates run",
-                             f"gain over the last {protocol.PLATEAU_WINDOW} updates", "best accuracy", "updates to best",
+                             f"gain over the last {protocol.PLATEAU_WINDOW} updates", "best accuracy",
+                             "updates to best",
                              "updates to 90% of the best gain", "rollout samples to best", "rollout samples per update",
                              "seconds to best"], rows)
     return (f"### Table 1: test accuracy under the protocol (best evaluation; mean of the evaluations in the last "
@@ -232,8 +234,10 @@ def ablation_table(root: Path, tasks: list[str], seeds: list[int], runs: dict[Ru
     for name, members in specs.items():
         group = [finals[spec].upto(protocol.TEST_UPDATES) for spec in members]
         same = name != "protocol row" and members == specs["protocol row"]
-        rows.append([name + (" (= the protocol row)" if same else ""), mean_spread([r.best["accuracy"] for r in group]),
-                     mean_spread([window_mean(r) for r in group]), mean_spread([r.evals[-1]["accuracy"] for r in group]),
+        rows.append([name + (" (= the protocol row)" if same else ""),
+                     mean_spread([r.best["accuracy"] for r in group]),
+                     mean_spread([window_mean(r) for r in group]),
+                     mean_spread([r.evals[-1]["accuracy"] for r in group]),
                      mean_spread([r.best["update"] for r in group], 0)])
     header = ["variant", "best accuracy", f"mean of the last {protocol.PLATEAU_WINDOW} updates", "final accuracy",
               "best at update"]

@@ -41,8 +41,8 @@ def image_run(root: Path, method: str, variant: str, changes: tuple, seed: int, 
 
         entry = get_method(method)
         trainer_class = entry.trainer_class()
-        values = {**bundled_preset(entry, {}), **dict(changes), "seed": seed, "output_dir": str(folder), "progress": False,
-                  **overrides}
+        values = {**bundled_preset(entry, {}), **dict(changes), "seed": seed, "output_dir": str(folder),
+                  "progress": False, **overrides}
         if ckpt.latest_checkpoint(folder) is not None:
             values["resume_from"] = "latest"
         else:
@@ -64,7 +64,8 @@ def base_with_context(root: Path, concept: str, many_steps: int) -> dict:
     from dopsd.image.model import load_image_model
 
     config = ImageTrainingConfig(concept=concept)
-    model, judge = load_image_model(bundled_image_path("model")), Judge(load_classifier(bundled_image_path("classifier")))
+    model = load_image_model(bundled_image_path("model"))
+    judge = Judge(load_classifier(bundled_image_path("classifier")))
     context = target_images(concept, 10, config.target_seed).images
     result = {str(steps): evaluate_generator(model, judge, concept, steps, concept_context=context,
                                              samples_per_prompt=config.eval_samples_per_prompt, seed=config.eval_seed)
@@ -94,7 +95,8 @@ def sample_grid(root: Path, summaries: dict) -> Path:
         panels = {name: sample_panel(load_image_model(path), concept, 4, 0) for name, path in models.items()}
         torch.save(panels, cache)
     return save_grid(panels, Path(root) / "image-samples.png", row_labels=list(panel_styles(concept)),
-                     title=f"prompts 'digit 0..9 {concept}' (top row) and the base styles; the same noise in each panel")
+                     title=f"prompts 'digit 0..9 {concept}' (top row) and the base styles; "
+                     "the same noise in each panel")
 
 
 def image_table(root: Path, tasks: list[str], seeds: list[int], runs: dict, jobs: int = 1, **overrides) -> str:
@@ -119,7 +121,8 @@ def image_table(root: Path, tasks: list[str], seeds: list[int], runs: dict, jobs
     for name, group in by_method.items():
         minutes = [s["wall_seconds"] / 60 for s in group]
         rows.append([name, *cells([s["after"]["few_step"] for s in group]),
-                     *cells([s["after"]["many_step"] for s in group], many_keys), f"{statistics.fmean(minutes):.1f} min"])
+                     *cells([s["after"]["many_step"] for s in group], many_keys),
+                     f"{statistics.fmean(minutes):.1f} min"])
     grid = sample_grid(root, {name: group[0] for name, group in by_method.items()})
     updates = first["updates"]
     teacher = base[str(few)]["teacher_fidelity"]

@@ -106,7 +106,8 @@ def opdlm_table(root: Path, tasks: list[str], seeds: list[int], runs: dict, jobs
         rows = []
         for name, members in results.items():
             totals = [statistics.fmean(curve(r, measure)[-1][0] for r in members) for measure in MEASURES]
-            rows.append([name, f"{members[0].evals[0]['accuracy']:.3f}", mean_spread([r.best["accuracy"] for r in members]),
+            rows.append([name, f"{members[0].evals[0]['accuracy']:.3f}",
+                         mean_spread([r.best["accuracy"] for r in members]),
                          mean_spread([r.evals[-1]["accuracy"] for r in members])]
                         + [reached(members, level, measure) for measure in MEASURES for level in levels]
                         + [f"{total:,.0f}" for total in totals])

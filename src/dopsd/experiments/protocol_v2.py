@@ -264,7 +264,8 @@ def rate_table(root: Path, tasks: list[str], seeds: list[int], runs: dict[RunSpe
     rows = []
     for (task, label), choice in choices.items():
         for rate in choice.grid:
-            mark = ("chosen (still at the grid's edge)" if choice.at_edge else "chosen") if rate == choice.chosen else ""
+            mark = (("chosen (still at the grid's edge)" if choice.at_edge else "chosen")
+                    if rate == choice.chosen else "")
             rows.append([task, label, f"{rate:g}", *[f"{window_mean(run):.3f}" for run in choice.runs[rate]],
                          f"{choice.scores[rate]:.3f}", mark])
     seed_columns = [f"seed {seed}" for seed in seeds[:RATE_SEEDS]]

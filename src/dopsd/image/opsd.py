@@ -4,10 +4,11 @@ Each update: the student (the trained model) rolls out its own ``steps``-step Eu
 (``digit 3 framed``; on a ``retain_share`` of the rows a base-style prompt, for prior preservation), with no
 gradient; at every state of the roll-out the EMA teacher (the same network, averaged weights) predicts the velocity
 from the text *plus the row's target image of the concept in context* (on prior-preservation rows from the text
-alone, or with ``retain_context`` the row's base-style image), and the student predicts it from the text alone. The loss is the Gaussian KL between
-the two Euler transitions N(x + dt v_student, s^2) and N(x + dt v_teacher, s^2), i.e. dt^2 |v_student - v_teacher|^2 / 2s^2: a weighted MSE,
-averaged over the roll-out's states (s^2 = dt^2 / 2 makes each step's weight 1). The teacher gets no gradient and
-follows the student by an exponential moving average after each update.
+alone, or with ``retain_context`` the row's base-style image), and the student predicts it from the text alone.
+The loss is the Gaussian KL between the two Euler transitions N(x + dt v_student, s^2) and
+N(x + dt v_teacher, s^2), i.e. dt^2 |v_student - v_teacher|^2 / 2s^2: a weighted MSE, averaged over the roll-out's
+states (s^2 = dt^2 / 2 makes each step's weight 1). The teacher gets no gradient and follows the student by an
+exponential moving average after each update.
 """
 
 from __future__ import annotations

@@ -66,7 +66,8 @@ class MaskedDiffusionConfig(PretrainedConfig):
         if (attention_layout == "block") != (block_size is not None):
             raise ValueError("block_size is set exactly when attention_layout is block")
         if hidden_size % num_attention_heads != 0:
-            raise ValueError(f"hidden_size ({hidden_size}) must be a multiple of num_attention_heads ({num_attention_heads})")
+            raise ValueError(f"hidden_size ({hidden_size}) must be a multiple of "
+                             f"num_attention_heads ({num_attention_heads})")
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.num_hidden_layers = num_hidden_layers

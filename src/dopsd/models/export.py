@@ -48,7 +48,8 @@ def builtin_source() -> str:
     if re.search(r"^\s*(from|import)\s+dopsd\b", source, re.MULTILINE):
         raise RuntimeError("dopsd/models/builtin.py imports dopsd: its copy in an export would not load without "
                            "dopsd")
-    header = ("# The dopsd built-in masked diffusion LM (model_type dopsd_mdm), shipped with this model so that it loads\n"
+    header = ("# The dopsd built-in masked diffusion LM (model_type dopsd_mdm), shipped with this model so that it "
+              "loads\n"
               "# with transformers alone: AutoModel.from_pretrained(folder, trust_remote_code=True).\n"
               "# A copy of dopsd/models/builtin.py; it needs torch and transformers only.\n")
     return header + source

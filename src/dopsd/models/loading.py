@@ -314,8 +314,10 @@ def _load_adapter(path: str, base_model, **options) -> DiffusionLM:
     try:
         merged = PeftModel.from_pretrained(base.model, path).merge_and_unload()
     except (OSError, ValueError, RuntimeError) as error:
-        raise DopsdError(f"cannot apply the LoRA adapter in {path} to {base_path}: {str(error).splitlines()[0]}") from error
-    tokenizer = AutoTokenizer.from_pretrained(path) if (Path(path) / "tokenizer_config.json").is_file() else base.tokenizer
+        raise DopsdError(f"cannot apply the LoRA adapter in {path} to {base_path}: "
+                         f"{str(error).splitlines()[0]}") from error
+    has_tokenizer = (Path(path) / "tokenizer_config.json").is_file()
+    tokenizer = AutoTokenizer.from_pretrained(path) if has_tokenizer else base.tokenizer
     lm = DiffusionLM(merged.eval(), tokenizer, tokens=base.tokens, shift_logits=base.shift_logits,
                      bidirectional_mask=base.bidirectional_mask, mask_form=base.mask_form,
                      handles_padding=options.get("handles_padding"), layout=base.layout)

@@ -80,7 +80,8 @@ class SamplerConfig:
         blocks = -(-self.gen_length // self.block_length)
         if self.threshold is None and not blocks <= self.total_steps <= self.gen_length:
             raise ConfigError(
-                "steps", self.steps, f"must be between the number of blocks ({blocks}) and gen_length ({self.gen_length})"
+                "steps", self.steps,
+                f"must be between the number of blocks ({blocks}) and gen_length ({self.gen_length})"
             )
 
     @property

@@ -1,4 +1,5 @@
-"""The benchmarks: GSM8K, MATH500, 4x4 Sudoku, Countdown and Countdown worked step by step; their data and their prompts as token ids."""
+"""The benchmarks: GSM8K, MATH500, 4x4 Sudoku, Countdown and Countdown worked step by step; their data and their
+prompts as token ids."""
 
 from __future__ import annotations
 

@@ -85,7 +85,8 @@ class TrainingConfig(RunConfig):
     trust_remote_code: bool = option(False, "run code shipped with the checkpoint (LLaDA, Dream)", "model")
     dtype: str = option("auto", "weights' dtype: auto keeps the checkpoint's; or float32, bfloat16, float16", "model")
     mask_token_id: int | None = option(None, "the mask token's id; null: from the tokenizer, then the config", "model")
-    eos_token_id: int | None = option(None, "the end-of-sequence id; null: from the tokenizer, then the config", "model")
+    eos_token_id: int | None = option(None, "the end-of-sequence id; null: from the tokenizer, then the config",
+                                      "model")
     pad_token_id: int | None = option(None, "the padding id; null: from the tokenizer, then the config", "model")
     block_size: int | None = option(
         None, "attention block size of a block-diffusion model (bidirectional inside blocks, causal across): declares "
@@ -187,7 +188,8 @@ class DivergenceConfig(RolloutConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        check(self.divergence in DIVERGENCES, "divergence", self.divergence, f"must be {', '.join(DIVERGENCES[:-1])} or {DIVERGENCES[-1]}")
+        check(self.divergence in DIVERGENCES, "divergence", self.divergence,
+              f"must be {', '.join(DIVERGENCES[:-1])} or {DIVERGENCES[-1]}")
         check(0.0 <= self.jsd_beta <= 1.0, "jsd_beta", self.jsd_beta, "must be in [0, 1]")
         check(self.top_k_loss >= 0, "top_k_loss", self.top_k_loss, "must be >= 0")
 

@@ -85,9 +85,9 @@ class DOPSDTrainer(SelfRollouts, RolloutTrainer):
 
     config_class = DOPSDConfig
     block_attention_refusal = (
-        "its teacher is shown the trajectory's own tokens of the blocks after the one being decoded, which block-causal "
-        "attention never reads, so the teacher would equal the student and the loss would be zero; train a block "
-        "model with rft, sft, grpo or opdlm")
+        "its teacher is shown the trajectory's own tokens of the blocks after the one being decoded, which "
+        "block-causal attention never reads, so the teacher would equal the student and the loss would be zero; "
+        "train a block model with rft, sft, grpo or opdlm")
 
     def __init__(self, *, model=None, tokenizer=None, task=None, config: DOPSDConfig | None = None):
         super().__init__(model=model, tokenizer=tokenizer, task=task, config=config)

@@ -316,8 +316,8 @@ class OPDLMTrainer(RolloutTrainer):
         results = self.backward_micro_batches(micro_batches(groups, self.config.micro_batch_size), loss_of)
         # the length of every sequence the student ran (a block student's rows hold the response twice: clean, noisy)
         copies = 2 if self.base_lm.layout.is_block else 1
-        tokens = sum(len(self.rollout_data[i].trajectory.prompt_ids) + copies * self.rollout_data[i].trajectory.gen_length
-                     for i, _ in chunk)
+        tokens = sum(len(self.rollout_data[i].trajectory.prompt_ids)
+                     + copies * self.rollout_data[i].trajectory.gen_length for i, _ in chunk)
         return {"loss": sum(loss for loss, _ in results), "states": len(chunk), "positions": total, "tokens": tokens}
 
     def batch_divergence(self, batch: list[tuple[int, int]], inputs) -> torch.Tensor:

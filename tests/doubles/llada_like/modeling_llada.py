@@ -123,8 +123,9 @@ class LLaDALlamaBlock(LLaDABlock):
         self.attn_norm = RMSLayerNorm(config)
         self.ff_norm = RMSLayerNorm(config)
         self.q_proj = nn.Linear(config.d_model, config.d_model, bias=bias, device=config.init_device)
-        self.k_proj = nn.Linear(config.d_model, config.effective_n_kv_heads * head_dim, bias=bias, device=config.init_device)
-        self.v_proj = nn.Linear(config.d_model, config.effective_n_kv_heads * head_dim, bias=bias, device=config.init_device)
+        kv_width = config.effective_n_kv_heads * head_dim
+        self.k_proj = nn.Linear(config.d_model, kv_width, bias=bias, device=config.init_device)
+        self.v_proj = nn.Linear(config.d_model, kv_width, bias=bias, device=config.init_device)
         self.ff_proj = nn.Linear(config.d_model, self.hidden_size, bias=config.include_bias, device=config.init_device)
         self.up_proj = nn.Linear(config.d_model, self.hidden_size, bias=config.include_bias, device=config.init_device)
 
