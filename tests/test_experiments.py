@@ -3,6 +3,7 @@ import shutil
 
 import pytest
 import torch
+from experiment_runs import finished_run
 
 from dopsd.experiments import run
 from dopsd.experiments.runs import run_spec
@@ -97,20 +98,6 @@ def small_protocol(monkeypatch):
                             MAX_TEST_UPDATES=4).items():
         monkeypatch.setattr(protocol, name, value)
     return protocol
-
-
-def finished_run(root, spec, accuracies, samples=10):
-    """A finished run of ``spec``: evaluations every update with ``accuracies``, ``samples`` rollout samples each."""
-    rows = [{"update": 0, "eval_accuracy": accuracies[0], "eval_mean_score": 0.5}]
-    for update, accuracy in enumerate(accuracies[1:], start=1):
-        rows.append({"update": update, "loss": 0.1, "rollout_samples": samples, "rollout_seconds": 1.0,
-                     "update_seconds": 1.0, "overlap_top20": 0.9})
-        rows.append({"update": update, "eval_accuracy": accuracy, "eval_mean_score": 0.5})
-    folder = spec.folder(root)
-    folder.mkdir(parents=True)
-    (folder / "summary.json").write_text(json.dumps({"task": spec.task, "updates": len(accuracies) - 1}))
-    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return folder
 
 
 def validation_runs(root, tasks, option=2):

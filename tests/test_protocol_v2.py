@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from experiment_runs import finished_run
 
 from dopsd.experiments import protocol, protocol_v2
 from dopsd.experiments.protocol import DOPSD_OPTIONS, PROTOCOL_METHODS, sweep_spec
@@ -32,20 +33,6 @@ def small(monkeypatch):
     return protocol
 
 
-def build(root, spec, accuracies, samples=10, seconds=1.0):
-    """A finished run of ``spec``: an evaluation (on whatever the run evaluates) after every update."""
-    rows = [{"update": 0, "eval_accuracy": accuracies[0], "eval_mean_score": 0.5}]
-    for update, accuracy in enumerate(accuracies[1:], start=1):
-        rows.append({"update": update, "loss": 0.1, "rollout_samples": samples, "rollout_seconds": seconds,
-                     "update_seconds": seconds})
-        rows.append({"update": update, "eval_accuracy": accuracy, "eval_mean_score": 0.5})
-    folder = spec.folder(root)
-    folder.mkdir(parents=True)
-    (folder / "summary.json").write_text(json.dumps({"task": spec.task, "updates": len(accuracies) - 1}))
-    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return folder
-
-
 def read(root, spec):
     return run_spec(root, spec, {})
 
@@ -65,7 +52,7 @@ def test_rates_are_chosen_on_two_seeds_and_the_grid_grows_past_an_edge_winner(tm
     last = {(0, 1e-5): 0.30, (0, 3e-5): 0.40, (0, 9e-5): 0.38, (1, 1e-5): 0.30, (1, 3e-5): 0.30, (1, 9e-5): 0.40,
             (0, 2.7e-4): 0.20, (1, 2.7e-4): 0.39}
     for (seed, rate), accuracy in last.items():
-        build(tmp_path, sweep_spec(arm, "sudoku", seed, rate), [0.2, 0.2, accuracy])
+        finished_run(tmp_path, sweep_spec(arm, "sudoku", seed, rate), [0.2, 0.2, accuracy])
     runs = {}
     choices = choose_rates(tmp_path, {("sudoku", "diffu-GRPO"): arm}, [0, 1, 2], runs)  # reads back; trains nothing
     choice = choices["sudoku", "diffu-GRPO"]
@@ -82,7 +69,7 @@ def test_a_grid_grows_at_most_max_grid_steps_a_side_and_says_so(tmp_path, small,
     choice = RateChoice(arm, "sudoku", [0, 1])
     for rate, accuracy in ((1.67e-5, 0.3), (5e-5, 0.35), (1.5e-4, 0.4), (4.5e-4, 0.45)):
         for seed in (0, 1):
-            build(tmp_path, sweep_spec(arm, "sudoku", seed, rate), [0.2, 0.2, accuracy])
+            finished_run(tmp_path, sweep_spec(arm, "sudoku", seed, rate), [0.2, 0.2, accuracy])
     runs = {spec: read(tmp_path, spec) for spec in [sweep_spec(arm, "sudoku", s, r) for s in (0, 1)
                                                     for r in (1.67e-5, 5e-5, 1.5e-4, 4.5e-4)]}
     assert choice.take(runs) and choice.grid[-1] == 4.5e-4
@@ -102,7 +89,7 @@ def test_the_stopping_rule_and_the_checkpoint_read_validation_only(tmp_path, sma
         for (task, label), arm in arms.items():
             for seed in (0, 1):
                 spec = heldout_spec(arm, task, seed, rates[task, label], 6)
-                build(root, spec, validation[label])
+                finished_run(root, spec, validation[label])
                 assert dict(spec.changes)["validation_size"] == protocol.VALIDATION_SIZE
         groups = HeldoutRuns(root, arms, rates, [0, 1]).train()  # reads back; trains nothing
         asked = []
@@ -145,7 +132,7 @@ def test_equal_budgets_read_each_run_within_the_smallest_spending(tmp_path, smal
     def made(label, updates, accuracies, samples, seconds):
         spec = heldout_spec(DOPSD_OPTIONS["no clip"] if label == "d-OPSD" else PROTOCOL_METHODS[label], "sudoku", 0,
                             1e-4, updates)
-        build(tmp_path, spec, accuracies, samples=samples, seconds=seconds)
+        finished_run(tmp_path, spec, accuracies, samples=samples, seconds=seconds)
         return read(tmp_path, spec)
 
     dopsd = made("d-OPSD", 4, [0.2, 0.5, 0.4, 0.3, 0.3], 96, 2.0)
