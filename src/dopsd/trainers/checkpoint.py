@@ -7,9 +7,11 @@ interrupted save never leaves a folder that looks usable.
 from __future__ import annotations
 
 import json
+import pickle
 import random
 import re
 import shutil
+import types
 from pathlib import Path
 
 import numpy as np
@@ -128,8 +130,31 @@ def commit(partial: Path, folder: Path) -> None:
     partial.rename(folder)
 
 
+# Classes a checkpoint pickles that were renamed since (issue 32): (module, old name) -> new name, so that a run
+# saved before a rename still resumes.
+RENAMED = {("dopsd.trainers.grpo", "RolloutBatch"): "RewardedCompletions",
+           ("dopsd.trainers.opdlm", "Rollout"): "TrajectoryTargets",
+           ("dopsd.sampling.passk", "RolloutResult"): "PassKResult"}
+
+
+class RenamingUnpickler(pickle.Unpickler):
+    """An unpickler that reads a renamed class (:data:`RENAMED`) under its new name."""
+
+    def find_class(self, module: str, name: str):
+        return super().find_class(module, RENAMED.get((module, name), name))
+
+
+renaming_pickle = types.ModuleType("renaming_pickle")  # what torch.load takes as its pickle module
+renaming_pickle.Unpickler = RenamingUnpickler
+renaming_pickle.load = lambda file, **kwargs: RenamingUnpickler(file, **kwargs).load()
+
+
+def load_pickled(path: Path):
+    return torch.load(path, weights_only=False, pickle_module=renaming_pickle)
+
+
 def load_state(folder: Path, rank: int) -> dict:
-    state = torch.load(folder / "trainer_state.pt", weights_only=False)
+    state = load_pickled(folder / "trainer_state.pt")
     rank_file = folder / f"rng_rank{rank}.pt"
-    state["rank"] = torch.load(rank_file, weights_only=False) if rank_file.exists() else None
+    state["rank"] = load_pickled(rank_file) if rank_file.exists() else None
     return state
