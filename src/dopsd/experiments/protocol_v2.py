@@ -25,17 +25,16 @@ each method's stopping point, its best checkpoint and the budget changes off tes
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 
 import numpy as np
 
-from dopsd.bundled import bundled_data_path, bundled_model_path
+from dopsd.bundled import bundled_model_path
 from dopsd.experiments import protocol
 from dopsd.experiments.parallel import fill_in_parallel
 from dopsd.experiments.protocol import PROTOCOL_METHODS, Arm, budget, named, sweep_spec, window_mean
-from dopsd.experiments.runs import Run, RunSpec, train_runs
+from dopsd.experiments.runs import Run, RunSpec, best_model_path, evaluate_model, train_runs
 from dopsd.experiments.tables import markdown_table, mean_spread
 from dopsd.presets import cpu_preset
 
@@ -83,7 +82,6 @@ class RateChoice:
     def __init__(self, arm: Arm, task: str, seeds: list[int]):
         self.arm, self.task, self.seeds = arm, task, seeds[:RATE_SEEDS]
         self.grid: tuple[float, ...] = tuple(protocol.SWEEPS[arm[0]])
-        self.steps = 0
         self.runs: dict[float, list[Run]] = {}
 
     def specs(self) -> list[RunSpec]:
@@ -94,9 +92,9 @@ class RateChoice:
         self.runs = {rate: [runs[sweep_spec(self.arm, self.task, seed, rate)] for seed in self.seeds]
                      for rate in self.grid}
         bigger = grown(self.grid, self.chosen)
-        if bigger is None or self.steps >= 2 * MAX_GRID_STEPS or self.side_steps(bigger) > MAX_GRID_STEPS:
+        if bigger is None or self.side_steps(bigger) > MAX_GRID_STEPS:
             return False
-        self.grid, self.steps = bigger, self.steps + 1
+        self.grid = bigger
         return True
 
     def side_steps(self, grid: tuple[float, ...]) -> int:
@@ -187,43 +185,14 @@ def test_cache(run: Run, update: int) -> Path:
 
 
 def evaluate_on_test(model_path: str, task: str, cache: Path) -> dict:
-    """The test accuracy of a saved model at the task's preset length, with each item's correctness, cached."""
-    cache = Path(cache)
-    if cache.is_file():
-        return json.loads(cache.read_text())
-    from dopsd.evaluation import evaluate
-    from dopsd.models import default_device, load_diffusion_lm
-    from dopsd.sampling import SamplerConfig
-    from dopsd.tasks import get_task, load_examples
-
+    """The test accuracy of a saved model at the task's preset lengths, with each item's correctness, cached."""
     preset = cpu_preset(task)
-    lm = load_diffusion_lm(model_path, device=default_device())
-    task_object = get_task(task)
-    examples = load_examples(task_object, bundled_data_path(task, "heldout"), "test")
-    config = SamplerConfig(gen_length=preset["gen_length"], block_length=preset["block_length"])
-    rows, summary = evaluate(lm, task_object, examples, config, batch_size=100, progress=False)
-    result = {"accuracy": summary.accuracy, "n": summary.n, "model": model_path,
-              "correct": [int(bool(row["correct"])) for row in rows]}
-    cache.write_text(json.dumps(result) + "\n")
-    return result
-
-
-def chosen_model(run: Run) -> tuple[int, str]:
-    """The update of ``run``'s best validation evaluation, and its weights (the base model's at update 0)."""
-    from dopsd.trainers import checkpoint as ckpt
-
-    update = run.best["update"]
-    if update == 0:
-        return 0, bundled_model_path(run.summary["task"])
-    return update, str(ckpt.checkpoint_folder(run.folder, update) / "model")
+    return evaluate_model(model_path, task, preset["gen_length"], preset["block_length"], cache)
 
 
 def test_results(runs: list[Run], jobs: int = 1) -> list[dict]:
     """Each run's test result at its chosen checkpoint (evaluated once; cached beside the run)."""
-    calls = []
-    for run in runs:
-        update, model = chosen_model(run)
-        calls.append((model, run.summary["task"], test_cache(run, update)))
+    calls = [(best_model_path(run), run.summary["task"], test_cache(run, run.best["update"])) for run in runs]
     return fill_in_parallel(evaluate_on_test, calls, lambda *call: Path(call[-1]).is_file(), jobs,
                             describe=lambda call: f"test evaluation {call[-1]}", desc="test evaluations")
 

@@ -154,7 +154,8 @@ def run(root: Path, method: str, task: str, seed: int, variant: str = "default",
 
 
 def evaluate_model(model_path: str, task: str, gen_length: int, block_length: int, cache: Path) -> dict:
-    """Greedy held-out accuracy of a saved model at one generation length, cached in a JSON file."""
+    """Greedy held-out accuracy of a saved model at one generation length, with each item's correctness, cached in a
+    JSON file."""
     cache = Path(cache)
     if cache.is_file():
         return json.loads(cache.read_text())
@@ -162,9 +163,10 @@ def evaluate_model(model_path: str, task: str, gen_length: int, block_length: in
     task_object = get_task(task)
     examples = load_examples(task_object, bundled_data_path(task, "heldout"), "test")
     config = SamplerConfig(gen_length=gen_length, block_length=min(block_length, gen_length))
-    _, summary = evaluate(lm, task_object, examples, config, batch_size=100, progress=False)
+    rows, summary = evaluate(lm, task_object, examples, config, batch_size=100, progress=False)
     result = {"accuracy": summary.accuracy, "mean_score": summary.mean_score, "n": summary.n,
-              "gen_length": gen_length, "model": model_path}
+              "gen_length": gen_length, "model": model_path,
+              "correct": [int(bool(row["correct"])) for row in rows]}  # each item's, for paired comparisons
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(result) + "\n")
     return result
