@@ -1,14 +1,16 @@
-"""Every "mean ± spread" the README and the guides quote comes from a generated table: each "a ± b" in README.md and
-docs/*.md outside the quoted blocks appears as such in a file under docs/results/ that an experiment
-(`dopsd experiment NAME`) or scripts/quoted_numbers.py writes, and that script rebuilds its committed files from the
-committed runs. A spread retyped by hand goes stale when its table is regenerated (as when every spread became a
-sample std); this fails instead."""
+"""Every "mean ± spread" and every "difference [low, high]" interval the README and the guides quote comes from a
+generated table: each "a ± b" and "d [l, h]" in README.md and docs/*.md outside the quoted blocks appears as such in a
+file under docs/results/ that an experiment (`dopsd experiment NAME`) or scripts/quoted_numbers.py writes, and that
+script rebuilds its committed files from the committed runs. A number retyped by hand goes stale when its table is
+regenerated (as when every spread became a sample std); this fails instead."""
 
 from __future__ import annotations
 
 import importlib.util
 import re
 from pathlib import Path
+
+import pytest
 
 from dopsd.experiments import EXPERIMENTS
 from dopsd.experiments.document import lines_of, quotes
@@ -17,6 +19,11 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SPREAD = re.compile(r"(?<![\w.])([-+]?\d+(?:\.\d+)?)\s*±\s*(\d+(?:\.\d+)?)(?![\w.])")  # a line break may split one
+# a paired-bootstrap difference with its interval, "-0.098 [-0.145, -0.053]" (protocol v2's tables)
+INTERVAL = re.compile(r"(?<![\w.])([-+]\d+\.\d+)\s*\[([-+]\d+\.\d+),\s*([-+]\d+\.\d+)\]")
+# what is checked: a pattern and how a match is written in the tables
+FORMS = {"spread": (SPREAD, lambda a, b: f"{a} ± {b}"),
+         "interval": (INTERVAL, lambda d, low, high: f"{d} [{low}, {high}]")}
 
 
 def load_script():
@@ -26,17 +33,19 @@ def load_script():
     return module
 
 
-def spreads(text: str) -> set[str]:
-    return {f"{a} ± {b}" for a, b in SPREAD.findall(text)}
+def values(text: str, form: str = "spread") -> set[str]:
+    pattern, write = FORMS[form]
+    return {write(*match.groups()) for match in pattern.finditer(text)}
 
 
-def unquoted_spreads(path: Path) -> list[tuple[int, str]]:
-    """(line number, "a ± b") for each spread of the page outside its quoted blocks."""
+def unquoted_values(path: Path, form: str = "spread") -> list[tuple[int, str]]:
+    """(line number, the value as the tables write it) for each value of ``form`` on the page outside its quoted
+    blocks."""
+    pattern, write = FORMS[form]
     lines = lines_of(path.read_text())
     quoted = {index for begin, end, _ in quotes(lines, str(path)) for index in range(begin, end + 1)}
     text = "".join(line if index not in quoted else "\n" for index, line in enumerate(lines))
-    return [(text.count("\n", 0, match.start()) + 1, f"{match.group(1)} ± {match.group(2)}")
-            for match in SPREAD.finditer(text)]
+    return [(text.count("\n", 0, match.start()) + 1, write(*match.groups())) for match in pattern.finditer(text)]
 
 
 def generated_names() -> set[str]:
@@ -50,11 +59,12 @@ def test_every_table_under_docs_results_is_generated():
                                         "experiment and not by scripts/quoted_numbers.py")
 
 
-def test_every_quoted_spread_is_in_a_generated_table():
-    tables = set().union(*(spreads(path.read_text()) for path in RESULTS.glob("*.md")))
-    stale = [f"{path.relative_to(ROOT)}:{line}: {value}" for path in PAGES for line, value in unquoted_spreads(path)
-             if value not in tables]
-    assert not stale, ("these spreads appear in no table under docs/results/ (a stale copy, or a number no command "
+@pytest.mark.parametrize("form", list(FORMS))
+def test_every_quoted_value_is_in_a_generated_table(form):
+    tables = set().union(*(values(path.read_text(), form) for path in RESULTS.glob("*.md")))
+    stale = [f"{path.relative_to(ROOT)}:{line}: {value}" for path in PAGES
+             for line, value in unquoted_values(path, form) if value not in tables]
+    assert not stale, (f"these {form}s appear in no table under docs/results/ (a stale copy, or a number no command "
                        "regenerates): copy them from their table, or quote the table between '<!-- begin ... -->' "
                        "and '<!-- end ... -->' lines:\n" + "\n".join(stale))
 
@@ -63,7 +73,14 @@ def test_a_spread_split_over_two_lines_and_one_in_a_quote_are_told_apart(tmp_pat
     page = tmp_path / "page.md"
     page.write_text("a plateau at 0.364 ±\n0.015, once\n<!-- begin t.md -->\n| 0.1 ± 0.2 |\n<!-- end t.md -->\n"
                     "and 1 ± 2, 0.3±0.1, not v1.0 ± 2x\n")
-    assert unquoted_spreads(page) == [(1, "0.364 ± 0.015"), (6, "1 ± 2"), (6, "0.3 ± 0.1")]
+    assert unquoted_values(page) == [(1, "0.364 ± 0.015"), (6, "1 ± 2"), (6, "0.3 ± 0.1")]
+
+
+def test_an_interval_split_over_two_lines_is_read_as_the_tables_write_it(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("minus RFT -0.098 [-0.145,\n-0.053], and +0.048 [+0.010, +0.086]; not [1, 2] or 0.5 [0.1, 0.9]\n"
+                    "<!-- begin t.md -->\n| +0.1 [+0.0, +0.2] |\n<!-- end t.md -->\n")
+    assert unquoted_values(page, "interval") == [(1, "-0.098 [-0.145, -0.053]"), (2, "+0.048 [+0.010, +0.086]")]
 
 
 def test_the_script_rebuilds_its_committed_tables_from_the_committed_runs():
