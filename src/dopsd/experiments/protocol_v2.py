@@ -163,6 +163,11 @@ def spent(run: Run, update: int, metric: str | None) -> float:
     return run.through(update, metric)
 
 
+def seconds_per_update(run: Run) -> float:
+    """Rollout plus update seconds per update over the whole run (what a unit of the equal-time budget buys)."""
+    return spent(run, run.summary["updates"], "seconds") / run.summary["updates"]
+
+
 def within(run: Run, metric: str | None, limit: float) -> Run:
     """``run`` as it stood at its last evaluation whose spending is at most ``limit``."""
     points = [e["update"] for e in run.evals if spent(run, e["update"], metric) <= limit + 1e-9]
@@ -256,12 +261,13 @@ def main_v2_tables(root: Path, tasks: list[str], seeds: list[int], runs: dict[Ru
     for task in tasks:
         base = evaluate_on_test(bundled_model_path(task), task, root / task / "base-test.json")
         own = {label: test_results(groups[task, label], jobs) for label in labels}
-        own_rows.append([task, "base", "", "", "", "", f"{base['accuracy']:.3f}", ""])
+        own_rows.append([task, "base", "", "", "", "", "", f"{base['accuracy']:.3f}", ""])
         for label in labels:
             members = groups[task, label]
             stop = members[0].summary["updates"]
             capped = "" if protocol.plateaued(members) else " (cap; still gaining)"
             own_rows.append([task, label, f"{rates[task, label]:g}", f"{stop}{capped}",
+                             mean_spread([seconds_per_update(r) for r in members], 2),
                              mean_spread([r.best["update"] for r in members], 0),
                              mean_spread([r.best["accuracy"] for r in members]),
                              mean_spread([r["accuracy"] for r in own[label]]),
@@ -280,7 +286,8 @@ def main_v2_tables(root: Path, tasks: list[str], seeds: list[int], runs: dict[Ru
                                      mean_spread([r.best["update"] for r in read[label]], 0),
                                      mean_spread([t["accuracy"] for t in tests[label]]),
                                      "" if label == "d-OPSD" else difference_cell(tests["d-OPSD"], tests[label])])
-    own_table = markdown_table(["task", "method", "learning rate", "updates run", "chosen checkpoint (update)",
+    own_table = markdown_table(["task", "method", "learning rate", "updates run", "s per update (rollout + update)",
+                                "chosen checkpoint (update)",
                                 "validation accuracy there", "test accuracy", "d-OPSD minus method [95% CI]"],
                                own_rows)
     compute_table = markdown_table(["task", "equal budget", "method", "chosen checkpoint (update)", "test accuracy",
