@@ -19,6 +19,7 @@ from dopsd.experiments.protocol_v2 import (
     grown,
     heldout_spec,
     paired_bootstrap,
+    seconds_per_update,
     within,
 )
 from dopsd.experiments.runs import run_spec
@@ -145,3 +146,6 @@ def test_equal_budgets_read_each_run_within_the_smallest_spending(tmp_path, smal
     assert within(dopsd, "seconds", 6.0).best["update"] == 1  # 4 s an update: its best within 1 update
     assert within(sft, "rollout_samples", 384.0).summary["updates"] == 6
     assert equal_budgets({"d-OPSD": [dopsd], "SFT": [sft]})["rollout samples"] is None
+    # Table 1's frame of the equal-time budget: rollout plus update seconds per update
+    assert [seconds_per_update(run) for run in (dopsd, rft, sft)] == [4.0, 2.0, 1.0]
+    assert seconds_per_update(rft.upto(3)) == 2.0
