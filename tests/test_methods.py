@@ -149,7 +149,7 @@ def test_the_trainers_package_exports_every_registered_method():
 def test_a_task_can_set_the_rate_its_protocol_chose_for_one_method():
     # d-OPSD on Countdown-steps takes the rate the protocol chose there; the other methods, and d-OPSD on Sudoku,
     # keep their own presets' rates.
-    assert cpu_preset("countdown-steps", "dopsd")["learning_rate"] == 1.67e-5
+    assert cpu_preset("countdown-steps", "dopsd")["learning_rate"] == 5e-5
     assert cpu_preset("sudoku", "dopsd")["learning_rate"] == METHOD_PRESETS["dopsd"]["learning_rate"]
     for name in ("rft", "grpo", "sft"):
         assert cpu_preset("countdown-steps", name)["learning_rate"] == METHOD_PRESETS[name]["learning_rate"]

@@ -46,7 +46,7 @@ METHOD_PRESETS = {
 }
 # Where the protocol chose another learning rate on a task than the method's own preset (which is Sudoku's choice):
 # docs/presets.md#d-opsd-learning-rate
-TASK_METHOD_PRESETS = {("countdown-steps", "dopsd"): dict(learning_rate=1.67e-5)}
+TASK_METHOD_PRESETS = {("countdown-steps", "dopsd"): dict(learning_rate=5e-5)}  # protocol v2, two validation seeds
 
 # What a method's --help says about its no-argument settings, by modality
 NOTES = {
