@@ -31,7 +31,6 @@ from dopsd.experiments.document import splice_file
 from dopsd.experiments.protocol import window_mean
 from dopsd.experiments.runs import Run
 from dopsd.experiments.tables import markdown_table, mean_spread, updates_to_reach
-from dopsd.trainers.metrics import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
@@ -63,21 +62,17 @@ PRE_OVERLAP = {"d-OPSD": "dopsd-default-seed0", "AR-style OPSD": "dopsd-ar-opsd-
 PRE_LONG = {"clip 0.05 (preset)": "dopsd-clip-seed0", "no clip": "dopsd-noclip-seed0"}
 
 
-def read_run(folder: Path) -> Run:
-    return Run(folder, json.loads((folder / "summary.json").read_text()), read_metrics(folder / "metrics.jsonl"))
-
-
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
 def default_run(results: Path) -> str:
-    runs = [read_run(results / "sudoku" / DEFAULT_RUN.format(seed=seed)).upto(DEFAULT_UPDATES) for seed in SEEDS]
+    runs = [Run.read(results / "sudoku" / DEFAULT_RUN.format(seed=seed)).upto(DEFAULT_UPDATES) for seed in SEEDS]
     rows, bests = [], []
     for seed, run in zip(SEEDS, runs):
         first, last, best = run.evals[0], run.evals[-1], run.best
         assert last["update"] == DEFAULT_UPDATES, f"{run.folder} has no evaluation at update {DEFAULT_UPDATES}"
-        seconds = run.through(DEFAULT_UPDATES, "rollout_seconds") + run.through(DEFAULT_UPDATES, "update_seconds")
+        seconds = run.seconds(DEFAULT_UPDATES)
         rows.append([seed, f"{first['accuracy']:.3f} -> {last['accuracy']:.3f}",
                      f"{best['accuracy']:.3f} ({best['update']})",
                      f"{first['mean_score']:.3f} -> {last['mean_score']:.3f}", f"{seconds / 60:.1f} min"])
@@ -95,7 +90,7 @@ def equal_budgets(results: Path) -> str:
     rows = []
     for task, methods in TEST_RUNS.items():
         for name, prefix in methods.items():
-            runs = [read_run(results / task / f"{prefix}-seed{seed}") for seed in SEEDS]
+            runs = [Run.read(results / task / f"{prefix}-seed{seed}") for seed in SEEDS]
             ran = min(run.summary["updates"] for run in runs)
             at = {budget: [run.upto(budget) for run in runs] for budget in BUDGETS if budget <= ran}
             rows.append([task, name, "mean of the last 100 updates"]
@@ -109,7 +104,7 @@ def equal_budgets(results: Path) -> str:
 
 def pre_protocol_main(results: Path) -> str:
     tasks = list(PRE_LENGTHS)
-    group = {(task, name): [read_run(results / task / f"{prefix}-seed{seed}") for seed in SEEDS]
+    group = {(task, name): [Run.read(results / task / f"{prefix}-seed{seed}") for seed in SEEDS]
              for task in tasks for name, prefix in PRE_METHODS.items()}
     base = {(task, length): read_json(results / task / f"base-L{length}.json")["accuracy"]
             for task in tasks for length in PRE_LENGTHS[task]}
@@ -137,8 +132,7 @@ def pre_protocol_main(results: Path) -> str:
             members = group[task, name]
             updates = [r.best["update"] for r in members]
             samples = [r.through(r.best["update"], "rollout_samples") for r in members]
-            seconds = [r.through(r.best["update"], "update_seconds") + r.through(r.best["update"], "rollout_seconds")
-                       for r in members]
+            seconds = [r.seconds(r.best["update"]) for r in members]
             per_update = [r.through(r.summary["updates"], "rollout_samples") / r.summary["updates"] for r in members]
             rows.append([task, name, mean_spread([r.best["accuracy"] for r in members]),
                          mean_spread(updates, 0), mean_spread(samples, 0), mean_spread(seconds, 0),
@@ -164,7 +158,7 @@ def pre_protocol_toy(results: Path) -> str:
 def pre_protocol_overlap(results: Path) -> str:
     rows = []
     for name, folder in PRE_OVERLAP.items():
-        run = read_run(results / "sudoku" / folder)
+        run = Run.read(results / "sudoku" / folder)
         values = [v for _, v in run.series("overlap_top20")]
         head, tail = values[:10], values[-10:]
         rows.append([name, f"{sum(head) / len(head):.3f}", f"{sum(tail) / len(tail):.3f}",
@@ -177,7 +171,7 @@ def pre_protocol_overlap(results: Path) -> str:
 def pre_protocol_ablations(results: Path) -> str:
     rows = []
     for name, prefix in PRE_ABLATIONS.items():
-        group = [read_run(results / "sudoku" / f"{prefix}-seed{seed}") for seed in SEEDS]
+        group = [Run.read(results / "sudoku" / f"{prefix}-seed{seed}") for seed in SEEDS]
         rows.append([name, mean_spread([r.best["accuracy"] for r in group]),
                      mean_spread([r.evals[-1]["accuracy"] for r in group]),
                      mean_spread([r.best["update"] for r in group], 0)])
@@ -186,7 +180,7 @@ def pre_protocol_ablations(results: Path) -> str:
 
 
 def pre_protocol_long(results: Path) -> str:
-    runs = {name: read_run(results / "long" / folder) for name, folder in PRE_LONG.items()}
+    runs = {name: Run.read(results / "long" / folder) for name, folder in PRE_LONG.items()}
     updates = [e["update"] for e in next(iter(runs.values())).evals]
     assert all([e["update"] for e in run.evals] == updates for run in runs.values()), "the runs' evaluations differ"
     rows = [[name] + [f"{e['accuracy']:.3f}" for e in run.evals] for name, run in runs.items()]

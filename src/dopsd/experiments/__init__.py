@@ -129,8 +129,7 @@ def main_tables(root: Path, tasks: list[str], seeds: list[int], runs: dict[RunSp
             at_end = sum(r.best["update"] == r.evals[-1]["update"] for r in members)
             samples = [r.through(r.best["update"], "rollout_samples") for r in members]
             per_update = [r.through(r.summary["updates"], "rollout_samples") / r.summary["updates"] for r in members]
-            seconds = [r.through(r.best["update"], "update_seconds") + r.through(r.best["update"], "rollout_seconds")
-                       for r in members]
+            seconds = [r.seconds(r.best["update"]) for r in members]
             ran = members[0].summary["updates"]
             plateau = ("" if protocol.plateaued(members) else
                        " (still gaining; not continued: its checkpoints are not kept here)"

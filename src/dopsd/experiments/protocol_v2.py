@@ -159,7 +159,7 @@ def spent(run: Run, update: int, metric: str | None) -> float:
     if metric is None:
         return float(update)
     if metric == "seconds":
-        return run.through(update, "rollout_seconds") + run.through(update, "update_seconds")
+        return run.seconds(update)
     return run.through(update, metric)
 
 

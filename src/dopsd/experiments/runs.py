@@ -44,9 +44,18 @@ class Run:
         """The first evaluation reaching the best accuracy (the paper reports the best of its evaluations)."""
         return max(self.evals, key=lambda e: (e["accuracy"], -e["update"]))
 
+    @classmethod
+    def read(cls, folder: Path) -> Run:
+        """The finished run a folder holds: its ``summary.json`` and every row of its ``metrics.jsonl``."""
+        return cls(folder, json.loads((folder / "summary.json").read_text()), read_metrics(folder / "metrics.jsonl"))
+
     def through(self, update: int, key: str) -> float:
         """Sum of a per-update metric over updates 1..``update`` (rollout samples, seconds)."""
         return float(sum(r.get(key, 0.0) for r in self.rows if 0 < r["update"] <= update and "loss" in r))
+
+    def seconds(self, update: int) -> float:
+        """Rollout plus update seconds of updates 1..``update`` (evaluations excluded)."""
+        return self.through(update, "rollout_seconds") + self.through(update, "update_seconds")
 
     def series(self, key: str) -> list[tuple[int, float]]:
         return [(r["update"], r[key]) for r in self.rows if key in r]
@@ -150,7 +159,7 @@ def run(root: Path, method: str, task: str, seed: int, variant: str = "default",
         else:  # the runner's own folder, interrupted before its first checkpoint
             values["overwrite_output_dir"] = True
         trainer_class(config=trainer_class.config_class(**values)).train()
-    return Run(folder, json.loads((folder / "summary.json").read_text()), read_metrics(folder / "metrics.jsonl"))
+    return Run.read(folder)
 
 
 def evaluate_model(model_path: str, task: str, gen_length: int, block_length: int, cache: Path) -> dict:
